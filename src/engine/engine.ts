@@ -1,0 +1,103 @@
+// The execution engine: onnxruntime-node sessions on one execution provider (--device cpu|cuda|webgpu), cached by a
+// key that names the graph and its shapes, so each distinct graph is built and optimized once per run.
+
+import * as ort from 'onnxruntime-node';
+import type { GraphBuilder } from './graph-builder.js';
+
+export const DEVICES = ['cpu', 'cuda', 'webgpu'] as const;
+export type Device = (typeof DEVICES)[number];
+
+export class DeviceError extends Error {
+  constructor(readonly device: Device, cause: string) {
+    super(`--device ${device}: the ${device} execution provider could not start (${cause.split('\n')[0]}). ${HOW_TO_GET[device]}`);
+    this.name = 'DeviceError';
+  }
+}
+
+const HOW_TO_GET: Record<Device, string> = {
+  cpu: 'The CPU provider ships with onnxruntime-node; reinstall it with `npm ci`.',
+  cuda: 'onnxruntime-node ships its CUDA provider as a separate download that .npmrc skips: run `npm rebuild onnxruntime-node --onnxruntime-node-install=cuda12` on a machine with CUDA 12 and cuDNN 9 (see README, "CUDA").',
+  webgpu: 'The WebGPU provider needs a Vulkan driver: a GPU driver, or Mesa\'s lavapipe on a CPU-only machine (`sudo bash .ci/install-lavapipe.sh`, see README).',
+};
+
+export function parseDevice(s: string): Device {
+  if ((DEVICES as readonly string[]).includes(s)) return s as Device;
+  throw new Error(`--device: unknown device "${s}" (choose one of ${DEVICES.join(', ')})`);
+}
+
+export type Feeds = Record<string, ort.Tensor>;
+export type Fetches = Record<string, ort.Tensor>;
+
+export class Engine {
+  private readonly sessions = new Map<string, Promise<ort.InferenceSession>>();
+  /** Time spent inside session.run, per key prefix (for benchmarks). */
+  readonly runSeconds = new Map<string, number>();
+
+  constructor(readonly device: Device = 'cpu', readonly intraOpThreads = 0) {}
+
+  /** The cached session for `key`, building the graph with `build` the first time. */
+  session(key: string, build: () => GraphBuilder): Promise<ort.InferenceSession> {
+    let s = this.sessions.get(key);
+    if (!s) {
+      s = this.create(build().toBytes());
+      this.sessions.set(key, s);
+      s.catch(() => this.sessions.delete(key));
+    }
+    return s;
+  }
+
+  async run(key: string, build: () => GraphBuilder, feeds: Feeds): Promise<Fetches> {
+    const s = await this.session(key, build);
+    const t0 = performance.now();
+    const out = await s.run(feeds);
+    const kind = key.split(':')[0]!;
+    this.runSeconds.set(kind, (this.runSeconds.get(kind) ?? 0) + (performance.now() - t0) / 1000);
+    return out;
+  }
+
+  private async create(bytes: Uint8Array): Promise<ort.InferenceSession> {
+    const opts: ort.InferenceSession.SessionOptions = {
+      executionProviders: [this.device],
+      graphOptimizationLevel: 'all',
+      ...(this.intraOpThreads > 0 ? { intraOpNumThreads: this.intraOpThreads } : {}),
+    };
+    try {
+      return await ort.InferenceSession.create(bytes, opts);
+    } catch (e) {
+      const msg = (e as Error).message;
+      if (this.device !== 'cpu' && /provider|adapter|cuda|webgpu|vulkan|dawn|\.so/i.test(msg)) throw new DeviceError(this.device, msg);
+      throw e;
+    }
+  }
+
+  /** Check that the provider starts (a tiny graph), so a bad --device fails before any heavy work. */
+  async probe(): Promise<void> {
+    const { GraphBuilder: GB } = await import('./graph-builder.js');
+    const out = await this.run('probe', () => {
+      const g = new GB('probe');
+      const x = g.input('x', 'float32', [2]);
+      g.output(g.op('Add', [x, x]), 'y', 'float32', [2]);
+      return g;
+    }, { x: new ort.Tensor('float32', new Float32Array([1, 2]), [2]) });
+    const y = out['y']!.data as Float32Array;
+    if (y[0] !== 2 || y[1] !== 4) throw new DeviceError(this.device, 'a probe graph returned wrong values');
+  }
+
+  async release(): Promise<void> {
+    const all = [...this.sessions.values()];
+    this.sessions.clear();
+    for (const s of all) {
+      try { await (await s).release(); } catch { /* a failed session has nothing to release */ }
+    }
+  }
+}
+
+export function f32(data: Float32Array, dims: readonly number[]): ort.Tensor {
+  return new ort.Tensor('float32', data, dims);
+}
+
+export function i64(data: BigInt64Array, dims: readonly number[]): ort.Tensor {
+  return new ort.Tensor('int64', data, dims);
+}
+
+export { ort };
