@@ -1,0 +1,22 @@
+#!/usr/bin/env node
+// The `topiary` command line: one subcommand per job (inspect, eval, prune, quantize). Each subcommand lives in its
+// own module under src/cli/ and registers itself on the program here. Errors print one clear line and exit non-zero.
+
+import { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+
+const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const program = new Command('topiary')
+  .description('One-shot pruning and quantization of transformer language models, streamed layer by layer.')
+  .version(pkg.version)
+  .showHelpAfterError();
+
+// Subcommands (each module exports register(program)).
+
+program.parseAsync(process.argv).catch((e: unknown) => {
+  const msg = e instanceof Error ? e.message : String(e);
+  process.stderr.write(`topiary: ${msg}\n`);
+  if (process.env['TOPIARY_DEBUG'] && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+  process.exit(1);
+});
