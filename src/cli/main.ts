@@ -13,6 +13,7 @@ const program = new Command('topiary')
   .showHelpAfterError();
 
 // Subcommands (each module exports register(program)).
+(await import('./inspect.js')).register(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   const msg = e instanceof Error ? e.message : String(e);

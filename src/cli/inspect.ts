@@ -1,0 +1,23 @@
+// `topiary inspect <model> [--json]`: architecture, parameter counts, dtypes, shards and per-linear sparsity / N:M
+// pattern of a local model folder (see src/model/inspect.ts for what is computed).
+
+import type { Command } from 'commander';
+import { ModelFolder } from '../model/model-folder.js';
+import { formatInspect, inspectModel } from '../model/inspect.js';
+
+export function register(program: Command): void {
+  program
+    .command('inspect')
+    .description('Describe a model folder: architecture, parameters by kind, dtypes, shards, and per-linear sparsity and 2:4 / 4:8 patterns.')
+    .argument('<model>', 'local model folder (config.json + safetensors)')
+    .option('--json', 'print one JSON record instead of tables')
+    .action(async (model: string, opts: { json?: boolean }) => {
+      const folder = await ModelFolder.open(model);
+      try {
+        const report = await inspectModel(folder);
+        process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatInspect(report));
+      } finally {
+        await folder.close();
+      }
+    });
+}

@@ -1,0 +1,385 @@
+// Safetensors writer: streams tensors into shards as they are produced (never holding a shard in memory), in the
+// layout and naming of transformers' save_pretrained: `model.safetensors` when everything fits in one shard, else
+// `model-0000k-of-0000n.safetensors` plus `model.safetensors.index.json` (written last). Every file is written under
+// a temporary name and renamed only when complete, so a failed or aborted run never leaves a file that looks whole.
+//
+// Shard layout while writing: [u64 header length][reserved header space][data]. The data is appended straight after
+// the reservation; when the shard is closed its JSON header is padded with spaces to fill the reservation exactly
+// (the format allows trailing whitespace in the header). A header larger than the reservation is rare (hundreds of
+// tensors in one shard); then the shard is rewritten once with an exact header, copying the data in bounded chunks.
+
+import { open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
+import { DTYPE_BYTES, isDType, type DType } from './dtype.js';
+
+/** transformers' default max_shard_size ("5GB", decimal). */
+export const DEFAULT_MAX_SHARD_BYTES = 5_000_000_000;
+/** Header space reserved at the start of each shard (~600 tensor entries). */
+export const DEFAULT_HEADER_RESERVE_BYTES = 64 * 1024;
+export const SINGLE_FILE_NAME = 'model.safetensors';
+export const INDEX_FILE_NAME = 'model.safetensors.index.json';
+
+const COPY_CHUNK_BYTES = 8 * 1024 * 1024;
+
+/** A write to `file` failed (disk full, permissions, ...); the writer has removed its temporary files. */
+export class SafetensorsWriteError extends Error {
+  constructor(readonly file: string, detail: string, options?: { cause?: unknown }) {
+    super(`${file}: ${detail}`, options);
+    this.name = 'SafetensorsWriteError';
+  }
+}
+
+export interface TensorToWrite {
+  readonly name: string;
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  /** Little-endian bytes, exactly numel × dtype size. */
+  readonly bytes: Uint8Array;
+}
+
+export interface WriterOptions {
+  /** Tensor bytes per shard before a new one starts (default 5 GB, as save_pretrained). */
+  readonly maxShardBytes?: number;
+  /** String metadata added to every header next to `format: "pt"`. */
+  readonly metadata?: Readonly<Record<string, string>>;
+  /** Header bytes reserved per shard (a multiple of 8); larger headers cost one rewrite of the shard. */
+  readonly headerReserveBytes?: number;
+  /** Replace model files already in the folder (otherwise their presence is an error). */
+  readonly overwrite?: boolean;
+}
+
+interface HeaderEntry {
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  readonly begin: number;
+  readonly end: number;
+}
+
+/** Checks name, dtype and shape against the byte count; returns the error text or null. */
+function tensorProblem(name: string, dtype: string, shape: readonly number[], byteLength: number): string | null {
+  if (typeof name !== 'string' || name.length === 0) return 'tensor name must be a non-empty string';
+  if (name === '__metadata__') return 'tensor name "__metadata__" is reserved';
+  if (!isDType(dtype)) return `tensor "${name}": unknown dtype ${JSON.stringify(dtype)}`;
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    return `tensor "${name}": shape ${JSON.stringify(shape)} is not a list of non-negative integers`;
+  }
+  const numel = shape.reduce((a, b) => a * b, 1);
+  const want = numel * DTYPE_BYTES[dtype];
+  if (want !== byteLength) return `tensor "${name}": shape ${JSON.stringify(shape)} × ${dtype} is ${want} bytes but ${byteLength} were given`;
+  return null;
+}
+
+function checkMetadata(metadata: Readonly<Record<string, string>>): void {
+  for (const [k, v] of Object.entries(metadata)) {
+    if (typeof v !== 'string') throw new TypeError(`safetensors metadata "${k}" must be a string, got ${JSON.stringify(v)}`);
+  }
+}
+
+/**
+ * The header JSON for tensors in data order, padded with spaces to a multiple of 8 bytes (save_pretrained's
+ * alignment) or, when `padTo` is given and large enough, to exactly `padTo` bytes.
+ */
+export function encodeHeader(entries: ReadonlyMap<string, HeaderEntry>, metadata: Readonly<Record<string, string>>, padTo?: number): Uint8Array {
+  const obj: Record<string, unknown> = { __metadata__: { format: 'pt', ...metadata } };
+  for (const [name, e] of entries) obj[name] = { dtype: e.dtype, shape: e.shape, data_offsets: [e.begin, e.end] };
+  const json = new TextEncoder().encode(JSON.stringify(obj));
+  const size = padTo !== undefined && json.length <= padTo ? padTo : Math.ceil(json.length / 8) * 8;
+  const out = new Uint8Array(size).fill(0x20);
+  out.set(json);
+  return out;
+}
+
+function lengthPrefix(headerBytes: number): Uint8Array {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, BigInt(headerBytes), true);
+  return b;
+}
+
+/** Write all of `data` at `position`, looping over short writes (a full disk or size limit shows up as one). */
+async function writeAll(fh: FileHandle, data: Uint8Array, position: number): Promise<void> {
+  let done = 0;
+  while (done < data.byteLength) {
+    const { bytesWritten } = await fh.write(data, done, data.byteLength - done, position + done);
+    if (bytesWritten <= 0) throw new Error('no bytes written (disk full?)');
+    done += bytesWritten;
+  }
+}
+
+function describeFsError(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  if (err?.code === 'ENOSPC') return 'write failed: no space left on device';
+  if (err?.code === 'EFBIG') return 'write failed: file too large (file size limit reached)';
+  if (err?.code === 'EACCES' || err?.code === 'EPERM') return `write failed: permission denied (${err.code})`;
+  return `write failed: ${err instanceof Error ? err.message : String(e)}`;
+}
+
+/** Runs an fs step; any failure becomes a SafetensorsWriteError naming `file`. */
+async function guarded<T>(file: string, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (e) {
+    if (e instanceof SafetensorsWriteError) throw e;
+    throw new SafetensorsWriteError(file, describeFsError(e), { cause: e });
+  }
+}
+
+/** One-shot writer for small files (tests, calibration sets): exact header, temporary name renamed on success. */
+export async function writeSafetensorsFile(path: string, tensors: Iterable<TensorToWrite>, metadata: Readonly<Record<string, string>> = {}): Promise<void> {
+  checkMetadata(metadata);
+  const entries = new Map<string, HeaderEntry>();
+  const datas: Uint8Array[] = [];
+  let offset = 0;
+  for (const t of tensors) {
+    const problem = tensorProblem(t.name, t.dtype, t.shape, t.bytes.byteLength);
+    if (problem) throw new TypeError(`${path}: ${problem}`);
+    if (entries.has(t.name)) throw new TypeError(`${path}: tensor "${t.name}" given twice`);
+    entries.set(t.name, { dtype: t.dtype, shape: [...t.shape], begin: offset, end: offset + t.bytes.byteLength });
+    datas.push(t.bytes);
+    offset += t.bytes.byteLength;
+  }
+  const header = encodeHeader(entries, metadata);
+  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  let fh: FileHandle | null = null;
+  try {
+    fh = await guarded(tmp, () => open(tmp, 'w'));
+    const h = fh;
+    await guarded(tmp, async () => {
+      await writeAll(h, lengthPrefix(header.length), 0);
+      await writeAll(h, header, 8);
+      let pos = 8 + header.length;
+      for (const d of datas) {
+        await writeAll(h, d, pos);
+        pos += d.byteLength;
+      }
+      await h.close();
+    });
+    fh = null;
+    await guarded(path, () => rename(tmp, path));
+  } catch (e) {
+    if (fh) await fh.close().catch(() => undefined);
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw e;
+  }
+}
+
+interface OpenShard {
+  readonly tmpPath: string;
+  readonly fh: FileHandle;
+  readonly entries: Map<string, HeaderEntry>;
+  /** Bytes of tensor data written so far. */
+  dataBytes: number;
+}
+
+interface ClosedShard {
+  readonly tmpPath: string;
+  readonly names: readonly string[];
+  readonly dataBytes: number;
+}
+
+/** Streaming sharded writer; see the file comment. Calls to add() are serialized in call order. */
+export class SafetensorsWriter {
+  private readonly token = `${process.pid}-${randomBytes(4).toString('hex')}`;
+  private current: OpenShard | null = null;
+  private readonly closed: ClosedShard[] = [];
+  private readonly names = new Set<string>();
+  /** Every temporary path created and not yet renamed, for abort(). */
+  private readonly temporaries = new Set<string>();
+  private queue: Promise<unknown> = Promise.resolve();
+  private state: 'open' | 'finished' | 'failed' = 'open';
+  private totalBytes = 0;
+
+  private constructor(
+    readonly dir: string,
+    private readonly maxShardBytes: number,
+    private readonly metadata: Readonly<Record<string, string>>,
+    private readonly headerReserve: number,
+    private readonly overwrite: boolean,
+  ) {}
+
+  static async create(dir: string, options: WriterOptions = {}): Promise<SafetensorsWriter> {
+    const maxShardBytes = options.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES;
+    if (!Number.isSafeInteger(maxShardBytes) || maxShardBytes <= 0) throw new RangeError(`maxShardBytes must be a positive integer, got ${maxShardBytes}`);
+    const reserve = options.headerReserveBytes ?? DEFAULT_HEADER_RESERVE_BYTES;
+    if (!Number.isSafeInteger(reserve) || reserve < 8 || reserve % 8 !== 0) throw new RangeError(`headerReserveBytes must be a positive multiple of 8, got ${reserve}`);
+    const metadata = options.metadata ?? {};
+    checkMetadata(metadata);
+    const st = await stat(dir).catch(() => null);
+    if (!st?.isDirectory()) throw new SafetensorsWriteError(dir, 'output folder does not exist or is not a folder');
+    if (!options.overwrite) {
+      const existing = (await readdir(dir)).find(isModelFileName);
+      if (existing !== undefined) throw new SafetensorsWriteError(join(dir, existing), 'already exists (refusing to overwrite a model)');
+    }
+    return new SafetensorsWriter(dir, maxShardBytes, metadata, reserve, options.overwrite ?? false);
+  }
+
+  /** Appends one tensor; starts a new shard first when it does not fit in the current one. */
+  add(name: string, dtype: DType, shape: readonly number[], bytes: Uint8Array): Promise<void> {
+    const problem = tensorProblem(name, dtype, shape, bytes.byteLength);
+    if (problem) return Promise.reject(new TypeError(`${this.dir}: ${problem}`));
+    if (this.state !== 'open') return Promise.reject(new Error(`${this.dir}: writer is ${this.state}; cannot add "${name}"`));
+    if (this.names.has(name)) return Promise.reject(new TypeError(`${this.dir}: tensor "${name}" was already written`));
+    this.names.add(name);
+    const shapeCopy = [...shape];
+    return this.enqueue(() => this.append(name, dtype, shapeCopy, bytes));
+  }
+
+  /** Closes the last shard, renames shards to their final names, writes the index (when sharded). Returns the paths. */
+  finish(): Promise<string[]> {
+    if (this.state !== 'open') return Promise.reject(new Error(`${this.dir}: writer is ${this.state}; cannot finish`));
+    return this.enqueue(async () => {
+      if (this.current) await this.closeShard();
+      if (this.closed.length === 0) throw new Error(`${this.dir}: no tensors were written`);
+      const n = this.closed.length;
+      const finalNames = n === 1 ? [SINGLE_FILE_NAME] : this.closed.map((_, k) => `model-${pad5(k + 1)}-of-${pad5(n)}.safetensors`);
+      // The index is made first under a temporary name, renamed last: a folder without it (sharded) or without
+      // model.safetensors (single) does not look like a model.
+      let indexTmp: string | null = null;
+      if (n > 1) {
+        const weightMap: Record<string, string> = {};
+        const sorted: [string, string][] = [];
+        this.closed.forEach((s, k) => { for (const name of s.names) sorted.push([name, finalNames[k]!]); });
+        sorted.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+        for (const [name, file] of sorted) weightMap[name] = file;
+        const index = { metadata: { total_size: this.totalBytes }, weight_map: weightMap };
+        indexTmp = this.tempPath('index.json');
+        this.temporaries.add(indexTmp);
+        const text = new TextEncoder().encode(`${JSON.stringify(index, null, 2)}\n`);
+        const p = indexTmp;
+        await guarded(p, async () => {
+          const fh = await open(p, 'w');
+          try { await writeAll(fh, text, 0); } finally { await fh.close(); }
+        });
+      }
+      if (this.overwrite) await this.removeOldModelFiles(new Set(finalNames));
+      const out: string[] = [];
+      for (let k = 0; k < n; k++) {
+        const from = this.closed[k]!.tmpPath;
+        const to = join(this.dir, finalNames[k]!);
+        await guarded(to, () => rename(from, to));
+        this.temporaries.delete(from);
+        out.push(to);
+      }
+      if (indexTmp !== null) {
+        const to = join(this.dir, INDEX_FILE_NAME);
+        const from = indexTmp;
+        await guarded(to, () => rename(from, to));
+        this.temporaries.delete(from);
+        out.push(to);
+      }
+      this.state = 'finished';
+      return out;
+    });
+  }
+
+  /** Stops writing and removes every temporary file. Safe to call at any time, also after a failure. */
+  async abort(): Promise<void> {
+    await this.queue.catch(() => undefined);
+    await this.cleanup();
+    if (this.state === 'open') this.state = 'failed';
+  }
+
+  private enqueue<T>(step: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(async () => {
+      if (this.state === 'failed') throw new Error(`${this.dir}: writer failed earlier`);
+      try {
+        return await step();
+      } catch (e) {
+        this.state = 'failed';
+        await this.cleanup();
+        throw e;
+      }
+    });
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private tempPath(what: string): string {
+    return join(this.dir, `.topiary-${this.token}-${what}.tmp`);
+  }
+
+  private async append(name: string, dtype: DType, shape: readonly number[], bytes: Uint8Array): Promise<void> {
+    if (this.current && this.current.dataBytes > 0 && this.current.dataBytes + bytes.byteLength > this.maxShardBytes) {
+      await this.closeShard();
+    }
+    if (!this.current) await this.openShard();
+    const s = this.current!;
+    await guarded(s.tmpPath, () => writeAll(s.fh, bytes, 8 + this.headerReserve + s.dataBytes));
+    s.entries.set(name, { dtype, shape, begin: s.dataBytes, end: s.dataBytes + bytes.byteLength });
+    s.dataBytes += bytes.byteLength;
+    this.totalBytes += bytes.byteLength;
+  }
+
+  private async openShard(): Promise<void> {
+    const tmpPath = this.tempPath(`shard-${this.closed.length + 1}`);
+    this.temporaries.add(tmpPath);
+    const fh = await guarded(tmpPath, () => open(tmpPath, 'w'));
+    this.current = { tmpPath, fh, entries: new Map(), dataBytes: 0 };
+  }
+
+  private async closeShard(): Promise<void> {
+    const s = this.current!;
+    const header = encodeHeader(s.entries, this.metadata, this.headerReserve);
+    if (header.length === this.headerReserve) {
+      await guarded(s.tmpPath, async () => {
+        await writeAll(s.fh, lengthPrefix(header.length), 0);
+        await writeAll(s.fh, header, 8);
+        await s.fh.close();
+      });
+      this.closed.push({ tmpPath: s.tmpPath, names: [...s.entries.keys()], dataBytes: s.dataBytes });
+    } else {
+      // The header outgrew its reservation: write a new file with the exact header and copy the data over.
+      const exactPath = this.tempPath(`shard-${this.closed.length + 1}-exact`);
+      this.temporaries.add(exactPath);
+      const out = await guarded(exactPath, () => open(exactPath, 'w'));
+      try {
+        await guarded(exactPath, async () => {
+          await writeAll(out, lengthPrefix(header.length), 0);
+          await writeAll(out, header, 8);
+        });
+        const chunk = new Uint8Array(Math.min(COPY_CHUNK_BYTES, Math.max(1, s.dataBytes)));
+        for (let done = 0; done < s.dataBytes;) {
+          const want = Math.min(chunk.length, s.dataBytes - done);
+          const { bytesRead } = await guarded(s.tmpPath, () => s.fh.read(chunk, 0, want, 8 + this.headerReserve + done));
+          if (bytesRead <= 0) throw new SafetensorsWriteError(s.tmpPath, 'temporary shard ended early while copying');
+          await guarded(exactPath, () => writeAll(out, chunk.subarray(0, bytesRead), 8 + header.length + done));
+          done += bytesRead;
+        }
+        await guarded(exactPath, () => out.close());
+      } catch (e) {
+        await out.close().catch(() => undefined);
+        throw e;
+      }
+      await s.fh.close();
+      await rm(s.tmpPath, { force: true });
+      this.temporaries.delete(s.tmpPath);
+      this.closed.push({ tmpPath: exactPath, names: [...s.entries.keys()], dataBytes: s.dataBytes });
+    }
+    this.current = null;
+  }
+
+  /** With `overwrite`, removes an earlier model's files that the new set would not replace. */
+  private async removeOldModelFiles(keep: ReadonlySet<string>): Promise<void> {
+    for (const name of await readdir(this.dir)) {
+      if (isModelFileName(name) && !keep.has(name)) await guarded(join(this.dir, name), () => rm(join(this.dir, name), { force: true }));
+    }
+  }
+
+  private async cleanup(): Promise<void> {
+    if (this.current) {
+      await this.current.fh.close().catch(() => undefined);
+      this.current = null;
+    }
+    for (const p of this.temporaries) await rm(p, { force: true }).catch(() => undefined);
+    this.temporaries.clear();
+  }
+}
+
+/** The names save_pretrained gives model weights (what a loader would pick up). */
+function isModelFileName(name: string): boolean {
+  return name === SINGLE_FILE_NAME || name === INDEX_FILE_NAME || /^model-\d{5}-of-\d{5}\.safetensors$/.test(name);
+}
+
+function pad5(k: number): string {
+  return String(k).padStart(5, '0');
+}
