@@ -121,7 +121,8 @@ async function parseHeader(path: string, fh: FileHandle, fileBytes: number): Pro
   if (raw.length !== n) fail('truncated', 'file ended inside the header');
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
+    // ignoreBOM keeps a leading BOM in the text, so the "{" check below rejects it as the Rust crate does.
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(raw);
   } catch {
     return fail('invalid-header-utf8', 'header is not valid UTF-8');
   }
