@@ -1,0 +1,291 @@
+// One decoder block as an ONNX graph, for every architecture an ArchSpec describes, and the BlockRunner that feeds it
+// one layer's weights at a time. The math follows transformers' modeling code: pre-norm (RMSNorm in float32 as HF:
+// x·rsqrt(mean(x²)+eps)·w, gemma (1+w); LayerNorm with bias), causal self-attention with grouped kv heads, rotary
+// embeddings (rotate_half, partial rotary on the first rotaryDim dims of each head, qwen3 q/k RMSNorm before it),
+// gated or plain MLPs, sequential or parallel (gpt_neox) residuals. Only standard 'ai.onnx' ops, so the CPU, CUDA and
+// WebGPU providers run the same graph.
+//
+// Shapes are fixed per graph (B sequences × T tokens), so the causal mask and rotary tables are constants baked into
+// it. Weights are graph inputs: one optimized session serves every layer and every pruned version of a layer
+// (scripts/bench-block-weights.ts measured initializers: rebuilding a session per weight set costs far more than the
+// per-run packing it saves). Every linear is a 2-D Gemm over all B·T tokens at once, so the MatMuls are large.
+
+import { createHash } from 'node:crypto';
+import type { ArchSpec, LayerSpec, LinearInput, LinearRole, LinearSpec, NormSpec } from '../model/arch.js';
+import { Engine, f32, type Feeds } from './engine.js';
+import { GraphBuilder } from './graph-builder.js';
+import { ropeTables } from './rope.js';
+
+/** One layer's tensors by their full names (as in the safetensors files), in stored layout, float32. */
+export type LayerWeights = ReadonlyMap<string, Float32Array>;
+
+export const LINEAR_INPUTS: readonly LinearInput[] = ['attn_in', 'attn_out', 'mlp_in', 'mlp_act'];
+
+/** torch.finfo(float32).min, HF's causal-mask fill value. */
+const MASK_FILL = -3.4028234663852886e38;
+
+/** A weight tensor the block graph consumes: its graph name ("slot"), the file tensor behind it, and its shape. */
+export interface WeightSlot {
+  readonly slot: string;
+  readonly tensor: string;
+  readonly dims: readonly number[];
+}
+
+/** Every tensor of one layer the block reads, keyed by slot (w_q, b_q, attn_norm_w, ...). */
+export function layerSlots(arch: ArchSpec, layer: LayerSpec): Map<string, WeightSlot> {
+  const slots = new Map<string, WeightSlot>();
+  const add = (slot: string, tensor: string, dims: readonly number[]) => slots.set(slot, { slot, tensor, dims });
+  const addNormSlots = (prefix: string, n: NormSpec | null, dim: number, kind: ArchSpec['norm']['kind']) => {
+    if (!n) return;
+    add(`${prefix}_w`, n.weight, [dim]);
+    if (n.bias !== null && kind === 'layernorm') add(`${prefix}_b`, n.bias, [dim]);
+  };
+  addNormSlots('attn_norm', layer.attnNorm, arch.hidden, arch.norm.kind);
+  addNormSlots('mlp_norm', layer.mlpNorm, arch.hidden, arch.norm.kind);
+  addNormSlots('q_norm', layer.qNorm, arch.headDim, 'rmsnorm');
+  addNormSlots('k_norm', layer.kNorm, arch.headDim, 'rmsnorm');
+  for (const l of layer.linears) {
+    add(`w_${l.role}`, l.weight, l.transposed ? [l.inFeatures, l.outFeatures] : [l.outFeatures, l.inFeatures]);
+    if (l.bias !== null) add(`b_${l.role}`, l.bias, [l.outFeatures]);
+  }
+  return slots;
+}
+
+/** Where each weight comes from while building: a graph input (fed per run) or a constant baked into the graph. */
+export type WeightSource = { readonly kind: 'inputs' } | { readonly kind: 'initializers'; readonly weights: LayerWeights };
+
+export interface BlockGraphOptions {
+  readonly B: number;
+  readonly T: number;
+  /** Linear inputs to return besides the block output, as outputs named `cap_<input>` of shape [B·T, features]. */
+  readonly capture: readonly LinearInput[];
+  readonly weights: WeightSource;
+}
+
+/**
+ * The block graph: input `x` [B, T, hidden] (+ one input per weight slot when weights are inputs), output `out`
+ * [B, T, hidden] and the requested `cap_*` linear inputs.
+ */
+export function buildBlockGraph(arch: ArchSpec, layer: LayerSpec, o: BlockGraphOptions): GraphBuilder {
+  const { B, T } = o;
+  const N = B * T;
+  const H = arch.hidden, hd = arch.headDim, nH = arch.numHeads, nKv = arch.numKvHeads, rep = nH / nKv;
+  const g = new GraphBuilder(`block_${arch.modelType}`);
+  const slots = layerSlots(arch, layer);
+
+  const declared = new Set<string>();
+  const weight = (slot: string): string => {
+    if (declared.has(slot)) return slot;
+    declared.add(slot);
+    const s = slots.get(slot);
+    if (!s) throw new Error(`block graph: layer ${layer.index} has no ${slot} tensor`);
+    if (o.weights.kind === 'inputs') return g.input(slot, 'float32', s.dims);
+    const data = o.weights.weights.get(s.tensor);
+    if (!data) throw new Error(`block graph: tensor "${s.tensor}" (layer ${layer.index}) is missing`);
+    return g.initializer(slot, { type: 'float32', dims: s.dims, values: data });
+  };
+  const shape = (dims: readonly number[]) => g.constI64(dims);
+  const reshape = (x: string, dims: readonly number[]) => g.op('Reshape', [x, shape(dims)]);
+  const scalar = (v: number) => g.constF32([v], []);
+
+  const norm = (x: string, prefix: string, n: NormSpec): string =>
+    addNorm(g, arch, x, weight(`${prefix}_w`), slots.has(`${prefix}_b`) && n.bias !== null ? weight(`${prefix}_b`) : null);
+  const linearSpec = (role: LinearRole): LinearSpec => {
+    const l = layer.linears.find((s) => s.role === role);
+    if (!l) throw new Error(`block graph: layer ${layer.index} has no ${role} linear`);
+    return l;
+  };
+  const hasLinear = (role: LinearRole) => layer.linears.some((s) => s.role === role);
+  /** x [N, in] -> [N, out]: nn.Linear stores W [out, in] (x·Wᵀ); GPT-2 Conv1D stores [in, out] (x·W). */
+  const linear = (x: string, role: LinearRole): string => {
+    const l = linearSpec(role);
+    const inputs = [x, weight(`w_${role}`)];
+    if (l.bias !== null) inputs.push(weight(`b_${role}`));
+    return g.op('Gemm', inputs, { transB: l.transposed ? 0 : 1 });
+  };
+  const split = (x: string, axis: number, sizes: readonly number[]): string[] =>
+    g.node('Split', [x, g.constI64(sizes)], { axis }, sizes.length);
+  const activation = (x: string): string => {
+    switch (arch.mlp.activation) {
+      case 'silu': return g.op('Mul', [x, g.op('Sigmoid', [x])]);
+      case 'relu': return g.op('Relu', [x]);
+      case 'gelu': {
+        // 0.5·x·(1 + erf(x/√2)), torch's exact gelu.
+        const e = g.op('Erf', [g.op('Mul', [x, scalar(Math.SQRT1_2)])]);
+        return g.op('Mul', [g.op('Mul', [x, scalar(0.5)]), g.op('Add', [e, scalar(1)])]);
+      }
+      case 'gelu_tanh': {
+        // 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), HF NewGELU / gelu(approximate='tanh').
+        const x3 = g.op('Mul', [g.op('Mul', [x, x]), x]);
+        const inner = g.op('Mul', [g.op('Add', [x, g.op('Mul', [x3, scalar(0.044715)])]), scalar(Math.sqrt(2 / Math.PI))]);
+        return g.op('Mul', [g.op('Mul', [x, scalar(0.5)]), g.op('Add', [g.op('Tanh', [inner]), scalar(1)])]);
+      }
+    }
+  };
+
+  const x3d = g.input('x', 'float32', [B, T, H]);
+  const x = reshape(x3d, [N, H]);
+  const captured = new Map<LinearInput, { value: string; features: number }>();
+
+  // --- attention ---
+  const attnIn = norm(x, 'attn_norm', layer.attnNorm);
+  captured.set('attn_in', { value: attnIn, features: H });
+  let q: string, k: string, v: string;
+  if (arch.attention.qkvLayout === 'separate') {
+    q = linear(attnIn, 'q'); k = linear(attnIn, 'k'); v = linear(attnIn, 'v');
+  } else if (arch.attention.qkvLayout === 'concat') {
+    [q, k, v] = split(linear(attnIn, 'qkv'), 1, [nH * hd, nKv * hd, nKv * hd]) as [string, string, string];
+  } else {
+    // gpt_neox: rows [heads, 3, head_dim], i.e. per head q, k, v next to each other.
+    if (nKv !== nH) throw new Error('block graph: per-head interleaved qkv needs as many kv heads as heads');
+    const qkv = reshape(linear(attnIn, 'qkv'), [N, nH, 3 * hd]);
+    [q, k, v] = split(qkv, 2, [hd, hd, hd]) as [string, string, string];
+  }
+  q = reshape(q, [B, T, nH, hd]);
+  k = reshape(k, [B, T, nKv, hd]);
+  v = reshape(v, [B, T, nKv, hd]);
+  if (layer.qNorm) q = addRmsNorm(g, q, weight('q_norm_w'), arch.norm.eps, false);
+  if (layer.kNorm) k = addRmsNorm(g, k, weight('k_norm_w'), arch.norm.eps, false);
+  if (arch.positions.kind === 'rope') {
+    const rd = arch.positions.rotaryDim;
+    const tables = ropeTables(arch.positions, T);
+    const cos = g.constF32(tables.cos, [T, 1, rd]);
+    const sin = g.constF32(tables.sinSigned, [T, 1, rd]);
+    const rotate = (t: string): string => {
+      // q·cos + rotate_half(q)·sin on the first rd dims; the rest passes through.
+      const rot = rd < hd ? g.op('Slice', [t, g.constI64([0]), g.constI64([rd]), g.constI64([3])]) : t;
+      const [x1, x2] = split(rot, 3, [rd / 2, rd / 2]) as [string, string];
+      const swapped = g.op('Concat', [x2, x1], { axis: 3 });
+      const out = g.op('Add', [g.op('Mul', [rot, cos]), g.op('Mul', [swapped, sin])]);
+      if (rd === hd) return out;
+      const pass = g.op('Slice', [t, g.constI64([rd]), g.constI64([hd]), g.constI64([3])]);
+      return g.op('Concat', [out, pass], { axis: 3 });
+    };
+    q = rotate(q);
+    k = rotate(k);
+  }
+  // Scale q rather than the T×T scores (same product up to one rounding, T/hd times fewer multiplies).
+  q = g.op('Mul', [q, scalar(arch.attention.scale)]);
+  // Grouped heads without copying k/v: head h uses kv head ⌊h/rep⌋ (HF repeat_kv), so view q as
+  // [B, nKv, rep·T, hd] and multiply each kv group once.
+  const qg = reshape(g.op('Transpose', [reshape(q, [B, T, nKv, rep, hd])], { perm: [0, 2, 3, 1, 4] }), [B, nKv, rep * T, hd]);
+  const kT = g.op('Transpose', [k], { perm: [0, 2, 3, 1] }); // [B, nKv, hd, T]
+  const vg = g.op('Transpose', [v], { perm: [0, 2, 1, 3] }); // [B, nKv, T, hd]
+  const mask = new Float32Array(T * T);
+  for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) mask[i * T + j] = MASK_FILL;
+  const scores = g.op('Add', [reshape(g.op('MatMul', [qg, kT]), [B, nKv, rep, T, T]), g.constF32(mask, [T, T])]);
+  const probs = reshape(g.op('Softmax', [scores], { axis: -1 }), [B, nKv, rep * T, T]);
+  const ctx = reshape(g.op('MatMul', [probs, vg]), [B, nKv, rep, T, hd]);
+  const attnOut = reshape(g.op('Transpose', [ctx], { perm: [0, 3, 1, 2, 4] }), [N, nH * hd]);
+  captured.set('attn_out', { value: attnOut, features: nH * hd });
+  const attn = linear(attnOut, 'o');
+
+  // --- MLP ---
+  const mlpResidual = arch.parallelResidual ? x : g.op('Add', [x, attn]);
+  const mlpIn = norm(mlpResidual, 'mlp_norm', layer.mlpNorm);
+  captured.set('mlp_in', { value: mlpIn, features: H });
+  let act: string;
+  if (arch.mlp.kind === 'gated') {
+    let gate: string, up: string;
+    if (hasLinear('gate_up')) [gate, up] = split(linear(mlpIn, 'gate_up'), 1, [arch.intermediate, arch.intermediate]) as [string, string];
+    else { gate = linear(mlpIn, 'gate'); up = linear(mlpIn, 'up'); }
+    act = g.op('Mul', [activation(gate), up]);
+  } else {
+    act = activation(linear(mlpIn, 'fc_in'));
+  }
+  captured.set('mlp_act', { value: act, features: arch.intermediate });
+  const mlp = linear(act, arch.mlp.kind === 'gated' ? 'down' : 'fc_out');
+  // HF order: gpt_neox mlp + attn + x; the others residual + mlp.
+  const out = arch.parallelResidual ? g.op('Add', [g.op('Add', [mlp, attn]), x]) : g.op('Add', [mlpResidual, mlp]);
+
+  g.output(reshape(out, [B, T, H]), 'out', 'float32', [B, T, H]);
+  for (const c of o.capture) {
+    const cap = captured.get(c)!;
+    g.output(cap.value, `cap_${c}`, 'float32', [N, cap.features]);
+  }
+  return g;
+}
+
+/** RMSNorm over the last axis as HF computes it: x · rsqrt(mean(x²) + eps) · w (gemma: · (1 + w)). */
+export function addRmsNorm(g: GraphBuilder, x: string, w: string, eps: number, unitOffset: boolean): string {
+  const ms = g.op('ReduceMean', [g.op('Mul', [x, x])], { axes: [-1], keepdims: 1 });
+  const inv = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [ms, g.constF32([eps], [])])])]);
+  const scale = unitOffset ? g.op('Add', [w, g.constF32([1], [])]) : w;
+  return g.op('Mul', [g.op('Mul', [x, inv]), scale]);
+}
+
+/** The architecture's norm over the last axis: RMSNorm, or LayerNorm (with bias when given). */
+export function addNorm(g: GraphBuilder, arch: ArchSpec, x: string, w: string, b: string | null): string {
+  if (arch.norm.kind === 'rmsnorm') return addRmsNorm(g, x, w, arch.norm.eps, arch.norm.unitOffset);
+  return g.op('LayerNormalization', b !== null ? [x, w, b] : [x, w], { axis: -1, epsilon: { float: arch.norm.eps } });
+}
+
+/** A key naming everything the graph's structure depends on (not the weights, not the layer index). */
+export function blockGraphKey(arch: ArchSpec, layer: LayerSpec, B: number, T: number, capture: readonly LinearInput[]): string {
+  const structure = {
+    dims: [arch.hidden, arch.numHeads, arch.numKvHeads, arch.headDim, arch.intermediate],
+    norm: arch.norm, attention: arch.attention, mlp: arch.mlp, parallel: arch.parallelResidual,
+    positions: arch.positions.kind === 'rope' ? arch.positions : 'learned',
+    slots: [...layerSlots(arch, layer).values()].map((s) => `${s.slot}:${s.dims.join('x')}`),
+    transposed: layer.linears.map((l) => l.transposed),
+  };
+  const hash = createHash('sha1').update(JSON.stringify(structure)).digest('hex').slice(0, 16);
+  return `block:${arch.modelType}:${hash}:${B}x${T}:${capture.join(',')}`;
+}
+
+export interface BlockOutput {
+  /** Block output [B, T, hidden]. */
+  readonly out: Float32Array;
+  /** Requested linear inputs, each [B·T, features] (features: hidden, heads·head_dim or intermediate). */
+  readonly captured: Map<LinearInput, Float32Array>;
+}
+
+/**
+ * Runs decoder blocks of one architecture: load a layer's weights (again after pruning changed them), then forward
+ * batches of sequences through it. One cached session per (B, T, capture) serves all layers.
+ */
+export class BlockRunner {
+  private layer: LayerSpec | null = null;
+  private feeds: Feeds = {};
+
+  constructor(readonly engine: Engine, readonly arch: ArchSpec) {}
+
+  /** Use these weights for the next forwards (every tensor of layer `index`, float32, stored layout). */
+  load(index: number, weights: LayerWeights): void {
+    const layer = this.arch.layers[index];
+    if (!layer) throw new RangeError(`BlockRunner: layer ${index} does not exist (the model has ${this.arch.numLayers})`);
+    const feeds: Feeds = {};
+    for (const s of layerSlots(this.arch, layer).values()) {
+      const data = weights.get(s.tensor);
+      if (!data) throw new Error(`layer ${index}: tensor "${s.tensor}" is missing from the weights given to the block`);
+      const numel = s.dims.reduce((a, b) => a * b, 1);
+      if (data.length !== numel) throw new Error(`layer ${index}: tensor "${s.tensor}" has ${data.length} values, expected ${numel} (${s.dims.join('×')})`);
+      feeds[s.slot] = f32(data, s.dims);
+    }
+    this.layer = layer;
+    this.feeds = feeds;
+  }
+
+  /** Drop the loaded weights (the caller may then free them). */
+  unload(): void {
+    this.layer = null;
+    this.feeds = {};
+  }
+
+  /** x [B, T, hidden] -> block output, plus the inputs of the linears named in `capture`. */
+  async forward(x: Float32Array, B: number, T: number, capture: ReadonlySet<LinearInput> = new Set()): Promise<BlockOutput> {
+    const layer = this.layer;
+    if (!layer) throw new Error('BlockRunner.forward: no layer loaded');
+    const H = this.arch.hidden;
+    if (x.length !== B * T * H) throw new RangeError(`BlockRunner.forward: x has ${x.length} values, expected ${B}×${T}×${H}`);
+    const caps = LINEAR_INPUTS.filter((c) => capture.has(c));
+    const key = blockGraphKey(this.arch, layer, B, T, caps);
+    const res = await this.engine.run(key, () => buildBlockGraph(this.arch, layer, { B, T, capture: caps, weights: { kind: 'inputs' } }), {
+      ...this.feeds,
+      x: f32(x, [B, T, H]),
+    });
+    const captured = new Map<LinearInput, Float32Array>();
+    for (const c of caps) captured.set(c, res[`cap_${c}`]!.data as Float32Array);
+    return { out: res['out']!.data as Float32Array, captured };
+  }
+}

@@ -1,0 +1,186 @@
+// The full-model forward, streamed layer-major like the reference's layer-by-layer eval (sparsegpt llama_eval /
+// opt_eval): embed every sequence, then run all sequences through layer 0, then layer 1, ..., holding only one
+// layer's weights at a time; finally the final norm and the lm_head in vocabulary chunks, giving each token's
+// next-token negative log-likelihood without ever holding [tokens, vocab] logits. Held in memory: the hidden states
+// of all sequences (nseq × T × hidden float32), one layer's weights, and the embedding / lm_head matrix while used.
+
+import { BlockRunner, layerSlots, type LayerWeights } from '../engine/block-graph.js';
+import type { Engine } from '../engine/engine.js';
+import { RunningLse, runFinalNorm, runLmHeadChunk } from '../engine/head-graph.js';
+import type { ArchSpec } from '../model/arch.js';
+import type { ModelFolder } from '../model/model-folder.js';
+
+/** Token ids of nseq sequences of T tokens each, row-major [nseq, T]. */
+export interface TokenBatch {
+  readonly ids: Int32Array;
+  readonly nseq: number;
+  readonly T: number;
+}
+
+export interface ForwardOptions {
+  /** Sequences per block run: every linear then multiplies B·T token rows at once (default: 4096 tokens' worth). */
+  readonly batch?: number;
+  /** Vocabulary rows per lm_head chunk (default 8192). */
+  readonly vocabChunk?: number;
+  /** Also return the full logits [nseq, T, vocab] (tests on small models only). */
+  readonly keepLogits?: boolean;
+  /** Progress: called after each layer has processed every sequence. */
+  readonly onLayer?: (layer: number, of: number) => void;
+}
+
+export interface ForwardResult {
+  /** nll[s·(T−1) + t] = −log p(ids[s, t+1] | ids[s, ..t]), float64. */
+  readonly nll: Float64Array;
+  /** [nseq, T, vocab] when keepLogits. */
+  readonly logits: Float32Array | null;
+}
+
+/** Default sequences per run: enough rows (~4096 tokens) for the MatMuls to run near peak. */
+export function defaultBatch(T: number, nseq: number): number {
+  return Math.max(1, Math.min(nseq, Math.floor(4096 / T)));
+}
+
+function checkTokens(arch: ArchSpec, tokens: TokenBatch): void {
+  const { ids, nseq, T } = tokens;
+  if (!Number.isSafeInteger(nseq) || nseq <= 0 || !Number.isSafeInteger(T) || T <= 0 || ids.length !== nseq * T) {
+    throw new RangeError(`forward: ${ids.length} token ids do not make ${nseq} sequences of ${T}`);
+  }
+  if (arch.positions.kind === 'learned' && T > arch.maxPositions) {
+    throw new RangeError(`forward: sequence length ${T} exceeds the model's ${arch.maxPositions} learned positions`);
+  }
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i]!;
+    if (id < 0 || id >= arch.vocab) throw new RangeError(`forward: token id ${id} (sequence ${Math.floor(i / T)}, position ${i % T}) is outside the vocabulary of ${arch.vocab}`);
+  }
+}
+
+/**
+ * Hidden states entering layer 0, one [T, hidden] array per sequence: embedding rows (× the gemma scale, rounded to
+ * float32 as HF's normalizer tensor), plus learned positions (OPT offset 2, GPT-2 0).
+ */
+export async function embedTokens(folder: ModelFolder, tokens: TokenBatch): Promise<Float32Array[]> {
+  const arch = folder.arch;
+  checkTokens(arch, tokens);
+  const { ids, nseq, T } = tokens;
+  const H = arch.hidden;
+  const E = await folder.readFloat32(arch.names.embed);
+  const P = arch.positions.kind === 'learned' ? await folder.readFloat32(arch.positions.weight) : null;
+  const offset = arch.positions.kind === 'learned' ? arch.positions.offset : 0;
+  const scale = Math.fround(arch.embedScale);
+  const out: Float32Array[] = [];
+  for (let s = 0; s < nseq; s++) {
+    const x = new Float32Array(T * H);
+    for (let t = 0; t < T; t++) {
+      const row = E.subarray(ids[s * T + t]! * H, (ids[s * T + t]! + 1) * H);
+      const dst = x.subarray(t * H, (t + 1) * H);
+      if (scale === 1) dst.set(row);
+      else for (let c = 0; c < H; c++) dst[c] = Math.fround(row[c]! * scale);
+      if (P) {
+        const p = P.subarray((t + offset) * H, (t + offset + 1) * H);
+        for (let c = 0; c < H; c++) dst[c] = Math.fround(dst[c]! + p[c]!);
+      }
+    }
+    out.push(x);
+  }
+  return out;
+}
+
+/** Every tensor of one decoder layer, as float32 in stored layout. */
+export async function readLayerWeights(folder: ModelFolder, index: number): Promise<Map<string, Float32Array>> {
+  const layer = folder.arch.layers[index];
+  if (!layer) throw new RangeError(`layer ${index} does not exist (the model has ${folder.arch.numLayers})`);
+  const w = new Map<string, Float32Array>();
+  for (const s of layerSlots(folder.arch, layer).values()) w.set(s.tensor, await folder.readFloat32(s.tensor));
+  return w;
+}
+
+/** Runs `hidden` (one [T, hidden] array per sequence) through the runner's loaded layer, `batch` sequences per run, in place. */
+export async function runLoadedLayer(runner: BlockRunner, hidden: Float32Array[], T: number, batch: number): Promise<void> {
+  const H = runner.arch.hidden;
+  for (let s0 = 0; s0 < hidden.length; s0 += batch) {
+    const B = Math.min(batch, hidden.length - s0);
+    let x: Float32Array;
+    if (B === 1) x = hidden[s0]!;
+    else {
+      x = new Float32Array(B * T * H);
+      for (let b = 0; b < B; b++) x.set(hidden[s0 + b]!, b * T * H);
+    }
+    const { out } = await runner.forward(x, B, T);
+    for (let b = 0; b < B; b++) hidden[s0 + b] = B === 1 ? out : out.slice(b * T * H, (b + 1) * T * H);
+  }
+}
+
+/** Runs every decoder layer over `hidden` in place, loading each layer's weights from the folder and dropping them after. */
+export async function runAllLayers(engine: Engine, folder: ModelFolder, hidden: Float32Array[], T: number, batch: number, onLayer?: (layer: number, of: number) => void, transform?: (index: number, w: LayerWeights) => LayerWeights | Promise<LayerWeights>): Promise<void> {
+  const runner = new BlockRunner(engine, folder.arch);
+  for (let i = 0; i < folder.arch.numLayers; i++) {
+    let w: LayerWeights = await readLayerWeights(folder, i);
+    if (transform) w = await transform(i, w);
+    runner.load(i, w);
+    await runLoadedLayer(runner, hidden, T, batch);
+    runner.unload();
+    onLayer?.(i, folder.arch.numLayers);
+  }
+}
+
+/**
+ * Final norm and lm_head over the last hidden states: per-token next-token NLL (and full logits if asked).
+ * The head matrix is read once; each vocabulary chunk is a view into it.
+ */
+export async function headNll(engine: Engine, folder: ModelFolder, hidden: Float32Array[], tokens: TokenBatch, opts: ForwardOptions = {}): Promise<ForwardResult> {
+  const arch = folder.arch;
+  const { ids, nseq, T } = tokens;
+  const H = arch.hidden, V = arch.vocab;
+  const batch = opts.batch ?? defaultBatch(T, nseq);
+  const chunk = Math.min(V, opts.vocabChunk ?? 8192);
+  const normW = {
+    weight: await folder.readFloat32(arch.names.finalNorm.weight),
+    bias: arch.names.finalNorm.bias !== null ? await folder.readFloat32(arch.names.finalNorm.bias) : null,
+  };
+  const W = await folder.readFloat32(arch.names.lmHead);
+  const bias = arch.names.lmHeadBias !== null ? await folder.readFloat32(arch.names.lmHeadBias) : null;
+  const nll = new Float64Array(nseq * (T - 1));
+  const logits = opts.keepLogits ? new Float32Array(nseq * T * V) : null;
+  for (let s0 = 0; s0 < nseq; s0 += batch) {
+    const B = Math.min(batch, nseq - s0);
+    const N = B * T;
+    const x = new Float32Array(N * H);
+    for (let b = 0; b < B; b++) x.set(hidden[s0 + b]!, b * T * H);
+    const h = await runFinalNorm(engine, arch, x, N, normW);
+    // Row n = (b, t) predicts ids[b, t+1]; the last position of each sequence predicts nothing.
+    const target = new Int32Array(N).fill(-1);
+    for (let b = 0; b < B; b++) for (let t = 0; t + 1 < T; t++) target[b * T + t] = ids[(s0 + b) * T + t + 1]!;
+    const lse = new RunningLse(N);
+    const picked = new Float64Array(N);
+    for (let v0 = 0; v0 < V; v0 += chunk) {
+      const Vc = Math.min(chunk, V - v0);
+      const local = new BigInt64Array(N);
+      for (let n = 0; n < N; n++) {
+        const tg = target[n]!;
+        local[n] = tg >= v0 && tg < v0 + Vc ? BigInt(tg - v0) : 0n;
+      }
+      const res = await runLmHeadChunk(engine, h, N, H, W.subarray(v0 * H, (v0 + Vc) * H), bias ? bias.subarray(v0, v0 + Vc) : null, Vc, local, logits !== null);
+      lse.add(res.lse);
+      for (let n = 0; n < N; n++) {
+        const tg = target[n]!;
+        if (tg >= v0 && tg < v0 + Vc) picked[n] = res.picked[n]!;
+      }
+      if (logits && res.logits) {
+        for (let n = 0; n < N; n++) logits.set(res.logits.subarray(n * Vc, (n + 1) * Vc), ((s0 * T) + n) * V + v0);
+      }
+    }
+    for (let b = 0; b < B; b++) for (let t = 0; t + 1 < T; t++) {
+      const n = b * T + t;
+      nll[(s0 + b) * (T - 1) + t] = lse.value(n) - picked[n]!;
+    }
+  }
+  return { nll, logits };
+}
+
+/** The whole forward: embeddings -> every block (layer-major) -> final norm -> chunked lm_head NLL. */
+export async function forward(engine: Engine, folder: ModelFolder, tokens: TokenBatch, opts: ForwardOptions = {}): Promise<ForwardResult> {
+  const hidden = await embedTokens(folder, tokens);
+  const batch = opts.batch ?? defaultBatch(tokens.T, tokens.nseq);
+  await runAllLayers(engine, folder, hidden, tokens.T, batch, opts.onLayer);
+  return headNll(engine, folder, hidden, tokens, { ...opts, batch });
+}

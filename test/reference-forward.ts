@@ -1,0 +1,299 @@
+// A float64 reference forward pass of every architecture an ArchSpec describes, written plainly with loops and no
+// ONNX, from the semantics of transformers' modeling code (modeling_llama / gemma / qwen3 / phi3 / opt / gpt2 /
+// gpt_neox). It shares nothing with src/engine (own rotary tables, own attention, own erf) so that the block graphs
+// are checked against an independent implementation. Slow: for tiny models only.
+
+import type { ArchSpec, LayerSpec, LinearInput, LinearRole, LinearSpec, NormSpec } from '../src/model/arch.js';
+
+export type TensorMap = ReadonlyMap<string, Float32Array>;
+
+/** One sequence's activations, [T][features] flattened row-major. */
+type Rows = Float64Array;
+
+export interface ReferenceOutput {
+  /** Per sequence: logits [T, vocab]. */
+  readonly logits: Float64Array[];
+  /** Per sequence: the block inputs of every layer [T, hidden] (index numLayers = final hidden state before the norm). */
+  readonly hidden: Float64Array[][];
+  /** Per sequence, per layer: the input of each linear group ([T, features]). */
+  readonly captured: Map<LinearInput, Float64Array>[][];
+}
+
+/** erf to ~1e-15: 2/√π·e^(−x²)·Σ 2ⁿx^(2n+1)/(1·3···(2n+1)) (all terms positive, no cancellation). */
+export function erf(x: number): number {
+  const ax = Math.abs(x);
+  if (ax > 6) return Math.sign(x);
+  let term = ax, sum = ax;
+  for (let n = 1; n < 200; n++) {
+    term *= (2 * ax * ax) / (2 * n + 1);
+    sum += term;
+    if (term < sum * 1e-17) break;
+  }
+  return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * Math.exp(-ax * ax) * sum;
+}
+
+function activate(kind: ArchSpec['mlp']['activation'], x: number): number {
+  switch (kind) {
+    case 'silu': return x / (1 + Math.exp(-x));
+    case 'relu': return x > 0 ? x : 0;
+    case 'gelu': return 0.5 * x * (1 + erf(x / Math.SQRT2));
+    case 'gelu_tanh': return 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)));
+  }
+}
+
+/** inv_freq in float64 per transformers' modeling_rope_utils (default, linear, llama3). */
+export function referenceInvFreq(arch: ArchSpec): Float64Array {
+  if (arch.positions.kind !== 'rope') throw new Error('not a rotary model');
+  const { theta, rotaryDim: dim, scaling } = arch.positions;
+  const inv = new Float64Array(dim / 2);
+  for (let i = 0; i < dim / 2; i++) inv[i] = 1 / theta ** ((2 * i) / dim);
+  if (scaling?.type === 'linear') for (let i = 0; i < inv.length; i++) inv[i] = inv[i]! / scaling.factor;
+  if (scaling?.type === 'llama3') {
+    const { factor, lowFreqFactor, highFreqFactor, originalMaxPositions: old } = scaling;
+    const lowWl = old / lowFreqFactor, highWl = old / highFreqFactor;
+    for (let i = 0; i < inv.length; i++) {
+      const f = inv[i]!;
+      const wl = (2 * Math.PI) / f;
+      if (wl < highWl) continue; // high frequency: unchanged
+      if (wl > lowWl) { inv[i] = f / factor; continue; } // low frequency: interpolated positions
+      const smooth = (old / wl - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
+      inv[i] = (1 - smooth) * (f / factor) + smooth * f;
+    }
+  }
+  return inv;
+}
+
+class Ref {
+  constructor(readonly arch: ArchSpec, readonly w: TensorMap) {}
+
+  t(name: string): Float32Array {
+    const v = this.w.get(name);
+    if (!v) throw new Error(`reference: tensor ${name} missing`);
+    return v;
+  }
+
+  norm(x: Rows, T: number, dim: number, n: NormSpec, kind = this.arch.norm.kind, unitOffset = this.arch.norm.unitOffset): Rows {
+    const w = this.t(n.weight), b = n.bias !== null ? this.t(n.bias) : null;
+    const eps = this.arch.norm.eps;
+    const out = new Float64Array(T * dim);
+    for (let r = 0; r < T; r++) {
+      const row = x.subarray(r * dim, (r + 1) * dim);
+      let mean = 0;
+      if (kind === 'layernorm') { for (const v of row) mean += v; mean /= dim; }
+      let ss = 0;
+      for (const v of row) ss += (v - mean) * (v - mean);
+      const inv = 1 / Math.sqrt(ss / dim + eps);
+      for (let c = 0; c < dim; c++) {
+        const scale = unitOffset ? 1 + w[c]! : w[c]!;
+        out[r * dim + c] = (row[c]! - mean) * inv * scale + (b ? b[c]! : 0);
+      }
+    }
+    return out;
+  }
+
+  spec(layer: LayerSpec, role: LinearRole): LinearSpec {
+    const s = layer.linears.find((l) => l.role === role);
+    if (!s) throw new Error(`reference: no ${role}`);
+    return s;
+  }
+
+  /** y = x·Wᵀ + b (nn.Linear, W [out, in]) or x·W + b (Conv1D, W [in, out]). */
+  linear(x: Rows, T: number, s: LinearSpec): Rows {
+    const W = this.t(s.weight), b = s.bias !== null ? this.t(s.bias) : null;
+    const I = s.inFeatures, O = s.outFeatures;
+    const y = new Float64Array(T * O);
+    for (let r = 0; r < T; r++) {
+      for (let o = 0; o < O; o++) {
+        let acc = b ? b[o]! : 0;
+        for (let i = 0; i < I; i++) acc += x[r * I + i]! * (s.transposed ? W[i * O + o]! : W[o * I + i]!);
+        y[r * O + o] = acc;
+      }
+    }
+    return y;
+  }
+
+  /** Returns the attention output (after o_proj) and the o_proj input. */
+  attention(a: Rows, T: number, layer: LayerSpec): { out: Rows; attnOut: Rows } {
+    const { numHeads: nH, numKvHeads: nKv, headDim: hd } = this.arch;
+    let q: Rows, k: Rows, v: Rows; // q [T, nH·hd], k/v [T, nKv·hd]
+    const layout = this.arch.attention.qkvLayout;
+    if (layout === 'separate') {
+      q = this.linear(a, T, this.spec(layer, 'q'));
+      k = this.linear(a, T, this.spec(layer, 'k'));
+      v = this.linear(a, T, this.spec(layer, 'v'));
+    } else {
+      const qkv = this.linear(a, T, this.spec(layer, 'qkv'));
+      const width = (nH + 2 * nKv) * hd;
+      q = new Float64Array(T * nH * hd); k = new Float64Array(T * nKv * hd); v = new Float64Array(T * nKv * hd);
+      for (let t = 0; t < T; t++) {
+        for (let h = 0; h < nH; h++) for (let d = 0; d < hd; d++) {
+          // concat: [q all heads | k | v]; gpt_neox: per head [q_h | k_h | v_h].
+          const base = t * width;
+          if (layout === 'concat') {
+            q[(t * nH + h) * hd + d] = qkv[base + h * hd + d]!;
+          } else {
+            q[(t * nH + h) * hd + d] = qkv[base + h * 3 * hd + d]!;
+            k[(t * nKv + h) * hd + d] = qkv[base + h * 3 * hd + hd + d]!;
+            v[(t * nKv + h) * hd + d] = qkv[base + h * 3 * hd + 2 * hd + d]!;
+          }
+        }
+        if (layout === 'concat') {
+          for (let j = 0; j < nKv * hd; j++) {
+            k[t * nKv * hd + j] = qkv[t * width + nH * hd + j]!;
+            v[t * nKv * hd + j] = qkv[t * width + (nH + nKv) * hd + j]!;
+          }
+        }
+      }
+    }
+    if (layer.qNorm) q = this.norm(q, T * nH, hd, layer.qNorm, 'rmsnorm', false);
+    if (layer.kNorm) k = this.norm(k, T * nKv, hd, layer.kNorm, 'rmsnorm', false);
+    if (this.arch.positions.kind === 'rope') {
+      const rd = this.arch.positions.rotaryDim;
+      const inv = referenceInvFreq(this.arch);
+      const rotate = (x: Rows, heads: number) => {
+        for (let t = 0; t < T; t++) for (let h = 0; h < heads; h++) {
+          const base = (t * heads + h) * hd;
+          const x1 = x.slice(base, base + rd / 2), x2 = x.slice(base + rd / 2, base + rd);
+          for (let i = 0; i < rd / 2; i++) {
+            const c = Math.cos(t * inv[i]!), s = Math.sin(t * inv[i]!);
+            // x·cos + rotate_half(x)·sin, rotate_half(x) = [−x2, x1]
+            x[base + i] = x1[i]! * c - x2[i]! * s;
+            x[base + rd / 2 + i] = x2[i]! * c + x1[i]! * s;
+          }
+        }
+      };
+      rotate(q, nH);
+      rotate(k, nKv);
+    }
+    const rep = nH / nKv, scale = this.arch.attention.scale;
+    const ctx = new Float64Array(T * nH * hd);
+    const p = new Float64Array(T);
+    for (let h = 0; h < nH; h++) {
+      const kvh = Math.floor(h / rep);
+      for (let i = 0; i < T; i++) {
+        let max = -Infinity;
+        for (let j = 0; j <= i; j++) {
+          let s = 0;
+          for (let d = 0; d < hd; d++) s += q[(i * nH + h) * hd + d]! * k[(j * nKv + kvh) * hd + d]!;
+          p[j] = s * scale;
+          if (p[j]! > max) max = p[j]!;
+        }
+        let sum = 0;
+        for (let j = 0; j <= i; j++) { p[j] = Math.exp(p[j]! - max); sum += p[j]!; }
+        for (let d = 0; d < hd; d++) {
+          let acc = 0;
+          for (let j = 0; j <= i; j++) acc += p[j]! * v[(j * nKv + kvh) * hd + d]!;
+          ctx[(i * nH + h) * hd + d] = acc / sum;
+        }
+      }
+    }
+    return { out: this.linear(ctx, T, this.spec(layer, 'o')), attnOut: ctx };
+  }
+
+  mlp(m: Rows, T: number, layer: LayerSpec): { out: Rows; act: Rows } {
+    const I = this.arch.intermediate, act = this.arch.mlp.activation;
+    const a = new Float64Array(T * I);
+    if (this.arch.mlp.kind === 'gated') {
+      let gate: Rows, up: Rows;
+      if (layer.linears.some((l) => l.role === 'gate_up')) {
+        const gu = this.linear(m, T, this.spec(layer, 'gate_up'));
+        gate = new Float64Array(T * I); up = new Float64Array(T * I);
+        for (let t = 0; t < T; t++) for (let i = 0; i < I; i++) {
+          gate[t * I + i] = gu[t * 2 * I + i]!;
+          up[t * I + i] = gu[t * 2 * I + I + i]!;
+        }
+      } else {
+        gate = this.linear(m, T, this.spec(layer, 'gate'));
+        up = this.linear(m, T, this.spec(layer, 'up'));
+      }
+      for (let i = 0; i < T * I; i++) a[i] = activate(act, gate[i]!) * up[i]!;
+      return { out: this.linear(a, T, this.spec(layer, 'down')), act: a };
+    }
+    const h = this.linear(m, T, this.spec(layer, 'fc_in'));
+    for (let i = 0; i < T * I; i++) a[i] = activate(act, h[i]!);
+    return { out: this.linear(a, T, this.spec(layer, 'fc_out')), act: a };
+  }
+
+  block(x: Rows, T: number, layer: LayerSpec): { out: Rows; captured: Map<LinearInput, Rows> } {
+    const a = this.norm(x, T, this.arch.hidden, layer.attnNorm);
+    const attn = this.attention(a, T, layer);
+    const captured = new Map<LinearInput, Rows>([['attn_in', a], ['attn_out', attn.attnOut]]);
+    const out = new Float64Array(x.length);
+    if (this.arch.parallelResidual) {
+      const m = this.norm(x, T, this.arch.hidden, layer.mlpNorm);
+      const mlp = this.mlp(m, T, layer);
+      captured.set('mlp_in', m).set('mlp_act', mlp.act);
+      for (let i = 0; i < x.length; i++) out[i] = x[i]! + attn.out[i]! + mlp.out[i]!;
+    } else {
+      const h = new Float64Array(x.length);
+      for (let i = 0; i < x.length; i++) h[i] = x[i]! + attn.out[i]!;
+      const m = this.norm(h, T, this.arch.hidden, layer.mlpNorm);
+      const mlp = this.mlp(m, T, layer);
+      captured.set('mlp_in', m).set('mlp_act', mlp.act);
+      for (let i = 0; i < x.length; i++) out[i] = h[i]! + mlp.out[i]!;
+    }
+    return { out, captured };
+  }
+
+  embed(ids: readonly number[]): Rows {
+    const H = this.arch.hidden, E = this.t(this.arch.names.embed);
+    // HF gemma: normalizer = tensor(hidden**0.5, dtype=activation dtype) — float32 here.
+    const scale = this.arch.embedScale === 1 ? 1 : Math.fround(this.arch.embedScale);
+    const x = new Float64Array(ids.length * H);
+    for (let t = 0; t < ids.length; t++) for (let c = 0; c < H; c++) x[t * H + c] = E[ids[t]! * H + c]! * scale;
+    if (this.arch.positions.kind === 'learned') {
+      const P = this.t(this.arch.positions.weight), off = this.arch.positions.offset;
+      for (let t = 0; t < ids.length; t++) for (let c = 0; c < H; c++) x[t * H + c] += P[(t + off) * H + c]!;
+    }
+    return x;
+  }
+
+  head(x: Rows, T: number): Rows {
+    const H = this.arch.hidden, V = this.arch.vocab;
+    const n = this.norm(x, T, H, this.arch.names.finalNorm);
+    const W = this.t(this.arch.names.lmHead), b = this.arch.names.lmHeadBias !== null ? this.t(this.arch.names.lmHeadBias) : null;
+    const logits = new Float64Array(T * V);
+    for (let t = 0; t < T; t++) for (let v = 0; v < V; v++) {
+      let acc = b ? b[v]! : 0;
+      for (let c = 0; c < H; c++) acc += n[t * H + c]! * W[v * H + c]!;
+      logits[t * V + v] = acc;
+    }
+    return logits;
+  }
+}
+
+/** Reference forward of each sequence (float64 throughout; weights as stored, converted to float32 by the caller). */
+export function referenceForward(arch: ArchSpec, weights: TensorMap, sequences: readonly (readonly number[])[]): ReferenceOutput {
+  const ref = new Ref(arch, weights);
+  const out: ReferenceOutput = { logits: [], hidden: [], captured: [] };
+  for (const ids of sequences) {
+    const T = ids.length;
+    let x = ref.embed(ids);
+    const hidden = [x];
+    const caps: Map<LinearInput, Float64Array>[] = [];
+    for (const layer of arch.layers) {
+      const b = ref.block(x, T, layer);
+      x = b.out;
+      hidden.push(x);
+      caps.push(b.captured);
+    }
+    out.logits.push(ref.head(x, T));
+    out.hidden.push(hidden);
+    out.captured.push(caps);
+  }
+  return out;
+}
+
+/** Per-position next-token negative log-likelihood (T − 1 values) from reference logits. */
+export function referenceNll(logits: Float64Array, ids: readonly number[], vocab: number): Float64Array {
+  const nll = new Float64Array(ids.length - 1);
+  for (let t = 0; t + 1 < ids.length; t++) {
+    const row = logits.subarray(t * vocab, (t + 1) * vocab);
+    let max = -Infinity;
+    for (const v of row) if (v > max) max = v;
+    let sum = 0;
+    for (const v of row) sum += Math.exp(v - max);
+    nll[t] = max + Math.log(sum) - row[ids[t + 1]!]!;
+  }
+  return nll;
+}
