@@ -313,7 +313,8 @@ export class SafetensorsWriter {
   private async openShard(): Promise<void> {
     const tmpPath = this.tempPath(`shard-${this.closed.length + 1}`);
     this.temporaries.add(tmpPath);
-    const fh = await guarded(tmpPath, () => open(tmpPath, 'w'));
+    // w+: the data is read back if the header outgrows its reservation.
+    const fh = await guarded(tmpPath, () => open(tmpPath, 'w+'));
     this.current = { tmpPath, fh, entries: new Map(), dataBytes: 0 };
   }
 
