@@ -1,0 +1,273 @@
+// Registry: for each architecture a small config.json (the fields transformers writes, defaults as documented in its
+// configuration_<arch>.py) -> the expected layer-0 tensor names and stored shapes, written out by hand here, plus the
+// math fields (norm, rope, activation, tying) and the clear errors for unsupported configs.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ConfigError, describeArchitecture, expectedTensors, SUPPORTED_MODEL_TYPES } from '../../src/model/registry.js';
+import type { ArchSpec } from '../../src/model/arch.js';
+
+/** Layer-0 (and global) tensors the spec expects, as name -> stored shape. */
+function layer0(spec: ArchSpec): Record<string, number[]> {
+  const out: Record<string, number[]> = {};
+  for (const [name, shape] of expectedTensors(spec)) if (!/\.(h|layers)\.[1-9]\d*\./.test(name)) out[name] = [...shape];
+  return out;
+}
+
+const llamaConfig = {
+  model_type: 'llama', hidden_size: 64, intermediate_size: 160, num_hidden_layers: 2, num_attention_heads: 8,
+  num_key_value_heads: 2, vocab_size: 100, max_position_embeddings: 256, rms_norm_eps: 1e-5, rope_theta: 500000,
+  hidden_act: 'silu', tie_word_embeddings: false, attention_bias: false, mlp_bias: false,
+};
+
+test('llama: names, dims, GQA, untied head, llama3 rope scaling', () => {
+  const spec = describeArchitecture({
+    ...llamaConfig,
+    rope_scaling: { rope_type: 'llama3', factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },
+  }, 'config.json');
+  assert.deepEqual(layer0(spec), {
+    'model.embed_tokens.weight': [100, 64],
+    'model.layers.0.input_layernorm.weight': [64],
+    'model.layers.0.post_attention_layernorm.weight': [64],
+    'model.layers.0.self_attn.q_proj.weight': [64, 64],
+    'model.layers.0.self_attn.k_proj.weight': [16, 64],
+    'model.layers.0.self_attn.v_proj.weight': [16, 64],
+    'model.layers.0.self_attn.o_proj.weight': [64, 64],
+    'model.layers.0.mlp.gate_proj.weight': [160, 64],
+    'model.layers.0.mlp.up_proj.weight': [160, 64],
+    'model.layers.0.mlp.down_proj.weight': [64, 160],
+    'model.norm.weight': [64],
+    'lm_head.weight': [100, 64],
+  });
+  assert.equal(spec.headDim, 8);
+  assert.equal(spec.numKvHeads, 2);
+  assert.deepEqual(spec.norm, { kind: 'rmsnorm', eps: 1e-5, unitOffset: false });
+  assert.deepEqual(spec.positions, { kind: 'rope', theta: 500000, rotaryDim: 8, scaling: { type: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 } });
+  assert.deepEqual(spec.mlp, { kind: 'gated', activation: 'silu' });
+  assert.equal(spec.attention.scale, 1 / Math.sqrt(8));
+  assert.equal(spec.attention.qkvLayout, 'separate');
+  assert.deepEqual(spec.layers[0]!.linears.map((l) => `${l.role}:${l.input}`), ['q:attn_in', 'k:attn_in', 'v:attn_in', 'o:attn_out', 'gate:mlp_in', 'up:mlp_in', 'down:mlp_act']);
+  assert.equal(spec.layers.length, 2);
+  assert.equal(spec.layers[1]!.linears[0]!.weight, 'model.layers.1.self_attn.q_proj.weight');
+  // Older configs spell the scaling type "type"; linear scaling; default rope.
+  assert.deepEqual(describeArchitecture({ ...llamaConfig, rope_scaling: { type: 'linear', factor: 2 } }, 'c').positions, { kind: 'rope', theta: 500000, rotaryDim: 8, scaling: { type: 'linear', factor: 2 } });
+  assert.equal((describeArchitecture({ ...llamaConfig, rope_scaling: { rope_type: 'default' } }, 'c').positions as { scaling: unknown }).scaling, null);
+});
+
+test('llama: attention_bias / mlp_bias, tie default false, head_dim from config', () => {
+  const { tie_word_embeddings: _, ...noTie } = llamaConfig;
+  const spec = describeArchitecture({ ...noTie, attention_bias: true, mlp_bias: true, head_dim: 16 }, 'c');
+  const l0 = layer0(spec);
+  assert.deepEqual(l0['model.layers.0.self_attn.q_proj.weight'], [128, 64]);
+  assert.deepEqual(l0['model.layers.0.self_attn.q_proj.bias'], [128]);
+  assert.deepEqual(l0['model.layers.0.self_attn.k_proj.bias'], [32]);
+  assert.deepEqual(l0['model.layers.0.self_attn.o_proj.weight'], [64, 128]);
+  assert.deepEqual(l0['model.layers.0.self_attn.o_proj.bias'], [64]);
+  assert.deepEqual(l0['model.layers.0.mlp.down_proj.bias'], [64]);
+  assert.equal(spec.tiedEmbeddings, false);
+  assert.equal(spec.names.lmHead, 'lm_head.weight');
+});
+
+test('mistral: GQA, no biases, untied', () => {
+  const spec = describeArchitecture({ model_type: 'mistral', hidden_size: 32, intermediate_size: 96, num_hidden_layers: 1, num_attention_heads: 4, num_key_value_heads: 1, vocab_size: 50, max_position_embeddings: 512, rms_norm_eps: 1e-5, rope_theta: 1e6, sliding_window: 4096 }, 'c');
+  assert.deepEqual(layer0(spec), {
+    'model.embed_tokens.weight': [50, 32],
+    'model.layers.0.input_layernorm.weight': [32],
+    'model.layers.0.post_attention_layernorm.weight': [32],
+    'model.layers.0.self_attn.q_proj.weight': [32, 32],
+    'model.layers.0.self_attn.k_proj.weight': [8, 32],
+    'model.layers.0.self_attn.v_proj.weight': [8, 32],
+    'model.layers.0.self_attn.o_proj.weight': [32, 32],
+    'model.layers.0.mlp.gate_proj.weight': [96, 32],
+    'model.layers.0.mlp.up_proj.weight': [96, 32],
+    'model.layers.0.mlp.down_proj.weight': [32, 96],
+    'model.norm.weight': [32],
+    'lm_head.weight': [50, 32],
+  });
+  assert.equal((spec.positions as { theta: number }).theta, 1e6);
+});
+
+test('qwen2: q/k/v biases, no o bias, tie from config', () => {
+  const spec = describeArchitecture({ model_type: 'qwen2', hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 40, max_position_embeddings: 128, rms_norm_eps: 1e-6, rope_theta: 1e6, tie_word_embeddings: true }, 'c');
+  assert.deepEqual(layer0(spec), {
+    'model.embed_tokens.weight': [40, 32],
+    'model.layers.0.input_layernorm.weight': [32],
+    'model.layers.0.post_attention_layernorm.weight': [32],
+    'model.layers.0.self_attn.q_proj.weight': [32, 32],
+    'model.layers.0.self_attn.q_proj.bias': [32],
+    'model.layers.0.self_attn.k_proj.weight': [16, 32],
+    'model.layers.0.self_attn.k_proj.bias': [16],
+    'model.layers.0.self_attn.v_proj.weight': [16, 32],
+    'model.layers.0.self_attn.v_proj.bias': [16],
+    'model.layers.0.self_attn.o_proj.weight': [32, 32],
+    'model.layers.0.mlp.gate_proj.weight': [64, 32],
+    'model.layers.0.mlp.up_proj.weight': [64, 32],
+    'model.layers.0.mlp.down_proj.weight': [32, 64],
+    'model.norm.weight': [32],
+  });
+  assert.equal(spec.names.lmHead, 'model.embed_tokens.weight');
+  assert.equal(spec.tiedEmbeddings, true);
+});
+
+test('qwen3: q/k norm over head_dim, head_dim from config (not hidden / heads)', () => {
+  const spec = describeArchitecture({ model_type: 'qwen3', hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16, vocab_size: 40, max_position_embeddings: 128, rms_norm_eps: 1e-6, rope_theta: 1e6, tie_word_embeddings: true, attention_bias: false }, 'c');
+  assert.deepEqual(layer0(spec), {
+    'model.embed_tokens.weight': [40, 32],
+    'model.layers.0.input_layernorm.weight': [32],
+    'model.layers.0.post_attention_layernorm.weight': [32],
+    'model.layers.0.self_attn.q_norm.weight': [16],
+    'model.layers.0.self_attn.k_norm.weight': [16],
+    'model.layers.0.self_attn.q_proj.weight': [64, 32],
+    'model.layers.0.self_attn.k_proj.weight': [32, 32],
+    'model.layers.0.self_attn.v_proj.weight': [32, 32],
+    'model.layers.0.self_attn.o_proj.weight': [32, 64],
+    'model.layers.0.mlp.gate_proj.weight': [64, 32],
+    'model.layers.0.mlp.up_proj.weight': [64, 32],
+    'model.layers.0.mlp.down_proj.weight': [32, 64],
+    'model.norm.weight': [32],
+  });
+  assert.equal(spec.headDim, 16);
+  assert.equal(spec.attention.scale, 0.25);
+  // Without head_dim in the file, Qwen3Config's default is 128.
+  assert.equal(describeArchitecture({ model_type: 'qwen3', hidden_size: 32, num_attention_heads: 4 }, 'c').headDim, 128);
+});
+
+test('opt: decoder names, learned positions offset 2, biases, ReLU, LayerNorm, tied by default', () => {
+  const spec = describeArchitecture({ model_type: 'opt', hidden_size: 16, ffn_dim: 64, num_hidden_layers: 1, num_attention_heads: 4, vocab_size: 30, max_position_embeddings: 20, word_embed_proj_dim: 16, do_layer_norm_before: true, activation_function: 'relu', enable_bias: true }, 'c');
+  const a = 'model.decoder.layers.0.self_attn';
+  assert.deepEqual(layer0(spec), {
+    'model.decoder.embed_tokens.weight': [30, 16],
+    'model.decoder.embed_positions.weight': [22, 16],
+    'model.decoder.layers.0.self_attn_layer_norm.weight': [16],
+    'model.decoder.layers.0.self_attn_layer_norm.bias': [16],
+    'model.decoder.layers.0.final_layer_norm.weight': [16],
+    'model.decoder.layers.0.final_layer_norm.bias': [16],
+    [`${a}.q_proj.weight`]: [16, 16], [`${a}.q_proj.bias`]: [16],
+    [`${a}.k_proj.weight`]: [16, 16], [`${a}.k_proj.bias`]: [16],
+    [`${a}.v_proj.weight`]: [16, 16], [`${a}.v_proj.bias`]: [16],
+    [`${a}.out_proj.weight`]: [16, 16], [`${a}.out_proj.bias`]: [16],
+    'model.decoder.layers.0.fc1.weight': [64, 16], 'model.decoder.layers.0.fc1.bias': [64],
+    'model.decoder.layers.0.fc2.weight': [16, 64], 'model.decoder.layers.0.fc2.bias': [16],
+    'model.decoder.final_layer_norm.weight': [16],
+    'model.decoder.final_layer_norm.bias': [16],
+  });
+  assert.deepEqual(spec.positions, { kind: 'learned', weight: 'model.decoder.embed_positions.weight', offset: 2 });
+  assert.deepEqual(spec.mlp, { kind: 'plain', activation: 'relu' });
+  assert.deepEqual(spec.norm, { kind: 'layernorm', eps: 1e-5, unitOffset: false });
+  assert.equal(spec.tiedEmbeddings, true);
+  assert.equal(spec.names.lmHead, 'model.decoder.embed_tokens.weight');
+  assert.throws(() => describeArchitecture({ model_type: 'opt', hidden_size: 16, num_attention_heads: 4, word_embed_proj_dim: 8 }, '/m/config.json'), /\/m\/config.json: "word_embed_proj_dim" = 8 differs from "hidden_size" = 16/);
+  assert.throws(() => describeArchitecture({ model_type: 'opt', hidden_size: 16, num_attention_heads: 4, do_layer_norm_before: false }, 'c'), /do_layer_norm_before.*not supported/);
+});
+
+test('gpt2: Conv1D [in, out] storage (transposed), fused c_attn, wte/wpe, gelu_new, tied', () => {
+  const spec = describeArchitecture({ model_type: 'gpt2', n_embd: 16, n_layer: 1, n_head: 2, n_positions: 32, vocab_size: 30, activation_function: 'gelu_new', layer_norm_epsilon: 1e-5 }, 'c');
+  const p = 'transformer.h.0';
+  assert.deepEqual(layer0(spec), {
+    'transformer.wte.weight': [30, 16],
+    'transformer.wpe.weight': [32, 16],
+    [`${p}.ln_1.weight`]: [16], [`${p}.ln_1.bias`]: [16],
+    [`${p}.ln_2.weight`]: [16], [`${p}.ln_2.bias`]: [16],
+    [`${p}.attn.c_attn.weight`]: [16, 48], [`${p}.attn.c_attn.bias`]: [48],
+    [`${p}.attn.c_proj.weight`]: [16, 16], [`${p}.attn.c_proj.bias`]: [16],
+    [`${p}.mlp.c_fc.weight`]: [16, 64], [`${p}.mlp.c_fc.bias`]: [64],
+    [`${p}.mlp.c_proj.weight`]: [64, 16], [`${p}.mlp.c_proj.bias`]: [16],
+    'transformer.ln_f.weight': [16], 'transformer.ln_f.bias': [16],
+  });
+  const l = spec.layers[0]!.linears;
+  assert.ok(l.every((x) => x.transposed));
+  assert.deepEqual(l.map((x) => [x.role, x.outFeatures, x.inFeatures]), [['qkv', 48, 16], ['o', 16, 16], ['fc_in', 64, 16], ['fc_out', 16, 64]]);
+  assert.equal(spec.attention.qkvLayout, 'concat');
+  assert.deepEqual(spec.positions, { kind: 'learned', weight: 'transformer.wpe.weight', offset: 0 });
+  assert.deepEqual(spec.mlp, { kind: 'plain', activation: 'gelu_tanh' });
+  assert.equal(spec.names.lmHead, 'transformer.wte.weight');
+  assert.equal(spec.intermediate, 64); // n_inner null -> 4 * n_embd
+});
+
+test('gpt_neox: fused per-head interleaved qkv, partial rotary, parallel residual, embed_in / embed_out', () => {
+  const spec = describeArchitecture({ model_type: 'gpt_neox', hidden_size: 32, intermediate_size: 128, num_hidden_layers: 1, num_attention_heads: 4, vocab_size: 50, max_position_embeddings: 64, rotary_pct: 0.25, rotary_emb_base: 10000, use_parallel_residual: true, hidden_act: 'gelu', layer_norm_eps: 1e-5, tie_word_embeddings: false }, 'c');
+  const p = 'gpt_neox.layers.0';
+  assert.deepEqual(layer0(spec), {
+    'gpt_neox.embed_in.weight': [50, 32],
+    [`${p}.input_layernorm.weight`]: [32], [`${p}.input_layernorm.bias`]: [32],
+    [`${p}.post_attention_layernorm.weight`]: [32], [`${p}.post_attention_layernorm.bias`]: [32],
+    [`${p}.attention.query_key_value.weight`]: [96, 32], [`${p}.attention.query_key_value.bias`]: [96],
+    [`${p}.attention.dense.weight`]: [32, 32], [`${p}.attention.dense.bias`]: [32],
+    [`${p}.mlp.dense_h_to_4h.weight`]: [128, 32], [`${p}.mlp.dense_h_to_4h.bias`]: [128],
+    [`${p}.mlp.dense_4h_to_h.weight`]: [32, 128], [`${p}.mlp.dense_4h_to_h.bias`]: [32],
+    'gpt_neox.final_layer_norm.weight': [32], 'gpt_neox.final_layer_norm.bias': [32],
+    'embed_out.weight': [50, 32],
+  });
+  assert.equal(spec.attention.qkvLayout, 'per_head_interleaved');
+  assert.deepEqual(spec.positions, { kind: 'rope', theta: 10000, rotaryDim: 2, scaling: null });
+  assert.equal(spec.parallelResidual, true);
+  assert.deepEqual(spec.mlp, { kind: 'plain', activation: 'gelu' });
+  assert.equal(spec.tiedEmbeddings, false);
+  // transformers v5 style: rope_parameters carries theta and the partial factor.
+  const v5 = describeArchitecture({ model_type: 'gpt_neox', hidden_size: 32, num_attention_heads: 2, rope_parameters: { rope_type: 'default', rope_theta: 1000, partial_rotary_factor: 0.5 }, use_parallel_residual: false }, 'c');
+  assert.deepEqual(v5.positions, { kind: 'rope', theta: 1000, rotaryDim: 8, scaling: null });
+  assert.equal(v5.parallelResidual, false);
+});
+
+test('phi3: fused qkv_proj and gate_up_proj, partial rotary factor', () => {
+  const spec = describeArchitecture({ model_type: 'phi3', hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 40, max_position_embeddings: 128, rms_norm_eps: 1e-5, partial_rotary_factor: 0.5, tie_word_embeddings: false }, 'c');
+  assert.deepEqual(layer0(spec), {
+    'model.embed_tokens.weight': [40, 32],
+    'model.layers.0.input_layernorm.weight': [32],
+    'model.layers.0.post_attention_layernorm.weight': [32],
+    'model.layers.0.self_attn.qkv_proj.weight': [64, 32], // (4 + 2*2) heads × 8
+    'model.layers.0.self_attn.o_proj.weight': [32, 32],
+    'model.layers.0.mlp.gate_up_proj.weight': [128, 32],
+    'model.layers.0.mlp.down_proj.weight': [32, 64],
+    'model.norm.weight': [32],
+    'lm_head.weight': [40, 32],
+  });
+  assert.equal(spec.attention.qkvLayout, 'concat');
+  assert.equal((spec.positions as { rotaryDim: number }).rotaryDim, 4);
+  assert.deepEqual(spec.layers[0]!.linears.map((l) => l.role), ['qkv', 'o', 'gate_up', 'down']);
+  assert.throws(() => describeArchitecture({ model_type: 'phi3', hidden_size: 32, num_attention_heads: 4, rope_scaling: { type: 'longrope', short_factor: [1], long_factor: [1] } }, 'x/config.json'), /x\/config.json: rope_scaling type "longrope" is not supported/);
+});
+
+test('gemma: (1 + w) norm, sqrt(hidden) embed scale, head_dim, gelu_pytorch_tanh, tied', () => {
+  const base = { model_type: 'gemma', hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 24, vocab_size: 40, max_position_embeddings: 128, rms_norm_eps: 1e-6 };
+  const spec = describeArchitecture({ ...base, hidden_act: 'gelu_pytorch_tanh', hidden_activation: 'gelu_pytorch_tanh' }, 'c');
+  assert.deepEqual(layer0(spec), {
+    'model.embed_tokens.weight': [40, 32],
+    'model.layers.0.input_layernorm.weight': [32],
+    'model.layers.0.post_attention_layernorm.weight': [32],
+    'model.layers.0.self_attn.q_proj.weight': [48, 32],
+    'model.layers.0.self_attn.k_proj.weight': [24, 32],
+    'model.layers.0.self_attn.v_proj.weight': [24, 32],
+    'model.layers.0.self_attn.o_proj.weight': [32, 48],
+    'model.layers.0.mlp.gate_proj.weight': [64, 32],
+    'model.layers.0.mlp.up_proj.weight': [64, 32],
+    'model.layers.0.mlp.down_proj.weight': [32, 64],
+    'model.norm.weight': [32],
+  });
+  assert.equal(spec.norm.unitOffset, true);
+  assert.equal(spec.embedScale, Math.sqrt(32));
+  assert.equal(spec.tiedEmbeddings, true);
+  assert.equal(spec.names.lmHead, 'model.embed_tokens.weight');
+  assert.deepEqual(spec.mlp, { kind: 'gated', activation: 'gelu_tanh' });
+  // transformers ignores hidden_act for Gemma when hidden_activation is absent (uses the tanh approximation).
+  assert.equal(describeArchitecture({ ...base, hidden_act: 'gelu' }, 'c').mlp.activation, 'gelu_tanh');
+  assert.equal(describeArchitecture({ ...base, hidden_activation: 'gelu' }, 'c').mlp.activation, 'gelu');
+});
+
+test('clear errors: unknown model_type lists the supported ones; bad fields name file and key', () => {
+  assert.throws(() => describeArchitecture({ model_type: 'bert' }, '/x/config.json'), (e: unknown) => {
+    assert.ok(e instanceof ConfigError);
+    assert.match(e.message, /^\/x\/config.json: model_type "bert" is not supported \(supported: /);
+    for (const t of ['llama', 'mistral', 'qwen2', 'qwen3', 'opt', 'gpt2', 'gpt_neox', 'phi3', 'gemma']) assert.ok(e.message.includes(t));
+    return true;
+  });
+  assert.deepEqual([...SUPPORTED_MODEL_TYPES].sort(), ['gemma', 'gpt2', 'gpt_neox', 'llama', 'mistral', 'opt', 'phi3', 'qwen2', 'qwen3']);
+  assert.throws(() => describeArchitecture({}, 'c'), /c: "model_type" is missing/);
+  assert.throws(() => describeArchitecture({ model_type: 'toString' }, 'c'), /model_type "toString" is not supported/);
+  assert.throws(() => describeArchitecture({ ...llamaConfig, hidden_size: -4 }, 'c'), /c: "hidden_size" must be a positive integer, got -4/);
+  assert.throws(() => describeArchitecture({ ...llamaConfig, num_key_value_heads: 3 }, 'c'), /not a multiple of "num_key_value_heads" = 3/);
+  assert.throws(() => describeArchitecture({ ...llamaConfig, rope_scaling: { rope_type: 'yarn', factor: 4 } }, 'c'), /rope_scaling type "yarn" is not supported \(supported: default, linear, llama3\)/);
+  assert.throws(() => describeArchitecture({ ...llamaConfig, rope_scaling: { rope_type: 'llama3', factor: 8 } }, 'c'), /c rope_scaling: "low_freq_factor" is missing/);
+  assert.throws(() => describeArchitecture({ ...llamaConfig, hidden_act: 'mish' }, 'c'), /"hidden_act" = "mish" is not supported/);
+  assert.throws(() => describeArchitecture({ model_type: 'gpt2', scale_attn_by_inverse_layer_idx: true }, 'c'), /scale_attn_by_inverse_layer_idx/);
+});
