@@ -7,7 +7,8 @@ import { mkdtempSync, readFileSync, copyFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chunkSafety, splitAtSafeSpaces, TextTokenizer, TokenizerError } from '../../src/calib/tokenizer.js';
-import { modelDir } from '../shared-data.js';
+import { openCorpus } from '../../src/calib/corpora.js';
+import { modelDir, sharedPath } from '../shared-data.js';
 
 interface Sample { readonly text: string; readonly ids: readonly number[]; readonly hf_tokenizer_json_ids_equal: boolean }
 
@@ -22,6 +23,16 @@ test('stories260K: every sample the reference marks as matching gives the senten
   for (const s of samples.filter((x) => !x.hf_tokenizer_json_ids_equal)) {
     assert.notDeepEqual(Array.from(tok.encode(s.text)), s.ids, JSON.stringify(s.text));
   }
+});
+
+test('stories260K: the 1,000 TinyStories validation stories give 390,330 ids, as sentencepiece does', async () => {
+  // PROVENANCE (stories260K): on these stories, each encoded with BOS, sentencepiece and tokenizer.json agree: 390,330 ids.
+  const tok = await TextTokenizer.load(modelDir('stories260K'));
+  const cal = openCorpus('tinystories', { dataDir: sharedPath('datasets') }).calibration();
+  assert.equal(cal.kind, 'documents');
+  let n = 0;
+  if (cal.kind === 'documents') for (const story of cal.documents) n += tok.encode(story).length;
+  assert.equal(n, 390_330);
 });
 
 test('BOS is added once, at the start, and only when asked', async () => {
