@@ -1,0 +1,225 @@
+// The inverse-Hessian factor of SparseGPT/GPTQ: dead columns, damping λ = percdamp·mean(diag H), and U = the upper
+// Cholesky factor of (H + λI)⁻¹ (H⁻¹ = UᵀU), which the reference computes as
+// cholesky(H) → cholesky_inverse → cholesky(upper=True) (sparsegpt.py l.70–75, gptq.py l.97–102).
+//
+// Here U comes from one "reverse" factorization H = R·Rᵀ with R upper triangular, and U = R⁻¹ (then
+// UᵀU = R⁻ᵀR⁻¹ = (RRᵀ)⁻¹ = H⁻¹, and the positive-diagonal factor is unique, so it is the reference's U). Both are
+// computed together by recursion on H = [[A, B], [Bᵀ, C]]:
+//   U22 = factor(C);  T = B·U22ᵀ (= R12);  S = A − T·Tᵀ;  G = T·U22 (= B·C⁻¹);  U11 = factor(S);  U12 = −U11·G,
+// so all O(n³) work is four engine GEMMs per level (4n³/3 flops in all), in float64; blocks of ≤ 128 columns are
+// factored in TS (float64). On a non-positive pivot the damping is multiplied by 10 and the factorization retried.
+
+import { Engine, ort, type Feeds } from '../engine/engine.js';
+import { GraphBuilder } from '../engine/graph-builder.js';
+import { Float64GraphBuilder } from './float64-graph.js';
+import { SolverInputError } from './types.js';
+
+export type FactorPrecision = 'float64' | 'float32';
+
+export interface InverseFactorOptions {
+  /** λ = percdamp · mean(diag H) (reference default 0.01). */
+  readonly percdamp?: number;
+  /** Retries with 10× damping each after a failed factorization (default 5). */
+  readonly maxRetries?: number;
+  /** Element type of the engine GEMMs (default float64; float32 where the device has no double GEMM, e.g. WebGPU). */
+  readonly precision?: FactorPrecision;
+  /** Largest block factored in TS (default 128). */
+  readonly baseSize?: number;
+}
+
+export interface InverseFactor {
+  /** [cols, cols] row-major upper triangular U with UᵀU = (H + λI)⁻¹, float32 as the solver uses it. */
+  readonly U: Float32Array;
+  /** The first damping tried, percdamp · mean(diag H) in float32 as the reference computes it. */
+  readonly damp: number;
+  /** The damping that worked (damp · 10^retries). */
+  readonly dampUsed: number;
+  readonly retries: number;
+  /** Engine GEMM flops of the successful factorization (for benchmarks). */
+  readonly gemmFlops: number;
+}
+
+export class NotPositiveDefiniteError extends Error {
+  constructor(readonly pivot: number) {
+    super(`matrix is not positive definite (pivot ${pivot})`);
+    this.name = 'NotPositiveDefiniteError';
+  }
+}
+
+/**
+ * Dead columns (diag H == 0, an input that is always 0): sets H[d, d] = 1 in place and returns their indices; the
+ * caller zeroes W[:, d] (sparsegpt.py l.66–68).
+ */
+export function fixDeadColumns(H: Float32Array, cols: number): number[] {
+  const dead: number[] = [];
+  for (let c = 0; c < cols; c++) {
+    if (H[c * cols + c] === 0) {
+      H[c * cols + c] = 1;
+      dead.push(c);
+    }
+  }
+  return dead;
+}
+
+/** percdamp · torch.mean(diag H), in float32 steps as torch computes it. */
+export function dampingOf(H: Float32Array, cols: number, percdamp: number): number {
+  let sum = 0;
+  for (let c = 0; c < cols; c++) sum += H[c * cols + c]!;
+  const mean = Math.fround(Math.fround(sum) / cols);
+  return Math.fround(Math.fround(percdamp) * mean);
+}
+
+/**
+ * U with UᵀU = (H + λI)⁻¹ for H (dead columns already fixed, already permuted for act-order), retrying with 10×
+ * damping on failure. H is not modified. Throws a SolverInputError when every retry fails.
+ */
+export async function inverseHessianFactor(engine: Engine, H: Float32Array, cols: number, opts: InverseFactorOptions = {}): Promise<InverseFactor> {
+  if (H.length !== cols * cols) throw new SolverInputError(`Hessian: expected ${cols}×${cols} values, got ${H.length}`);
+  const percdamp = opts.percdamp ?? 0.01;
+  if (!(percdamp > 0)) throw new SolverInputError(`percdamp must be > 0, got ${percdamp}`);
+  const maxRetries = opts.maxRetries ?? 5;
+  const precision = opts.precision ?? (engine.device === 'webgpu' ? 'float32' : 'float64');
+  const base = opts.baseSize ?? 128;
+  const damp = dampingOf(H, cols, percdamp);
+  let dampUsed = damp;
+  for (let retries = 0; ; retries++) {
+    const f = new Factorizer(engine, precision, base);
+    try {
+      const U64 = await f.factor(H, cols, 0, cols, dampUsed);
+      return { U: Float32Array.from(U64), damp, dampUsed, retries, gemmFlops: f.flops };
+    } catch (e) {
+      if (!(e instanceof NotPositiveDefiniteError)) throw e;
+      if (retries >= maxRetries) {
+        throw new SolverInputError(`Hessian (${cols}×${cols}) is not positive definite even with damping ${dampUsed} (percdamp ${percdamp} × 10^${retries}, mean diag ${damp / Math.fround(percdamp)}): the calibration activations may hold NaN/Inf, or be too few for this layer`);
+      }
+      dampUsed = Math.fround(dampUsed * 10);
+    }
+  }
+}
+
+type Real = Float32Array | Float64Array;
+
+/** src[off:off+n, off:off+n] + λI as a full symmetric float64 matrix, read from the lower triangle (as LAPACK 'L'). */
+function extractSymmetric(src: Real, srcN: number, off: number, n: number, damp: number): Float64Array {
+  const out = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    const row = (off + i) * srcN + off;
+    for (let j = 0; j <= i; j++) {
+      const v = src[row + j]!;
+      out[i * n + j] = v;
+      out[j * n + i] = v;
+    }
+    // The reference adds λ in float32: H[diag, diag] += damp.
+    out[i * n + i] = src instanceof Float32Array ? Math.fround(src[row + i]! + damp) : src[row + i]! + damp;
+  }
+  return out;
+}
+
+function extractBlock(src: Real, srcN: number, r0: number, c0: number, nr: number, nc: number): Float64Array {
+  const out = new Float64Array(nr * nc);
+  for (let i = 0; i < nr; i++) {
+    const row = (r0 + i) * srcN + c0;
+    for (let j = 0; j < nc; j++) out[i * nc + j] = src[row + j]!;
+  }
+  return out;
+}
+
+/** U = R⁻¹ for M = R·Rᵀ (R upper) of a small dense symmetric M (lower triangle read), in float64. */
+export function baseInverseFactor(M: Float64Array, n: number): Float64Array {
+  const R = new Float64Array(n * n);
+  for (let j = n - 1; j >= 0; j--) {
+    const rj = j * n;
+    let s = M[rj + j]!;
+    for (let k = j + 1; k < n; k++) s -= R[rj + k]! * R[rj + k]!;
+    if (!(s > 0)) throw new NotPositiveDefiniteError(j);
+    const d = Math.sqrt(s);
+    R[rj + j] = d;
+    for (let i = 0; i < j; i++) {
+      const ri = i * n;
+      let v = M[rj + i]!;
+      for (let k = j + 1; k < n; k++) v -= R[ri + k]! * R[rj + k]!;
+      R[ri + j] = v / d;
+    }
+  }
+  const U = new Float64Array(n * n);
+  for (let j = 0; j < n; j++) {
+    U[j * n + j] = 1 / R[j * n + j]!;
+    for (let i = j - 1; i >= 0; i--) {
+      const ri = i * n;
+      let s = 0;
+      for (let k = i + 1; k <= j; k++) s += R[ri + k]! * U[k * n + j]!;
+      U[ri + j] = -s / R[ri + i]!;
+    }
+  }
+  return U;
+}
+
+class Factorizer {
+  flops = 0;
+
+  constructor(private readonly engine: Engine, private readonly precision: FactorPrecision, private readonly base: number) {}
+
+  /** U (n×n, float64) for src[off:off+n, off:off+n] + λI. */
+  async factor(src: Real, srcN: number, off: number, n: number, damp: number): Promise<Float64Array> {
+    if (n <= this.base) return baseInverseFactor(extractSymmetric(src, srcN, off, n, damp), n);
+    const n1 = n >> 1;
+    const n2 = n - n1;
+    const U22 = await this.factor(src, srcN, off + n1, n2, damp);
+    const Bl = extractBlock(src, srcN, off + n1, off, n2, n1);
+    const A = extractSymmetric(src, srcN, off, n1, damp);
+    const { S, G } = await this.schur(Bl, U22, A, n1, n2);
+    const U11 = await this.factor(S, n1, 0, n1, 0);
+    const U12 = await this.offDiagonal(U11, G, n1, n2);
+    const U = new Float64Array(n * n);
+    for (let i = 0; i < n1; i++) {
+      U.set(U11.subarray(i * n1 + i, (i + 1) * n1), i * n + i);
+      U.set(U12.subarray(i * n2, (i + 1) * n2), i * n + n1);
+    }
+    for (let i = 0; i < n2; i++) U.set(U22.subarray(i * n2 + i, (i + 1) * n2), (n1 + i) * n + n1 + i);
+    return U;
+  }
+
+  private tensor(data: Float64Array, dims: readonly number[]): ort.Tensor {
+    return this.precision === 'float64' ? new ort.Tensor('float64', data, dims) : new ort.Tensor('float32', Float32Array.from(data), dims);
+  }
+
+  private graph(name: string): GraphBuilder {
+    return this.precision === 'float64' ? new Float64GraphBuilder(name) : new GraphBuilder(name);
+  }
+
+  private async run(key: string, build: () => GraphBuilder, feeds: Feeds): Promise<Record<string, Float64Array>> {
+    const out = await this.engine.run(`${key}:${this.precision}`, build, feeds);
+    const res: Record<string, Float64Array> = {};
+    for (const [k, t] of Object.entries(out)) res[k] = t.data instanceof Float64Array ? t.data : Float64Array.from(t.data as Float32Array);
+    return res;
+  }
+
+  /** T = Blᵀ·U22ᵀ, S = A − T·Tᵀ, G = T·U22 (Bl = the lower-left block, n2×n1). */
+  private async schur(Bl: Float64Array, U22: Float64Array, A: Float64Array, n1: number, n2: number): Promise<{ S: Float64Array; G: Float64Array }> {
+    this.flops += 2 * n1 * n2 * n2 * 2 + 2 * n1 * n1 * n2;
+    const out = await this.run('ufactor-schur', () => {
+      const g = this.graph('ufactor_schur');
+      const b = g.input('Bl', 'float32', ['q', 'p']);
+      const u = g.input('U22', 'float32', ['q', 'q']);
+      const a = g.input('A', 'float32', ['p', 'p']);
+      const t = g.op('Gemm', [b, u], { transA: 1, transB: 1 });
+      g.output(g.op('Gemm', [t, t, a], { alpha: { float: -1 }, beta: { float: 1 }, transB: 1 }), 'S', 'float32', ['p', 'p']);
+      g.output(g.op('MatMul', [t, u]), 'G', 'float32', ['p', 'q']);
+      return g;
+    }, { Bl: this.tensor(Bl, [n2, n1]), U22: this.tensor(U22, [n2, n2]), A: this.tensor(A, [n1, n1]) });
+    return { S: out['S']!, G: out['G']! };
+  }
+
+  /** U12 = −U11·G. */
+  private async offDiagonal(U11: Float64Array, G: Float64Array, n1: number, n2: number): Promise<Float64Array> {
+    this.flops += 2 * n1 * n1 * n2;
+    const out = await this.run('ufactor-offdiag', () => {
+      const g = this.graph('ufactor_offdiag');
+      const u = g.input('U11', 'float32', ['p', 'p']);
+      const gg = g.input('G', 'float32', ['p', 'q']);
+      g.output(g.op('Gemm', [u, gg], { alpha: { float: -1 } }), 'U12', 'float32', ['p', 'q']);
+      return g;
+    }, { U11: this.tensor(U11, [n1, n1]), G: this.tensor(G, [n1, n2]) });
+    return out['U12']!;
+  }
+}

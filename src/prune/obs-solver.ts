@@ -1,0 +1,328 @@
+// The OBS column solver shared by SparseGPT (pruning, optional joint quantization) and GPTQ (quantization): one
+// lazy-batch loop over blocks of B columns, as `fasterprune` (IST-DASLab/sparsegpt sparsegpt.py l.51–136) and
+// `fasterquant` (IST-DASLab/gptq gptq.py l.60–160) run it, in float32 like torch:
+//   per column i of a block: q = w with the mask applied (then quantized); err = (w − q)/d with d = U_ii;
+//   Losses += (w − q)²/d²/2;  W1[:, i+1:] -= err·U[i, i+1:]  (rank-1, TS loop over typed arrays);
+//   after the block: W[:, i2:] -= Err1·U[i1:i2, i2:]  (one engine GEMM).
+// W is held transposed (Wt [cols, rows]) so that a column of W — what every step reads and updates — is contiguous
+// and the trailing W[:, i2:] is one contiguous tail that goes to the engine as is.
+
+import { Engine, f32 } from '../engine/engine.js';
+import { GraphBuilder } from '../engine/graph-builder.js';
+import { assertQuantizerConfig, dequant, findParams, maxQ, quantCode, type QuantGrid, type QuantizerConfig } from '../quant/quantizer.js';
+import { fixDeadColumns, inverseHessianFactor, type FactorPrecision } from './cholesky.js';
+import { assertNM, assertNMGroups, pickNSmallest } from './nm-mask.js';
+import { runInto } from './run-into.js';
+import { assertSparsity, markSmallest, pruneCount } from './select.js';
+import { assertFinite, assertLength, SolverInputError, type MaskRule, type PruneSpec, type QuantResult, type SolverResult } from './types.js';
+
+/** Quantization inside the column loop. */
+export interface QuantSpec extends QuantizerConfig {
+  /** −1: one grid per output row; else one grid per `groupsize` columns. */
+  readonly groupsize: number;
+  /** GPTQ `static_groups`: all group grids from W before any update (and before the act-order permutation). */
+  readonly staticGroups?: boolean;
+}
+
+export interface ObsSolveOptions {
+  readonly prune?: PruneSpec;
+  readonly quant?: QuantSpec;
+  /** Lazy-batch block size B (reference default 128); also the unstructured mask's comparison group. */
+  readonly blocksize?: number;
+  readonly percdamp?: number;
+  readonly maskRule?: MaskRule;
+  /** Keep W's existing zeros (W == 0 at the start) pruned and never refill them (llm-compressor preserve_sparsity_mask). */
+  readonly preserveMask?: boolean;
+  /** GPTQ act-order: process columns by descending diag(H). */
+  readonly actOrder?: boolean;
+  readonly maxDampRetries?: number;
+  readonly choleskyPrecision?: FactorPrecision;
+}
+
+const fr = Math.fround;
+
+function validate(rows: number, cols: number, W: Float32Array, H: Float32Array, o: ObsSolveOptions, B: number, rule: MaskRule): void {
+  if (!Number.isInteger(rows) || rows < 1 || !Number.isInteger(cols) || cols < 1) throw new SolverInputError(`bad matrix shape ${rows}×${cols}`);
+  assertLength(W, rows * cols, `W [${rows}, ${cols}]`);
+  assertLength(H, cols * cols, `H [${cols}, ${cols}]`);
+  if (!Number.isInteger(B) || B < 1) throw new SolverInputError(`blocksize must be a positive integer, got ${B}`);
+  if (rule !== 'reference' && rule !== 'exact') throw new SolverInputError(`mask rule must be reference or exact, got ${String(rule)}`);
+  const p = o.prune;
+  if (p?.kind === 'unstructured') assertSparsity(p.sparsity, 'SparseGPT');
+  if (p?.kind === 'nm') {
+    assertNM(p.n, p.m, 'SparseGPT');
+    if (o.actOrder) throw new SolverInputError(`SparseGPT: ${p.n}:${p.m} sparsity cannot be combined with act-order (the groups would not be consecutive columns)`);
+    if (rule === 'exact') {
+      assertNMGroups(p.n, p.m, cols, rule, `SparseGPT W [${rows}, ${cols}]`);
+      if (B % p.m !== 0) throw new SolverInputError(`SparseGPT: ${p.n}:${p.m} sparsity with the exact mask rule needs the block size ${B} to be a multiple of M = ${p.m}`);
+    } else {
+      // Groups restart at every block start (i % M, i counted from the block start; README §7.2).
+      assertNMGroups(p.n, p.m, Math.min(B, cols), rule, `SparseGPT W [${rows}, ${cols}] block`);
+      if (cols % B !== 0) assertNMGroups(p.n, p.m, cols % B, rule, `SparseGPT W [${rows}, ${cols}] last block`);
+    }
+  }
+  const q = o.quant;
+  if (q) {
+    assertQuantizerConfig(q, 'quantizer');
+    if (!Number.isInteger(q.groupsize) || (q.groupsize !== -1 && q.groupsize < 1)) throw new SolverInputError(`groupsize must be -1 or a positive integer, got ${q.groupsize}`);
+    if (q.staticGroups && q.groupsize === -1) throw new SolverInputError('static groups need a groupsize (got -1)');
+  }
+}
+
+function transpose(src: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const row = r * cols;
+    for (let c = 0; c < cols; c++) out[c * rows + r] = src[row + c]!;
+  }
+  return out;
+}
+
+/** torch.argsort(diag(H), descending=True), ties to the lower index. */
+function actOrderPermutation(H: Float32Array, cols: number): Int32Array {
+  const idx = Array.from({ length: cols }, (_, i) => i);
+  idx.sort((a, b) => H[b * cols + b]! - H[a * cols + a]! || a - b);
+  return Int32Array.from(idx);
+}
+
+/**
+ * Prunes and/or quantizes W [rows, cols] (row-major, not modified) given the layer Hessian H [cols, cols] (not
+ * modified). At least one of `prune` and `quant` should be set (neither gives the pure OBS-free copy).
+ */
+export async function obsSolve(engine: Engine, W: Float32Array, rows: number, cols: number, H: Float32Array, o: ObsSolveOptions): Promise<SolverResult> {
+  const B = o.blocksize ?? 128;
+  const rule = o.maskRule ?? 'exact';
+  validate(rows, cols, W, H, o, B, rule);
+  assertFinite(W, `W [${rows}, ${cols}]`);
+  const t0 = performance.now();
+  const quant = o.quant;
+  const prune = o.prune;
+  const maxq = quant ? maxQ(quant.bits) : 0;
+  const gs = quant ? quant.groupsize : -1;
+  const ngroups = gs > 0 ? Math.ceil(cols / gs) : 1;
+
+  const Wt = transpose(W, rows, cols);
+  // The per-row grid is fixed on the dense W before the dead columns are zeroed (README §7.4).
+  let grid: QuantGrid | null = quant ? findParams(quant, Wt, rows, 0, cols) : null;
+  const Hd = H.slice();
+  const deadColumns = fixDeadColumns(Hd, cols);
+  for (const d of deadColumns) Wt.fill(0, d * rows, (d + 1) * rows);
+  // Static groups: from W after the zeroing, before the permutation (gptq.py l.81–87).
+  const staticGrids = quant?.staticGroups ? Array.from({ length: ngroups }, (_, g) => findParams(quant, Wt, rows, g * gs, Math.min((g + 1) * gs, cols))) : null;
+
+  let perm: Int32Array | null = null;
+  let Wp = Wt;
+  let Hp = Hd;
+  if (o.actOrder) {
+    perm = actOrderPermutation(Hd, cols);
+    Wp = new Float32Array(cols * rows);
+    Hp = new Float32Array(cols * cols);
+    for (let k = 0; k < cols; k++) {
+      const pk = perm[k]!;
+      Wp.set(Wt.subarray(pk * rows, (pk + 1) * rows), k * rows);
+      for (let l = 0; l < cols; l++) Hp[k * cols + l] = Hd[pk * cols + perm[l]!]!;
+    }
+  }
+
+  const tc = performance.now();
+  const factor = await inverseHessianFactor(engine, Hp, cols, {
+    ...(o.percdamp !== undefined ? { percdamp: o.percdamp } : {}),
+    ...(o.maxDampRetries !== undefined ? { maxRetries: o.maxDampRetries } : {}),
+    ...(o.choleskyPrecision !== undefined ? { precision: o.choleskyPrecision } : {}),
+  });
+  const choleskySeconds = (performance.now() - tc) / 1000;
+  const U = factor.U;
+
+  // Existing zeros to keep (permuted Wt layout), when asked.
+  let mask0: Uint8Array | null = null;
+  if (o.preserveMask) {
+    mask0 = new Uint8Array(cols * rows);
+    for (let k = 0; k < mask0.length; k++) if (Wp[k] === 0) mask0[k] = 1;
+  }
+
+  const Bmax = Math.min(B, cols);
+  const W1 = new Float32Array(Bmax * rows);
+  const Err1 = new Float32Array(Bmax * rows);
+  const mask1 = new Uint8Array(Bmax * rows);
+  const lossBlock = new Float64Array(rows);
+  const losses = new Float32Array(rows);
+  const maskP = new Uint8Array(cols * rows);
+  const codesP = quant ? new Uint8Array(cols * rows) : null;
+  const scaleOut = quant ? new Float32Array(rows * ngroups) : null;
+  const zeroOut = quant ? new Float32Array(rows * ngroups) : null;
+  const unstructured = prune?.kind === 'unstructured' ? prune : null;
+  const nm = prune?.kind === 'nm' ? prune : null;
+  const scoresRM = unstructured ? new Float32Array(Bmax * rows) : null;
+  const selRM = unstructured ? new Uint8Array(Bmax * rows) : null;
+  const work = unstructured ? new Float32Array(Bmax * rows) : null;
+  const nmScores = nm ? new Float32Array(nm.m) : null;
+  const nmPick = nm ? new Uint8Array(nm.m) : null;
+  const Ublk = cols > Bmax ? new Float32Array(Bmax * (cols - Bmax)) : null;
+  const prod = cols > Bmax ? new Float32Array((cols - Bmax) * rows) : null;
+  if (grid && gs === -1) {
+    scaleOut!.set(grid.scale);
+    zeroOut!.set(grid.zero);
+  }
+  let loopMs = 0;
+  let gemmSeconds = 0;
+
+  for (let i1 = 0; i1 < cols; i1 += B) {
+    const tl = performance.now();
+    const i2 = Math.min(i1 + B, cols);
+    const count = i2 - i1;
+    W1.set(Wp.subarray(i1 * rows, i2 * rows));
+    mask1.fill(0);
+    lossBlock.fill(0);
+    if (unstructured) {
+      // Score w²/U_jj² on the block as it stands (earlier blocks' updates in), one threshold for the whole
+      // rows × count block (sparsegpt.py l.95–98). Row-major (r, j) order so exact-rule ties go to the lower index.
+      for (let j = 0; j < count; j++) {
+        const d = U[(i1 + j) * cols + i1 + j]!;
+        const d2 = fr(d * d);
+        const base = j * rows;
+        for (let r = 0; r < rows; r++) {
+          const w = W1[base + r]!;
+          scoresRM![r * count + j] = fr(fr(w * w) / d2);
+        }
+      }
+      const n = rows * count;
+      selRM!.fill(0);
+      markSmallest(scoresRM!, n, pruneCount(n, unstructured.sparsity), rule, selRM!, work!);
+      for (let r = 0; r < rows; r++) {
+        for (let j = 0; j < count; j++) if (selRM![r * count + j]) mask1[j * rows + r] = 1;
+      }
+    }
+    if (mask0) for (let k = 0; k < count * rows; k++) if (mask0[i1 * rows + k]) mask1[k] = 1;
+
+    for (let i = 0; i < count; i++) {
+      const c = i1 + i;
+      const urow = c * cols;
+      const d = U[urow + c]!;
+      const d2 = fr(d * d);
+      if (nm && i % nm.m === 0) {
+        // N:M: the N smallest w²/U_jj² of the next M columns, on the block as updated so far (l.106–108).
+        const len = Math.min(nm.m, count - i);
+        for (let r = 0; r < rows; r++) {
+          for (let j = 0; j < len; j++) {
+            const dj = U[(c + j) * cols + c + j]!;
+            const w = W1[(i + j) * rows + r]!;
+            nmScores![j] = fr(fr(w * w) / fr(dj * dj));
+          }
+          pickNSmallest(nmScores!, len, nm.n, nmPick!);
+          for (let j = 0; j < len; j++) if (nmPick![j]) mask1[(i + j) * rows + r] = 1;
+        }
+      }
+      if (quant && gs > 0) {
+        if (staticGrids) {
+          grid = staticGrids[Math.floor((perm ? perm[c]! : c) / gs)]!;
+        } else if (c % gs === 0) {
+          // The group grid comes from W as it stands, i.e. with the updates of earlier BLOCKS only: the updates
+          // of earlier columns of this block live in W1 (gptq.py l.121–123, README §7.5 "stale group params").
+          grid = findParams(quant, Wp, rows, c, Math.min(c + gs, cols));
+          const g = c / gs;
+          for (let r = 0; r < rows; r++) {
+            scaleOut![r * ngroups + g] = grid.scale[r]!;
+            zeroOut![r * ngroups + g] = grid.zero[r]!;
+          }
+        }
+      }
+      const wOff = i * rows;
+      const out = c * rows;
+      const scale = grid?.scale;
+      const zero = grid?.zero;
+      for (let r = 0; r < rows; r++) {
+        const w = W1[wOff + r]!;
+        let q = mask1[wOff + r] ? 0 : w;
+        if (codesP) {
+          const code = quantCode(q, scale![r]!, zero![r]!, maxq);
+          codesP[out + r] = code;
+          q = dequant(code, scale![r]!, zero![r]!);
+        }
+        // Q1[:, i] goes straight into W: later group grids only read W from column c on.
+        Wp[out + r] = q;
+        const diff = fr(w - q);
+        lossBlock[r] += fr(fr(diff * diff) / d2);
+        Err1[wOff + r] = fr(diff / d);
+      }
+      // W1[:, i+1:] -= err ⊗ U[c, i+1:]: torch rounds the outer product, then subtracts (the store rounds again).
+      const e = Err1.subarray(wOff, wOff + rows);
+      for (let j = i + 1; j < count; j++) {
+        const h = U[urow + i1 + j]!;
+        if (h === 0) continue;
+        const base = j * rows;
+        if (mask0) {
+          for (let r = 0; r < rows; r++) if (!mask0[(i1 + j) * rows + r]) W1[base + r]! -= fr(e[r]! * h);
+        } else {
+          for (let r = 0; r < rows; r++) W1[base + r]! -= fr(e[r]! * h);
+        }
+      }
+    }
+    maskP.set(mask1.subarray(0, count * rows), i1 * rows);
+    for (let r = 0; r < rows; r++) losses[r] = fr(losses[r]! + fr(fr(lossBlock[r]!) / 2));
+    loopMs += performance.now() - tl;
+
+    const rest = cols - i2;
+    if (rest > 0) {
+      // W[:, i2:] -= Err1 · U[i1:i2, i2:], i.e. Wt[i2:, :] -= U[i1:i2, i2:]ᵀ · Err1ᵀ-as-stored.
+      const tg = performance.now();
+      for (let j = 0; j < count; j++) Ublk!.set(U.subarray((i1 + j) * cols + i2, (i1 + j + 1) * cols), j * rest);
+      await runInto(engine, 'obs-update', () => {
+        const g = new GraphBuilder('obs_interblock_update');
+        const u = g.input('Ublk', 'float32', ['k', 'n']);
+        const e = g.input('Err', 'float32', ['k', 'm']);
+        g.output(g.op('Gemm', [u, e], { transA: 1 }), 'P', 'float32', ['n', 'm']);
+        return g;
+      }, {
+        Ublk: f32(Ublk!.subarray(0, count * rest), [count, rest]),
+        Err: f32(Err1.subarray(0, count * rows), [count, rows]),
+      }, { P: { data: prod!.subarray(0, rest * rows), dims: [rest, rows] } });
+      const tail = i2 * rows;
+      const n = rest * rows;
+      for (let k = 0; k < n; k++) Wp[tail + k]! -= prod![k]!;
+      if (mask0) for (let k = 0; k < n; k++) if (mask0[tail + k]) Wp[tail + k] = 0;
+      gemmSeconds += (performance.now() - tg) / 1000;
+    }
+  }
+
+  // Back to [rows, cols] in the original column order.
+  const Wout = new Float32Array(rows * cols);
+  const mask = new Uint8Array(rows * cols);
+  const codes = codesP ? new Uint8Array(rows * cols) : null;
+  for (let c = 0; c < cols; c++) {
+    const orig = perm ? perm[c]! : c;
+    const base = c * rows;
+    for (let r = 0; r < rows; r++) {
+      Wout[r * cols + orig] = Wp[base + r]!;
+      mask[r * cols + orig] = maskP[base + r]!;
+      if (codes) codes[r * cols + orig] = codesP![base + r]!;
+    }
+  }
+  let quantResult: QuantResult | undefined;
+  if (quant) {
+    if (staticGrids) {
+      staticGrids.forEach((g, k) => {
+        for (let r = 0; r < rows; r++) {
+          scaleOut![r * ngroups + k] = g.scale[r]!;
+          zeroOut![r * ngroups + k] = g.zero[r]!;
+        }
+      });
+    }
+    const gIdx = new Int32Array(cols);
+    if (gs > 0) {
+      for (let c = 0; c < cols; c++) {
+        const orig = perm ? perm[c]! : c;
+        // act-order without static groups: groups are contiguous in the processing order (README §7.7).
+        gIdx[orig] = Math.floor((staticGrids ? orig : c) / gs);
+      }
+    }
+    quantResult = { bits: quant.bits, sym: quant.sym, groupsize: gs, codes: codes!, scale: scaleOut!, zero: zeroOut!, ngroups, gIdx, perm };
+  }
+  let error = 0;
+  for (let r = 0; r < rows; r++) error += losses[r]!;
+  return {
+    rows, cols, W: Wout, mask, losses, error,
+    choleskyRetries: factor.retries, dampUsed: factor.dampUsed, deadColumns,
+    ...(quantResult ? { quant: quantResult } : {}),
+    timings: { choleskySeconds, blockLoopSeconds: loopMs / 1000, gemmSeconds, totalSeconds: (performance.now() - t0) / 1000 },
+  };
+}

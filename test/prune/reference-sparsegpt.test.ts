@@ -1,0 +1,89 @@
+// SparseGPT against the reference vectors (every sparsegpt_* file of ../shared/reference/solver): H accumulated
+// from the stored X with the stored batch sizes, the inverse factor U (where stored), then the full solve from that
+// H under the `reference` mask rule: masks, codes and grids identical, W_out and Losses within the README §6 bounds.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Engine } from '../../src/engine/engine.js';
+import { HessianAccumulator } from '../../src/prune/hessian.js';
+import { fixDeadColumns, inverseHessianFactor } from '../../src/prune/cholesky.js';
+import { sparsegptPrune } from '../../src/prune/sparsegpt.js';
+import { casesOf, countDifferent, maxAbs, maxAbsDiff, openCase, pruneSpecOf } from './reference-vectors.js';
+
+const engine = new Engine('cpu');
+const files = await casesOf('sparsegpt');
+
+test('the reference folder holds the 20 SparseGPT cases', () => {
+  assert.equal(files.length, 20);
+});
+
+for (const file of files) {
+  test(`SparseGPT reference case ${file}`, async () => {
+    const c = await openCase(file);
+    try {
+      const { rows, cols, meta } = c;
+      const seqlen = Number(meta['seqlen']);
+      const X = await c.f32('X');
+      const batches = await c.i32('batch_sizes');
+      assert.deepEqual([...batches], JSON.parse(meta['batch_sizes']!));
+
+      // H: running mean over sequences, one addBatch per stored batch.
+      const acc = new HessianAccumulator(engine, cols);
+      let seq = 0;
+      for (const b of batches) {
+        await acc.addBatch(X.subarray(seq * seqlen * cols, (seq + b) * seqlen * cols), b, seqlen);
+        seq += b;
+      }
+      assert.equal(acc.nsamples, Number(meta['nseq']));
+      const Href = await c.f32('H');
+      const H = acc.H.slice();
+      assert.ok(maxAbsDiff(H, Href) <= 1e-6 * maxAbs(Href), `H differs by ${maxAbsDiff(H, Href)} (max |H| ${maxAbs(Href)})`);
+
+      if (c.has('Hinv')) {
+        const Hfixed = H.slice();
+        assert.deepEqual(fixDeadColumns(Hfixed, cols), JSON.parse(meta['dead_cols']!));
+        const f = await inverseHessianFactor(engine, Hfixed, cols, { percdamp: Number(meta['percdamp']) });
+        assert.equal(f.retries, 0);
+        const damp = Number(meta['damp']);
+        assert.ok(Math.abs(f.damp - damp) <= 1e-6 * damp, `damp ${f.damp} vs ${damp}`);
+        const Uref = await c.f32('Hinv');
+        // The reference U is a float32 LAPACK result; a float64 factor agrees to ~1e-6 of max |U| (README §6).
+        assert.ok(maxAbsDiff(f.U, Uref) <= 3e-6 * maxAbs(Uref), `U differs by ${maxAbsDiff(f.U, Uref) / maxAbs(Uref)} of max |U|`);
+      }
+
+      const wbits = Number(meta['wbits']);
+      const W = await c.f32('W_in');
+      const r = await sparsegptPrune(engine, W, rows, cols, H, {
+        prune: pruneSpecOf(meta),
+        maskRule: 'reference',
+        blocksize: Number(meta['blocksize']),
+        percdamp: Number(meta['percdamp']),
+        ...(wbits < 16 ? { quant: { bits: wbits, sym: false, groupsize: -1 } } : {}),
+      });
+      assert.deepEqual(r.deadColumns, JSON.parse(meta['dead_cols']!));
+      assert.equal(r.choleskyRetries, 0);
+      assert.equal(countDifferent(r.mask, await c.u8('mask')), 0, 'mask');
+      const Wref = await c.f32('W_out');
+      const tol = 1e-5 * maxAbs(Wref);
+      assert.ok(maxAbsDiff(r.W, Wref) <= tol, `W_out differs by ${maxAbsDiff(r.W, Wref)} > ${tol}`);
+      for (let k = 0; k < r.mask.length; k++) if (r.mask[k]) assert.equal(r.W[k], 0);
+      const Lref = await c.f32('Losses');
+      assert.ok(maxAbsDiff(r.losses, Lref) <= 1e-4 * maxAbs(Lref), `Losses differ by ${maxAbsDiff(r.losses, Lref)}`);
+      const printed = Number(meta['error_printed']);
+      assert.ok(Math.abs(r.error - printed) <= 1e-4 * printed, `error ${r.error} vs printed ${printed}`);
+      if (wbits < 16) {
+        const q = r.quant!;
+        assert.equal(countDifferent(q.codes, await c.u8('codes')), 0, 'codes');
+        // The grid comes from W_in before the loop, so it is bit-identical.
+        assert.equal(countDifferent(q.scale, await c.f32('scale')), 0, 'scale');
+        assert.equal(countDifferent(q.zero, await c.f32('zero')), 0, 'zero');
+      }
+    } finally {
+      await c.close();
+    }
+  });
+}
+
+test('SparseGPT reference vectors: release the engine', async () => {
+  await engine.release();
+});
