@@ -1,0 +1,114 @@
+// Which (bits, group size, symmetry, act-order) combinations and which linear shapes each quantized export format
+// can hold, checked before any work starts so a run never solves for hours and then fails to write. Errors are
+// what the format (as its defining source packs it) cannot represent; warnings are combinations the format holds
+// but a major loader runs only with limits. Every rule names its source.
+
+import { QuantFormatError, type QuantSpec } from './quantized-linear.js';
+
+export type QuantExportFormat = 'gptq' | 'compressed-tensors';
+
+export interface FormatCheck {
+  readonly errors: string[];
+  readonly warnings: string[];
+}
+
+/** A linear to be quantized: module path (no `.weight`) and W's shape [out_features, in_features]. */
+export interface LinearShape {
+  readonly name: string;
+  readonly rows: number;
+  readonly cols: number;
+}
+
+function checkCommon(spec: QuantSpec, errors: string[]): boolean {
+  let ok = true;
+  if (!Number.isInteger(spec.bits) || spec.bits < 2 || spec.bits > 8) {
+    errors.push(`bits must be an integer from 2 to 8 (got ${spec.bits})`);
+    ok = false;
+  }
+  if (!(spec.groupSize === -1 || (Number.isInteger(spec.groupSize) && spec.groupSize > 0))) {
+    errors.push(`group size must be −1 (one group per output channel) or a positive integer (got ${spec.groupSize})`);
+    ok = false;
+  }
+  return ok;
+}
+
+/** Settings-level check for one format (no shapes). */
+export function checkSpec(format: QuantExportFormat, spec: QuantSpec): FormatCheck {
+  const errors: string[] = [];
+  const warnings: string[] = [];
+  if (!checkCommon(spec, errors)) return { errors, warnings };
+  const { bits, groupSize, sym, actOrder } = spec;
+  if (format === 'gptq') {
+    if (bits === 3) {
+      errors.push('GPTQ 3-bit packing (32 values in 3 words, AutoGPTQ qlinear_cuda_old.py) is not supported yet: use 2, 4 or 8 bits');
+    } else if (bits !== 2 && bits !== 4 && bits !== 8) {
+      errors.push(`the GPTQ format packs only 2, 3, 4 or 8 bits (AutoGPTQ qlinear_cuda_old.py, vLLM gptq.py), got ${bits}: use 2, 4 or 8 bits`);
+    }
+    if (!sym) {
+      warnings.push('asymmetric GPTQ v1 stores zero − 1 in qzeros, so a group whose zero point is 0 cannot be written '
+        + '(the export stops naming it); symmetric quantization or --format compressed-tensors avoid this');
+    }
+    return { errors, warnings };
+  }
+  if (bits !== 2 && bits !== 4 && bits !== 8) {
+    errors.push(`compressed-tensors pack-quantized has two incompatible ${bits}-bit layouts across releases (padded, `
+      + 'compressed-tensors PR #715; dense, PR #732), so Topiary writes only 2, 4 or 8 bits');
+  }
+  if (actOrder === 'group' && groupSize === -1) {
+    errors.push('activation ordering "group" needs the group strategy (compressed-tensors quant_args.py); use a group size, '
+      + 'or act-order "weight" for per-channel quantization');
+  }
+  if (!sym && bits !== 4 && bits !== 8) {
+    warnings.push(`vLLM loads compressed-tensors zero points only for 4 and 8 bits (WNA16_ZP_SUPPORTED_TYPES_MAP), not ${bits}`);
+  }
+  if (sym && bits === 2) {
+    warnings.push('vLLM releases before the 2–8-bit WNA16 types load pack-quantized only at 4 and 8 bits (WNA16_SUPPORTED_BITS)');
+  }
+  if (!sym && actOrder === 'group') {
+    warnings.push('vLLM runs asymmetric act-ordered ("group") compressed-tensors checkpoints only without tensor parallelism (vllm PR #14211)');
+  }
+  return { errors, warnings };
+}
+
+/** Shape-level check of one linear for one format (assumes checkSpec passed). */
+export function checkLinear(format: QuantExportFormat, spec: QuantSpec, linear: LinearShape): FormatCheck {
+  const errors: string[] = [];
+  const warnings: string[] = [];
+  const { name, rows, cols } = linear;
+  if (spec.groupSize > 0 && cols % spec.groupSize !== 0) {
+    errors.push(`${name}: group size ${spec.groupSize} does not divide in_features ${cols} (vLLM needs in_features % group_size == 0)`);
+  }
+  if (format === 'gptq') {
+    const perWord = 32 / spec.bits;
+    if (cols % perWord !== 0) {
+      errors.push(`${name}: in_features ${cols} is not a multiple of 32/bits = ${perWord}, so GPTQ qweight [in·bits/32, out] cannot hold it`);
+    } else if (cols % 32 !== 0) {
+      warnings.push(`${name}: in_features ${cols} is not a multiple of 32; AutoGPTQ's QuantLinear (qweight rows = in // 32 · bits) cannot load it, vLLM can`);
+    }
+    if (rows % perWord !== 0) {
+      errors.push(`${name}: out_features ${rows} is not a multiple of 32/bits = ${perWord}, so GPTQ qzeros [groups, out·bits/32] cannot hold it`);
+    }
+  }
+  return { errors, warnings };
+}
+
+/** Spec plus every linear; the CLI prints the warnings and stops on the errors. */
+export function checkExport(format: QuantExportFormat, spec: QuantSpec, linears: readonly LinearShape[]): FormatCheck {
+  const top = checkSpec(format, spec);
+  if (top.errors.length > 0) return top;
+  const errors = [...top.errors];
+  const warnings = [...top.warnings];
+  for (const l of linears) {
+    const c = checkLinear(format, spec, l);
+    errors.push(...c.errors);
+    warnings.push(...c.warnings);
+  }
+  return { errors, warnings };
+}
+
+/** Throws one QuantFormatError listing every error (the warnings are the caller's to print). */
+export function assertNoFormatErrors(format: QuantExportFormat, check: FormatCheck): void {
+  if (check.errors.length === 0) return;
+  const head = `cannot export ${format === 'gptq' ? 'GPTQ' : 'compressed-tensors'}:`;
+  throw new QuantFormatError(check.errors.length === 1 ? `${head} ${check.errors[0]}` : `${head}\n  - ${check.errors.join('\n  - ')}`);
+}
