@@ -213,7 +213,10 @@ export class SafetensorsWriter {
     return new SafetensorsWriter(dir, maxShardBytes, metadata, reserve, options.overwrite ?? false);
   }
 
-  /** Appends one tensor; starts a new shard first when it does not fit in the current one. */
+  /**
+   * Appends one tensor; starts a new shard first when it does not fit in the current one. `bytes` is written as
+   * is (little-endian, numel × dtype size) and must stay unchanged until the returned promise settles.
+   */
   add(name: string, dtype: DType, shape: readonly number[], bytes: Uint8Array): Promise<void> {
     const problem = tensorProblem(name, dtype, shape, bytes.byteLength);
     if (problem) return Promise.reject(new TypeError(`${this.dir}: ${problem}`));

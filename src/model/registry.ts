@@ -177,7 +177,7 @@ function llamaLike(r: ConfigReader, opts: {
   const actKey = opts.gemma && r.has('hidden_activation') ? 'hidden_activation' : 'hidden_act';
   const act = opts.gemma && actKey === 'hidden_act' ? 'gelu_pytorch_tanh' : r.str(actKey, d.act);
   const tied = r.bool('tie_word_embeddings', d.tied);
-  const q = hidden, qOut = numHeads * headDim, kvOut = numKvHeads * headDim, I = dims.intermediate;
+  const qOut = numHeads * headDim, kvOut = numKvHeads * headDim, I = dims.intermediate;
   const layers: LayerSpec[] = [];
   for (let i = 0; i < dims.numLayers; i++) {
     const p = `model.layers.${i}`;
@@ -188,9 +188,9 @@ function llamaLike(r: ConfigReader, opts: {
     layers.push({
       index: i,
       linears: [
-        linear('q', `${a}.q_proj`, qb(`${a}.q_proj`), q, qOut, 'attn_in'),
-        linear('k', `${a}.k_proj`, qb(`${a}.k_proj`), q, kvOut, 'attn_in'),
-        linear('v', `${a}.v_proj`, qb(`${a}.v_proj`), q, kvOut, 'attn_in'),
+        linear('q', `${a}.q_proj`, qb(`${a}.q_proj`), hidden, qOut, 'attn_in'),
+        linear('k', `${a}.k_proj`, qb(`${a}.k_proj`), hidden, kvOut, 'attn_in'),
+        linear('v', `${a}.v_proj`, qb(`${a}.v_proj`), hidden, kvOut, 'attn_in'),
         linear('o', `${a}.o_proj`, ob(`${a}.o_proj`), qOut, hidden, 'attn_out'),
         linear('gate', `${m}.gate_proj`, mb(`${m}.gate_proj`), hidden, I, 'mlp_in'),
         linear('up', `${m}.up_proj`, mb(`${m}.up_proj`), hidden, I, 'mlp_in'),
