@@ -1,0 +1,152 @@
+// How quantized linears leave the pipeline, per `--format`:
+//   dense               the dequantized ("fake-quantized") values in the source dtype, as the references save;
+//   gptq                GPTQ v1 tensors (qweight, qzeros, scales, g_idx) + quantization_config + quantize_config.json;
+//   compressed-tensors  pack-quantized tensors (weight_packed, weight_scale, [weight_zero_point], weight_shape).
+// Packing itself lives in src/quant/formats/; this module checks a request up front and writes one linear at a time.
+
+import { fromFloat32, toFloat32, type DType } from '../io/dtype.js';
+import type { LinearSpec } from '../model/arch.js';
+import type { ModelFolder } from '../model/model-folder.js';
+import type { QuantResult } from '../prune/types.js';
+import { assertNoFormatErrors, checkExport } from '../quant/formats/format-validation.js';
+import { packGptq, gptqTensors, gptqQuantizationConfig, type GptqScaleDType } from '../quant/formats/gptq-format.js';
+import { compressedTensorsQuantizationConfig, compressedTensorsTensors, packCompressedTensors, type CtScaleDType } from '../quant/formats/compressed-tensors-format.js';
+import { QuantFormatError, type ActOrder, type QuantizedLinear, type QuantSpec as FormatSpec } from '../quant/formats/quantized-linear.js';
+import type { OutputFolder } from './output-folder.js';
+
+export const FORMATS = ['dense', 'gptq', 'compressed-tensors'] as const;
+export type ExportFormat = (typeof FORMATS)[number];
+
+/** The quantization a job asked for (solver terms: groupsize −1 = per channel). */
+export interface QuantChoice {
+  readonly bits: number;
+  readonly sym: boolean;
+  readonly groupsize: number;
+  readonly actOrder: boolean;
+  readonly staticGroups?: boolean;
+}
+
+export function parseFormat(s: string): ExportFormat {
+  if ((FORMATS as readonly string[]).includes(s)) return s as ExportFormat;
+  throw new QuantFormatError(`--format ${s}: unknown format (choose one of ${FORMATS.join(', ')})`);
+}
+
+function actOrderOf(q: QuantChoice): ActOrder {
+  if (!q.actOrder) return 'none';
+  return q.staticGroups || q.groupsize === -1 ? 'weight' : 'group';
+}
+
+export function formatSpec(q: QuantChoice): FormatSpec {
+  return { bits: q.bits, groupSize: q.groupsize, sym: q.sym, actOrder: actOrderOf(q) };
+}
+
+/** Module path of a linear (its weight name without `.weight`), the prefix of packed tensors. */
+export function modulePath(l: LinearSpec): string {
+  return l.weight.endsWith('.weight') ? l.weight.slice(0, -'.weight'.length) : l.weight;
+}
+
+/** Refuses, before any work, a format that cannot hold the chosen scheme (or bits/groups that make no sense). */
+export function checkQuantRequest(format: ExportFormat, q: QuantChoice | null, linears: readonly LinearSpec[]): void {
+  if (q === null) {
+    if (format !== 'dense') throw new QuantFormatError(`--format ${format} stores quantized weights: add --wbits (e.g. --wbits 4)`);
+    return;
+  }
+  if (!Number.isInteger(q.bits) || q.bits < 2 || q.bits > 8) throw new QuantFormatError(`--wbits ${q.bits}: bits must be an integer from 2 to 8`);
+  if (q.staticGroups && q.groupsize === -1) throw new QuantFormatError('--static-groups needs --group-size');
+  if (q.staticGroups && !q.actOrder) throw new QuantFormatError('--static-groups only changes anything with --act-order');
+  for (const l of linears) {
+    if (q.groupsize > 0 && l.inFeatures % q.groupsize !== 0) {
+      throw new QuantFormatError(`--group-size ${q.groupsize} does not divide the input width ${l.inFeatures} of ${l.weight}`);
+    }
+  }
+  if (format === 'dense') return;
+  const check = checkExport(format, formatSpec(q), linears.map((l) => ({ name: modulePath(l), rows: l.outFeatures, cols: l.inFeatures })));
+  assertNoFormatErrors(format, check);
+  for (const w of check.warnings) process.stderr.write(`topiary: warning: ${w}\n`);
+}
+
+/** Scales are stored in the model's float dtype (as GPTQModel and llm-compressor do). */
+export function scaleDTypeFor(modelDType: DType): GptqScaleDType & CtScaleDType {
+  return modelDType === 'F16' || modelDType === 'BF16' ? modelDType : 'F32';
+}
+
+export class QuantizedExporter {
+  private readonly packed = new Set<string>();
+  private readonly scaleDType: GptqScaleDType & CtScaleDType;
+  /** Module paths of every decoder linear (those not packed are listed as left unquantized). */
+  private readonly allModules: string[];
+
+  constructor(readonly format: ExportFormat, readonly quant: QuantChoice | null, folder: ModelFolder) {
+    this.allModules = folder.arch.layers.flatMap((layer) => layer.linears.map(modulePath));
+    const firstLinear = folder.arch.layers[0]?.linears[0];
+    this.scaleDType = scaleDTypeFor(firstLinear ? folder.dtypeOf(firstLinear.weight) : 'F32');
+  }
+
+  /** Every decoder linear is quantized when the job quantizes (embeddings and lm_head never are). */
+  quantizes(_l: LinearSpec): boolean {
+    return this.quant !== null;
+  }
+
+  /** Whether a quantized linear is stored packed (not as dense values). */
+  packs(l: LinearSpec): boolean {
+    return this.quantizes(l) && this.format !== 'dense';
+  }
+
+  describe(l: LinearSpec): string | null {
+    const q = this.quant;
+    if (!q || !this.quantizes(l)) return null;
+    return `int${q.bits} ${q.groupsize > 0 ? `g${q.groupsize}` : 'per-channel'} ${q.sym ? 'sym' : 'asym'}${q.actOrder ? ' act-order' : ''} (${this.format})`;
+  }
+
+  /**
+   * The grid as it will be stored: scales rounded to the stored dtype, and W recomputed from it, so the dense export
+   * and the packed ones dequantize to the same values.
+   */
+  storedGrid(q: QuantResult): { quant: QuantResult; W: Float32Array; rows: number; cols: number } {
+    const scale = this.scaleDType === 'F32' ? Float32Array.from(q.scale) : toFloat32(this.scaleDType, fromFloat32(this.scaleDType, q.scale));
+    const ng = q.ngroups;
+    const rows = q.scale.length / ng;
+    const cols = q.gIdx.length;
+    const W = new Float32Array(rows * cols);
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < cols; c++) {
+        const g = r * ng + q.gIdx[c]!;
+        W[r * cols + c] = Math.fround(scale[g]! * Math.fround(q.codes[r * cols + c]! - q.zero[g]!));
+      }
+    }
+    return { quant: { ...q, scale }, W, rows, cols };
+  }
+
+  async writeLinear(out: OutputFolder, l: LinearSpec, q: QuantResult): Promise<void> {
+    const module = modulePath(l);
+    const linear: QuantizedLinear = {
+      rows: l.outFeatures, cols: l.inFeatures, bits: q.bits, groupSize: q.groupsize, sym: q.sym,
+      codes: q.codes, scale: q.scale, zero: q.zero, gIdx: q.gIdx,
+    };
+    const actOrder = actOrderOf(this.quant!);
+    const tensors = this.format === 'gptq'
+      ? gptqTensors(module, packGptq(linear, module, { scaleDType: this.scaleDType, actOrder }))
+      : compressedTensorsTensors(module, packCompressedTensors(linear, module, { scaleDType: this.scaleDType, actOrder }));
+    for (const t of tensors) await out.addBytes(t.name, t.dtype, t.shape, t.bytes);
+    this.packed.add(module);
+  }
+
+  /** config.json with the format's quantization_config (unchanged for dense exports). */
+  amendConfig(config: Record<string, unknown>): Record<string, unknown> {
+    if (this.format === 'dense' || this.quant === null) return config;
+    return { ...config, quantization_config: this.quantizationConfig() };
+  }
+
+  private quantizationConfig(): Record<string, unknown> {
+    const spec = formatSpec(this.quant!);
+    const skipped = this.allModules.filter((m) => !this.packed.has(m));
+    if (this.format === 'gptq') return gptqQuantizationConfig(spec, { skipModules: skipped });
+    return compressedTensorsQuantizationConfig(spec, { ignore: ['lm_head', ...skipped] });
+  }
+
+  /** Extra JSON files: GPTQ's quantize_config.json. */
+  sideFiles(): [string, unknown][] {
+    if (this.format !== 'gptq' || this.quant === null) return [];
+    return [['quantize_config.json', this.quantizationConfig()]];
+  }
+}

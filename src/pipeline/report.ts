@@ -1,0 +1,101 @@
+// topiary-report.json: what the run did to every linear (achieved sparsity counted on the exported values, whether
+// 2:4 / 4:8 hold, OBS error, Cholesky retries, seconds) and totals, with the command line and versions.
+
+import type { SolverResult } from '../prune/types.js';
+import type { LinearTask, Method } from './prune-plan.js';
+
+export interface LinearReport {
+  readonly tensor: string;
+  readonly layer: number;
+  readonly role: string;
+  readonly shape: readonly [number, number];
+  readonly method: Method | null;
+  /** "0.5", "2:4", or null when kept dense. */
+  readonly target: string | null;
+  readonly rule: string;
+  readonly numel: number;
+  /** Exact zeros in the exported weight (masked weights, plus unmasked weights that quantize to 0). */
+  readonly zeros: number;
+  readonly sparsity: number;
+  /** Weights removed by the mask. */
+  readonly masked: number | null;
+  readonly holds2of4: boolean;
+  readonly holds4of8: boolean;
+  /** Σ (w − q)²/d²/2 for SparseGPT/GPTQ (the reference's printed `error`); method-specific loss otherwise. */
+  readonly obsError: number | null;
+  readonly choleskyRetries: number;
+  readonly damp: number | null;
+  readonly deadColumns: number;
+  readonly quantization: string | null;
+  readonly seconds: number;
+}
+
+export interface PruneReport {
+  readonly tool: 'topiary';
+  readonly commandLine: readonly string[];
+  readonly model: string;
+  readonly architecture: string;
+  readonly calibration: string | null;
+  readonly maskRule: string;
+  readonly blocksize: number;
+  readonly percdamp: number;
+  readonly quantization: Readonly<Record<string, unknown>> | null;
+  readonly device: string;
+  readonly linears: readonly LinearReport[];
+  readonly totals: {
+    readonly linears: number;
+    readonly prunedLinears: number;
+    readonly linearParams: number;
+    readonly linearZeros: number;
+    readonly linearSparsity: number;
+    readonly obsError: number;
+    readonly choleskyRetries: number;
+  };
+  readonly seconds: Readonly<Record<string, number>>;
+  readonly versions: Readonly<Record<string, string>>;
+}
+
+/** True when every group of m consecutive inputs (per output row) has at least n zeros. W is [rows, cols]. */
+export function holdsNM(W: Float32Array, rows: number, cols: number, n: number, m: number): boolean {
+  if (cols % m !== 0) return false;
+  for (let r = 0; r < rows; r++) {
+    for (let c0 = 0; c0 < cols; c0 += m) {
+      let z = 0;
+      for (let c = c0; c < c0 + m; c++) if (W[r * cols + c] === 0) z++;
+      if (z < n) return false;
+    }
+  }
+  return true;
+}
+
+export function linearReport(task: LinearTask, W: Float32Array, rows: number, cols: number, res: SolverResult | null, seconds: number, quantization: string | null): LinearReport {
+  let zeros = 0;
+  for (let i = 0; i < W.length; i++) if (W[i] === 0) zeros++;
+  let masked: number | null = null;
+  if (res && task.method) {
+    masked = 0;
+    for (let i = 0; i < res.mask.length; i++) masked += res.mask[i]!;
+  }
+  const t = task.target;
+  return {
+    tensor: task.linear.weight,
+    layer: task.layer,
+    role: task.linear.role,
+    shape: [rows, cols],
+    method: task.method,
+    target: t === null ? null : t.kind === 'nm' ? `${t.n}:${t.m}` : String(t.sparsity),
+    rule: task.rule,
+    numel: W.length,
+    zeros,
+    sparsity: W.length ? zeros / W.length : 0,
+    masked,
+    holds2of4: holdsNM(W, rows, cols, 2, 4),
+    holds4of8: holdsNM(W, rows, cols, 4, 8),
+    obsError: res ? res.error : null,
+    choleskyRetries: res ? res.choleskyRetries : 0,
+    damp: res && res.dampUsed > 0 ? res.dampUsed : null,
+    deadColumns: res ? res.deadColumns.length : 0,
+    quantization,
+    seconds,
+  };
+}
