@@ -79,17 +79,17 @@ export function decodeBitmask(
     if (rowOffsets && rowOffsets[r] !== k) {
       throw new QuantFormatError(`row ${r} starts at ${rowOffsets[r]} but the bitmask puts it at ${k}`, names.rowOffsets);
     }
-    for (let c = 0; c < cols; c++) {
-      if (maskBit(bitmask, bytesPerRow, r, c) === 0) continue;
-      if (k >= compressed.length) throw new QuantFormatError(`holds ${compressed.length} values but the bitmask marks more`, names.compressed);
-      dense[r * cols + c] = compressed[k++]!;
-    }
     if (require24) {
       for (let c0 = 0; c0 < cols; c0 += 4) {
         let n = 0;
         for (let c = c0; c < c0 + 4; c++) n += maskBit(bitmask, bytesPerRow, r, c);
         if (n !== 2) throw new QuantFormatError(`row ${r}, columns ${c0}–${c0 + 3} keep ${n} values, not 2 (not a 2:4 mask)`, names.bitmask);
       }
+    }
+    for (let c = 0; c < cols; c++) {
+      if (maskBit(bitmask, bytesPerRow, r, c) === 0) continue;
+      if (k >= compressed.length) throw new QuantFormatError(`holds ${compressed.length} values but the bitmask marks more`, names.compressed);
+      dense[r * cols + c] = compressed[k++]!;
     }
   }
   if (k !== compressed.length) throw new QuantFormatError(`holds ${compressed.length} values but the bitmask marks ${k}`, names.compressed);
