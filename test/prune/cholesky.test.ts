@@ -1,0 +1,110 @@
+// The inverse-Hessian factor: the recursive engine factorization (float64 GEMMs) against the plain float64
+// reference chain on a random SPD 600×600; damping retries on indefinite H (reported, never silent); dead columns.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Engine } from '../../src/engine/engine.js';
+import { baseInverseFactor, dampingOf, fixDeadColumns, inverseHessianFactor } from '../../src/prune/cholesky.js';
+import { sparsegptPrune } from '../../src/prune/sparsegpt.js';
+import { SolverInputError } from '../../src/prune/types.js';
+import { normals, randomHessian, referenceInverseFactor } from './plain-linalg.js';
+import { maxAbs, maxAbsDiff } from './reference-vectors.js';
+
+const engine = new Engine('cpu');
+
+test('recursive engine factor matches the plain float64 reference chain on a random SPD 600×600', async () => {
+  const n = 600;
+  const H = randomHessian(n, 900, 7);
+  const f = await inverseHessianFactor(engine, H, n, { percdamp: 0.01 });
+  assert.equal(f.retries, 0);
+  assert.equal(f.dampUsed, f.damp);
+  let trace = 0;
+  for (let i = 0; i < n; i++) trace += H[i * n + i]!;
+  assert.ok(Math.abs(f.damp - 0.01 * trace / n) <= 1e-6 * f.damp);
+  assert.ok(f.gemmFlops > n ** 3, 'the O(n³) work ran as engine GEMMs');
+  const ref = referenceInverseFactor(H, n, f.damp);
+  const rel = maxAbsDiff(f.U, ref) / maxAbs(ref);
+  assert.ok(rel < 1e-6, `max |U − U_ref| / max |U_ref| = ${rel}`);
+  for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) assert.equal(f.U[i * n + j], 0, 'U is upper triangular');
+  // The float32-GEMM variant (for devices without double GEMMs) still agrees to float32 accuracy.
+  const f32 = await inverseHessianFactor(engine, H, n, { percdamp: 0.01, precision: 'float32' });
+  const rel32 = maxAbsDiff(f32.U, ref) / maxAbs(ref);
+  assert.ok(rel32 < 1e-3, `float32 variant: ${rel32}`);
+});
+
+test('the TS base factor alone equals the reference chain (small block)', () => {
+  const n = 40;
+  const H = randomHessian(n, 80, 3);
+  const M = Float64Array.from(H);
+  for (let i = 0; i < n; i++) M[i * n + i] = Math.fround(M[i * n + i]! + 0.5); // λ added in float32, as the reference chain does
+  const U = baseInverseFactor(M, n);
+  const ref = referenceInverseFactor(H, n, 0.5);
+  assert.ok(maxAbsDiff(U, ref) <= 1e-11 * maxAbs(ref), `${maxAbsDiff(U, ref) / maxAbs(ref)}`);
+});
+
+test('an indefinite H is retried with 10× damping and the retries are reported', async () => {
+  const n = 200; // larger than a base block: the failing pivot sits in a Schur complement
+  const H = new Float32Array(n * n);
+  for (let i = 0; i < n; i++) H[i * n + i] = 1;
+  H[0] = -0.5; // mean diag ≈ 0.9925: λ ≈ 0.0099 and 0.099 fail, 0.99 works
+  const damp = dampingOf(H, n, 0.01);
+  const f = await inverseHessianFactor(engine, H, n, { percdamp: 0.01 });
+  assert.equal(f.retries, 2);
+  assert.equal(f.dampUsed, Math.fround(Math.fround(damp * 10) * 10));
+  assert.ok(Math.abs(f.U[0]! - 1 / Math.sqrt(-0.5 + f.dampUsed)) < 1e-6);
+  assert.ok(Math.abs(f.U[n + 1]! - 1 / Math.sqrt(1 + f.dampUsed)) < 1e-6);
+
+  // The solver reports the retries in its result.
+  const rows = 8;
+  const W = normals(rows * n, 11);
+  const r = await sparsegptPrune(engine, W, rows, n, H, { prune: { kind: 'unstructured', sparsity: 0.5 } });
+  assert.equal(r.choleskyRetries, 2);
+  assert.equal(r.dampUsed, f.dampUsed);
+});
+
+test('a Hessian that stays indefinite after every retry is a clear error', async () => {
+  const n = 64;
+  const H = new Float32Array(n * n);
+  for (let i = 0; i < n; i++) H[i * n + i] = 1;
+  H[5 * n + 5] = -1e7;
+  await assert.rejects(inverseHessianFactor(engine, H, n, { percdamp: 0.01, maxRetries: 5 }), (e: unknown) => {
+    assert.ok(e instanceof SolverInputError);
+    assert.match(e.message, /not positive definite even with damping/);
+    assert.match(e.message, /10\^5/);
+    return true;
+  });
+});
+
+test('a NaN in H fails the factorization instead of giving a silent result', async () => {
+  const n = 16;
+  const H = new Float32Array(n * n);
+  for (let i = 0; i < n; i++) H[i * n + i] = 1;
+  H[3 * n + 2] = NaN;
+  H[2 * n + 3] = NaN;
+  await assert.rejects(inverseHessianFactor(engine, H, n, { maxRetries: 1 }), SolverInputError);
+});
+
+test('dead columns: diag 0 becomes 1, and the solver zeroes and prunes that column', async () => {
+  const n = 48;
+  const rows = 6;
+  const H = randomHessian(n, 96, 5);
+  for (let j = 0; j < n; j++) {
+    H[9 * n + j] = 0;
+    H[j * n + 9] = 0;
+  }
+  const Hc = H.slice();
+  assert.deepEqual(fixDeadColumns(Hc, n), [9]);
+  assert.equal(Hc[9 * n + 9], 1);
+  const W = normals(rows * n, 2);
+  const r = await sparsegptPrune(engine, W, rows, n, H, { prune: { kind: 'unstructured', sparsity: 0.25 } });
+  assert.deepEqual(r.deadColumns, [9]);
+  for (let row = 0; row < rows; row++) {
+    assert.equal(r.W[row * n + 9], 0);
+    assert.equal(r.mask[row * n + 9], 1);
+  }
+  assert.equal(H[9 * n + 9], 0, 'the caller\'s H is not modified');
+});
+
+test('cholesky tests: release the engine', async () => {
+  await engine.release();
+});
