@@ -1,0 +1,140 @@
+// `topiary eval <model> --dataset NAME`: perplexity of a local model on an evaluation corpus, built and chunked as the
+// papers do (src/calib/corpora.ts, src/eval/perplexity.ts). Prints ppl and throughput; --json writes one record
+// (scripts/eval-table.ts turns a folder of them into a markdown table).
+
+import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { rename, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { KNOWN_CORPORA, openCorpus } from '../calib/corpora.js';
+import { packageRoot } from '../calib/data-root.js';
+import { TextTokenizer } from '../calib/tokenizer.js';
+import { Engine, ort, parseDevice } from '../engine/engine.js';
+import { checkSeqlen, PerplexityError, perplexity, planChunks } from '../eval/perplexity.js';
+import { ModelFolder } from '../model/model-folder.js';
+import { formatSeconds, Progress } from './progress.js';
+
+/** The record --json writes (one per run). */
+export interface EvalRecord {
+  readonly model: string;
+  readonly model_path: string;
+  readonly dataset: string;
+  readonly seqlen: number;
+  readonly nsamples: number;
+  readonly ppl: number;
+  readonly mean_nll: number;
+  /** Forward seconds (tokenization excluded; see tokenize_seconds). */
+  readonly seconds: number;
+  readonly tokens_per_s: number;
+  readonly tokenize_seconds: number;
+  readonly device: string;
+  readonly versions: { readonly topiary: string; readonly 'onnxruntime-node': string; readonly node: string };
+  readonly date: string;
+}
+
+interface EvalFlags {
+  dataset: string;
+  seqlen?: string;
+  nsamples?: string;
+  batch?: string;
+  device: string;
+  dataDir?: string;
+  json?: string;
+}
+
+function positiveInt(flag: string, value: string | undefined): number | null {
+  if (value === undefined) return null;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new PerplexityError(`${flag} must be a positive integer, got "${value}"`);
+  return n;
+}
+
+export function register(program: Command): void {
+  program
+    .command('eval')
+    .description('Perplexity of a model on an evaluation corpus (WikiText-2, PTB, C4 as the SparseGPT/Wanda papers build them).')
+    .argument('<model>', 'local model folder (config.json, safetensors, tokenizer.json)')
+    .requiredOption('--dataset <name>', `evaluation corpus: ${KNOWN_CORPORA.join(', ')} (.txt, .jsonl, .jsonl.gz)`)
+    .option('--seqlen <n>', 'tokens per chunk (default: min(2048, max_position_embeddings))')
+    .option('--nsamples <n>', 'evaluate at most this many chunks (default: all, floor(tokens / seqlen))')
+    .option('--batch <n>', 'sequences per block run (default: about 4096 tokens per run)')
+    .option('--device <device>', 'execution provider: cpu, cuda or webgpu', 'cpu')
+    .option('--data-dir <dir>', 'folder holding the named datasets (default: $TOPIARY_DATA or ../shared/datasets)')
+    .option('--json <file>', 'also write the result as a JSON record to this file')
+    .action(async (model: string, flags: EvalFlags) => {
+      const record = await runEval(model, flags);
+      process.stdout.write(`${record.dataset}: ppl ${record.ppl.toFixed(4)} (${record.nsamples} x ${record.seqlen} tokens, ` +
+        `${formatSeconds(record.seconds)}, ${Math.round(record.tokens_per_s).toLocaleString('en-US')} tokens/s, ${record.device})\n`);
+    });
+}
+
+async function runEval(model: string, flags: EvalFlags): Promise<EvalRecord> {
+  const device = parseDevice(flags.device);
+  const nsamplesCap = positiveInt('--nsamples', flags.nsamples);
+  const batch = positiveInt('--batch', flags.batch);
+  const seqlenFlag = positiveInt('--seqlen', flags.seqlen);
+  // Everything that can fail cheaply fails before any heavy work.
+  const corpus = openCorpus(flags.dataset, flags.dataDir !== undefined ? { dataDir: flags.dataDir } : {});
+  const folder = await ModelFolder.open(model);
+  try {
+    const seqlen = seqlenFlag ?? Math.min(2048, folder.arch.maxPositions);
+    checkSeqlen(seqlen, folder.arch.maxPositions);
+    const tokenizer = await TextTokenizer.load(folder.dir);
+    const evalText = corpus.evaluation();
+    const engine = new Engine(device);
+    try {
+      await engine.probe();
+      const t0 = performance.now();
+      const ids = tokenizer.encode(evalText.text);
+      const tokenizeSeconds = (performance.now() - t0) / 1000;
+      const planned = planChunks(ids.length, seqlen, evalText.maxChunks, nsamplesCap);
+      const progress = new Progress(`eval ${corpus.name}`, planned * folder.arch.numLayers);
+      progress.log(`${corpus.name}: ${ids.length.toLocaleString('en-US')} tokens (tokenized in ${formatSeconds(tokenizeSeconds)}), ${planned} chunks of ${seqlen}; progress counts chunk x layer passes`);
+      let reported = 0;
+      const result = await perplexity(engine, folder, ids, {
+        seqlen,
+        nsamples: nsamplesCap,
+        maxChunks: evalText.maxChunks,
+        ...(batch !== null ? { batch } : {}),
+        onProgress: (done, _total, what) => {
+          progress.tick(what, done - reported);
+          reported = done;
+        },
+      });
+      const record: EvalRecord = {
+        model: basename(resolve(folder.dir)),
+        model_path: resolve(folder.dir),
+        dataset: corpus.name,
+        seqlen,
+        nsamples: result.nsamples,
+        ppl: result.ppl,
+        mean_nll: result.meanNll,
+        seconds: result.seconds,
+        tokens_per_s: result.tokensPerSecond,
+        tokenize_seconds: tokenizeSeconds,
+        device,
+        versions: versions(),
+        date: new Date().toISOString(),
+      };
+      if (flags.json !== undefined) await writeJsonAtomically(flags.json, record);
+      return record;
+    } finally {
+      await engine.release();
+    }
+  } finally {
+    await folder.close();
+  }
+}
+
+function versions(): EvalRecord['versions'] {
+  const pkg = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
+  return { topiary: pkg.version, 'onnxruntime-node': ort.env.versions.node ?? 'unknown', node: process.versions.node };
+}
+
+/** Writes under a temporary name and renames, so a failed run never leaves a record that looks complete. */
+async function writeJsonAtomically(path: string, value: unknown): Promise<void> {
+  const abs = resolve(path);
+  const tmp = join(dirname(abs), `.${basename(abs)}.tmp-${process.pid}`);
+  await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`);
+  await rename(tmp, abs);
+}

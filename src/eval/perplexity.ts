@@ -1,0 +1,102 @@
+// Perplexity the reference way (sparsegpt llama_eval / opt_eval, wanda eval_ppl): the token ids of the whole
+// evaluation text are cut into nsamples = floor(len / seqlen) chunks (the tail is dropped), every chunk runs through
+// the streamed full-model forward (src/eval/forward.ts), and ppl = exp(mean over chunks of the chunk's mean
+// next-token NLL). Chunks are processed in groups sized so that their hidden states fit a memory budget; a group
+// reads every layer's weights once.
+
+import type { Engine } from '../engine/engine.js';
+import type { ModelFolder } from '../model/model-folder.js';
+import { defaultBatch, forward } from './forward.js';
+
+export class PerplexityError extends Error {
+  constructor(detail: string) {
+    super(detail);
+    this.name = 'PerplexityError';
+  }
+}
+
+/** Hidden-state bytes held at once by one forward group (all chunks of the group × seqlen × hidden × 4). */
+export const DEFAULT_GROUP_BYTES = 1 << 30;
+
+export interface PerplexityOptions {
+  readonly seqlen: number;
+  /** Evaluate at most this many chunks (null: all). */
+  readonly nsamples?: number | null;
+  /** A corpus-imposed cap on chunks (C4: the reference keeps 256 × seqlen ids). */
+  readonly maxChunks?: number | null;
+  /** Sequences per block run (forward.ts batch). */
+  readonly batch?: number;
+  readonly groupBytes?: number;
+  /** Called as layers finish: `done` of `total` chunk-layers (each chunk passes every layer once). */
+  readonly onProgress?: (done: number, total: number, what: string) => void;
+}
+
+export interface PerplexityResult {
+  readonly ppl: number;
+  /** Mean over chunks of the chunk's mean NLL (nats / token); ppl = exp(meanNll). */
+  readonly meanNll: number;
+  readonly nsamples: number;
+  readonly seqlen: number;
+  /** Per chunk: mean NLL over its seqlen − 1 predicted tokens. */
+  readonly chunkNll: Float64Array;
+  /** Forward seconds (tokenization excluded). */
+  readonly seconds: number;
+  /** nsamples × seqlen / seconds. */
+  readonly tokensPerSecond: number;
+}
+
+/** How many chunks the reference evaluates: floor(len / seqlen), capped by the corpus and by --nsamples. */
+export function chunkCount(numIds: number, seqlen: number, maxChunks: number | null = null, nsamples: number | null = null): number {
+  let n = Math.floor(numIds / seqlen);
+  if (maxChunks !== null) n = Math.min(n, maxChunks);
+  if (nsamples !== null) n = Math.min(n, nsamples);
+  return n;
+}
+
+/** chunkCount, but zero chunks is an error that says why. */
+export function planChunks(numIds: number, seqlen: number, maxChunks: number | null = null, nsamples: number | null = null): number {
+  if (nsamples !== null && (!Number.isSafeInteger(nsamples) || nsamples <= 0)) {
+    throw new PerplexityError(`--nsamples must be a positive integer, got ${nsamples}`);
+  }
+  const n = chunkCount(numIds, seqlen, maxChunks, nsamples);
+  if (n === 0) {
+    throw new PerplexityError(`the evaluation text gives ${numIds} tokens, fewer than one chunk of --seqlen ${seqlen}; use a smaller --seqlen or a longer corpus`);
+  }
+  return n;
+}
+
+/** Checks seqlen against the model; the message names the flag. */
+export function checkSeqlen(seqlen: number, maxPositions: number): void {
+  if (!Number.isSafeInteger(seqlen) || seqlen < 2) throw new PerplexityError(`--seqlen must be an integer >= 2, got ${seqlen}`);
+  if (seqlen > maxPositions) throw new PerplexityError(`--seqlen ${seqlen} exceeds the model's ${maxPositions} positions (max_position_embeddings)`);
+}
+
+export async function perplexity(engine: Engine, folder: ModelFolder, ids: Int32Array, opts: PerplexityOptions): Promise<PerplexityResult> {
+  const { seqlen } = opts;
+  checkSeqlen(seqlen, folder.arch.maxPositions);
+  const nsamples = planChunks(ids.length, seqlen, opts.maxChunks ?? null, opts.nsamples ?? null);
+  const layers = folder.arch.numLayers;
+  const perChunkBytes = seqlen * folder.arch.hidden * 4;
+  const group = Math.max(1, Math.min(nsamples, Math.floor((opts.groupBytes ?? DEFAULT_GROUP_BYTES) / perChunkBytes)));
+  const chunkNll = new Float64Array(nsamples);
+  const t0 = performance.now();
+  for (let g0 = 0; g0 < nsamples; g0 += group) {
+    const n = Math.min(group, nsamples - g0);
+    const tokens = { ids: ids.subarray(g0 * seqlen, (g0 + n) * seqlen), nseq: n, T: seqlen };
+    const batch = opts.batch ?? defaultBatch(seqlen, n);
+    const { nll } = await forward(engine, folder, tokens, {
+      batch,
+      onLayer: (layer, of) => opts.onProgress?.(g0 * layers + n * (layer + 1), nsamples * layers, `layer ${layer + 1}/${of}, chunks ${g0 + 1}-${g0 + n}`),
+    });
+    for (let s = 0; s < n; s++) {
+      let sum = 0;
+      for (let t = 0; t < seqlen - 1; t++) sum += nll[s * (seqlen - 1) + t]!;
+      chunkNll[g0 + s] = sum / (seqlen - 1);
+    }
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  let total = 0;
+  for (const v of chunkNll) total += v;
+  const meanNll = total / nsamples;
+  return { ppl: Math.exp(meanNll), meanNll, nsamples, seqlen, chunkNll, seconds, tokensPerSecond: (nsamples * seqlen) / seconds };
+}
