@@ -61,7 +61,12 @@ export interface BlockGraphOptions {
   /** Linear inputs to return besides the block output, as outputs named `cap_<input>` of shape [B·T, features]. */
   readonly capture: readonly LinearInput[];
   readonly weights: WeightSource;
+  /** Query rows per attention chunk (default DEFAULT_ATTN_CHUNK). */
+  readonly attnChunk?: number;
 }
+
+/** Query rows per attention chunk: large enough for efficient MatMuls, small enough to bound the score tensor. */
+export const DEFAULT_ATTN_CHUNK = 512;
 
 /**
  * The block graph: input `x` [B, T, hidden] (+ one input per weight slot when weights are inputs), output `out`
@@ -168,15 +173,28 @@ export function buildBlockGraph(arch: ArchSpec, layer: LayerSpec, o: BlockGraphO
   // Scale q rather than the T×T scores (same product up to one rounding, T/hd times fewer multiplies).
   q = g.op('Mul', [q, scalar(arch.attention.scale)]);
   // Grouped heads without copying k/v: head h uses kv head ⌊h/rep⌋ (HF repeat_kv), so view q as
-  // [B, nKv, rep·T, hd] and multiply each kv group once.
-  const qg = reshape(g.op('Transpose', [reshape(q, [B, T, nKv, rep, hd])], { perm: [0, 2, 3, 1, 4] }), [B, nKv, rep * T, hd]);
+  // [B, nKv, rep·Tc, hd] and multiply each kv group once. Queries go in chunks of `attnChunk` rows: chunk
+  // [t0, t1) only needs keys [0, t1) (causal), which skips most of the masked half of QKᵀ and bounds the score
+  // tensor to [B, nH, chunk, T] (GPU buffer limits, host memory at long T).
+  const q5 = g.op('Transpose', [reshape(q, [B, T, nKv, rep, hd])], { perm: [0, 2, 3, 1, 4] }); // [B, nKv, rep, T, hd]
   const kT = g.op('Transpose', [k], { perm: [0, 2, 3, 1] }); // [B, nKv, hd, T]
   const vg = g.op('Transpose', [v], { perm: [0, 2, 1, 3] }); // [B, nKv, T, hd]
-  const mask = new Float32Array(T * T);
-  for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) mask[i * T + j] = MASK_FILL;
-  const scores = g.op('Add', [reshape(g.op('MatMul', [qg, kT]), [B, nKv, rep, T, T]), g.constF32(mask, [T, T])]);
-  const probs = reshape(g.op('Softmax', [scores], { axis: -1 }), [B, nKv, rep * T, T]);
-  const ctx = reshape(g.op('MatMul', [probs, vg]), [B, nKv, rep, T, hd]);
+  const slice = (x: string, start: number, end: number, axis: number) =>
+    g.op('Slice', [x, g.constI64([start]), g.constI64([end]), g.constI64([axis])]);
+  const chunk = Math.max(1, Math.min(T, o.attnChunk ?? DEFAULT_ATTN_CHUNK));
+  const ctxChunks: string[] = [];
+  for (let t0 = 0; t0 < T; t0 += chunk) {
+    const t1 = Math.min(T, t0 + chunk), Tc = t1 - t0;
+    const qc = reshape(Tc === T ? q5 : slice(q5, t0, t1, 3), [B, nKv, rep * Tc, hd]);
+    const kc = t1 === T ? kT : slice(kT, 0, t1, 3); // keys 0..t1-1
+    const vc = t1 === T ? vg : slice(vg, 0, t1, 2);
+    const mask = new Float32Array(Tc * t1);
+    for (let i = 0; i < Tc; i++) for (let j = t0 + i + 1; j < t1; j++) mask[i * t1 + j] = MASK_FILL;
+    const scores = g.op('Add', [reshape(g.op('MatMul', [qc, kc]), [B, nKv, rep, Tc, t1]), g.constF32(mask, [Tc, t1])]);
+    const probs = reshape(g.op('Softmax', [scores], { axis: -1 }), [B, nKv, rep * Tc, t1]);
+    ctxChunks.push(reshape(g.op('MatMul', [probs, vc]), [B, nKv, rep, Tc, hd]));
+  }
+  const ctx = ctxChunks.length === 1 ? ctxChunks[0]! : g.op('Concat', ctxChunks, { axis: 3 });
   const attnOut = reshape(g.op('Transpose', [ctx], { perm: [0, 3, 1, 2, 4] }), [N, nH * hd]);
   captured.set('attn_out', { value: attnOut, features: nH * hd });
   const attn = linear(attnOut, 'o');
@@ -222,7 +240,7 @@ export function addNorm(g: GraphBuilder, arch: ArchSpec, x: string, w: string, b
 }
 
 /** A key naming everything the graph's structure depends on (not the weights, not the layer index). */
-export function blockGraphKey(arch: ArchSpec, layer: LayerSpec, B: number, T: number, capture: readonly LinearInput[]): string {
+export function blockGraphKey(arch: ArchSpec, layer: LayerSpec, B: number, T: number, capture: readonly LinearInput[], attnChunk: number): string {
   const structure = {
     dims: [arch.hidden, arch.numHeads, arch.numKvHeads, arch.headDim, arch.intermediate],
     norm: arch.norm, attention: arch.attention, mlp: arch.mlp, parallel: arch.parallelResidual,
@@ -231,7 +249,7 @@ export function blockGraphKey(arch: ArchSpec, layer: LayerSpec, B: number, T: nu
     transposed: layer.linears.map((l) => l.transposed),
   };
   const hash = createHash('sha1').update(JSON.stringify(structure)).digest('hex').slice(0, 16);
-  return `block:${arch.modelType}:${hash}:${B}x${T}:${capture.join(',')}`;
+  return `block:${arch.modelType}:${hash}:${B}x${T}:c${attnChunk}:${capture.join(',')}`;
 }
 
 export interface BlockOutput {
@@ -249,7 +267,7 @@ export class BlockRunner {
   private layer: LayerSpec | null = null;
   private feeds: Feeds = {};
 
-  constructor(readonly engine: Engine, readonly arch: ArchSpec) {}
+  constructor(readonly engine: Engine, readonly arch: ArchSpec, readonly opts: { readonly attnChunk?: number } = {}) {}
 
   /** Use these weights for the next forwards (every tensor of layer `index`, float32, stored layout). */
   load(index: number, weights: LayerWeights): void {
@@ -280,8 +298,9 @@ export class BlockRunner {
     const H = this.arch.hidden;
     if (x.length !== B * T * H) throw new RangeError(`BlockRunner.forward: x has ${x.length} values, expected ${B}×${T}×${H}`);
     const caps = LINEAR_INPUTS.filter((c) => capture.has(c));
-    const key = blockGraphKey(this.arch, layer, B, T, caps);
-    const res = await this.engine.run(key, () => buildBlockGraph(this.arch, layer, { B, T, capture: caps, weights: { kind: 'inputs' } }), {
+    const attnChunk = this.opts.attnChunk ?? DEFAULT_ATTN_CHUNK;
+    const key = blockGraphKey(this.arch, layer, B, T, caps, attnChunk);
+    const res = await this.engine.run(key, () => buildBlockGraph(this.arch, layer, { B, T, capture: caps, weights: { kind: 'inputs' }, attnChunk }), {
       ...this.feeds,
       x: f32(x, [B, T, H]),
     });

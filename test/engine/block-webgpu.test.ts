@@ -36,7 +36,7 @@ async function checkBlock(engine: Engine, folder: ModelFolder, layer: number, B:
   const arch = folder.arch;
   const seqs = tokenIds(B, T, arch.vocab, 21);
   const ref = referenceForward(arch, await allTensors(folder), seqs);
-  const runner = new BlockRunner(engine, arch);
+  const runner = new BlockRunner(engine, arch, { attnChunk: 4 }); // T > 4: chunked causal attention
   runner.load(layer, await readLayerWeights(folder, layer));
   const H = arch.hidden;
   const x = new Float32Array(B * T * H);

@@ -42,11 +42,14 @@ async function checkForward(engine: Engine, folder: ModelFolder, seqs: number[][
   return ref;
 }
 
-/** Runs layer `layer` alone on the reference's input to it and compares output and all four captured linear inputs. */
-async function checkCapture(engine: Engine, folder: ModelFolder, seqs: number[][], ref: ReturnType<typeof referenceForward>, layer: number) {
+/**
+ * Runs layer `layer` alone on the reference's input to it and compares output and all four captured linear inputs;
+ * `attnChunk` smaller than T exercises the chunked causal attention.
+ */
+async function checkCapture(engine: Engine, folder: ModelFolder, seqs: number[][], ref: ReturnType<typeof referenceForward>, layer: number, attnChunk?: number) {
   const arch = folder.arch;
   const T = seqs[0]!.length, H = arch.hidden, B = seqs.length;
-  const runner = new BlockRunner(engine, arch);
+  const runner = new BlockRunner(engine, arch, attnChunk !== undefined ? { attnChunk } : {});
   runner.load(layer, await readLayerWeights(folder, layer));
   const x = new Float32Array(B * T * H);
   for (let b = 0; b < B; b++) x.set(ref.hidden[b]![layer]!, b * T * H);
@@ -96,6 +99,7 @@ describe('forward vs references', () => {
       const seqs = tokenIds(3, 12, folder.arch.vocab, 7);
       const ref = await checkForward(engine, folder, seqs, { batch: 2, vocabChunk: 160 });
       await checkCapture(engine, folder, seqs, ref, 1);
+      await checkCapture(engine, folder, seqs, ref, 3, 5);
     } finally {
       await folder.close();
     }
@@ -131,7 +135,7 @@ describe('forward vs references', () => {
       try {
         const seqs = tokenIds(3, 10, c.o.vocab, 5);
         const ref = await checkForward(engine, m.folder, seqs, { batch: 2, vocabChunk: 40 });
-        await checkCapture(engine, m.folder, seqs, ref, 1);
+        await checkCapture(engine, m.folder, seqs, ref, 1, 3); // query chunks of 3, 3, 3, 1 rows
       } finally {
         await m.dispose();
       }
