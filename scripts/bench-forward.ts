@@ -3,8 +3,9 @@
 // forward, and their ratio to the MatMul rate. Prints a markdown table.
 //
 // FLOPs counted: 2·params·tokens for every linear (q, k, v, o, gate, up, down, lm_head) plus causal attention
-// 2·T²·hidden per sequence (QKᵀ and PV over the causal half: 2 matmuls × 2·T·T/2·hidden). The graph computes the full
-// T×T product and masks it, so the executed attention FLOPs are twice that; the useful (causal) count is reported.
+// 2·T²·hidden per sequence (QKᵀ and PV over the causal half: 2 matmuls × 2·T·T/2·hidden). The graph computes each
+// 512-query chunk against the keys up to the chunk's end and masks the rest, so it executes somewhat more attention
+// FLOPs than that (full T×T when T ≤ 512); the useful (causal) count is what is reported.
 //
 //   node dist/scripts/bench-forward.js [--hidden 2048 --intermediate 5632 --heads 16 --kv-heads 8 --layers 4
 //     --vocab 4096 --seq 512 --nseq 8 --batch 4 --device cpu --model DIR]
