@@ -4,12 +4,15 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CalibrationError, readCalibrationTokens, sampleWindows, writeCalibrationFile } from '../../src/calib/windows.js';
-import { loadCalibrationTokens } from '../../src/calib/calibration.js';
+import { buildCalibration, loadCalibrationTokens } from '../../src/calib/calibration.js';
+import { TextTokenizer } from '../../src/calib/tokenizer.js';
 import { writeSafetensorsFile } from '../../src/io/safetensors-writer.js';
+import { modelDir, sharedPath } from '../shared-data.js';
 
 /** Toy tokenizer: BOS (1) then one id per character (its code). */
 const toy = (text: string): Int32Array => Int32Array.from([1, ...[...text].map((c) => c.codePointAt(0)!)]);
@@ -90,6 +93,31 @@ test('calibration.safetensors round trip and --calib-tokens validation', async (
     writeFileSync(junk, 'not safetensors at all');
     await assert.rejects(readCalibrationTokens(junk), (e: unknown) => e instanceof CalibrationError && e.message.includes(junk) && /not a readable safetensors file/.test(e.message));
     await assert.rejects(readCalibrationTokens(join(dir, 'missing.safetensors')), /no such file/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('buildCalibration on stories260K / tinystories: windows are slices of single stories, saved with metadata', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'topiary-calib-'));
+  try {
+    const saveTo = join(dir, 'calibration.safetensors');
+    const cal = await buildCalibration({ dataset: 'tinystories', dataDir: sharedPath('datasets'), modelDir: modelDir('stories260K'), nsamples: 6, seqlen: 128, seed: 0, saveTo });
+    assert.equal(cal.ids.length, 6 * 128);
+    const again = await buildCalibration({ dataset: 'tinystories', dataDir: sharedPath('datasets'), modelDir: modelDir('stories260K'), nsamples: 6, seqlen: 128, seed: 0 });
+    assert.deepEqual(again.ids, cal.ids);
+    const back = await readCalibrationTokens(saveTo);
+    assert.deepEqual(back.ids, cal.ids);
+    const sha = createHash('sha256').update(readFileSync(join(modelDir('stories260K'), 'tokenizer.json'))).digest('hex');
+    assert.deepEqual({ ...back.metadata }, { format: 'pt', corpus: 'tinystories', seed: '0', seqlen: '128', nsamples: '6', tokenizer: 'stories260K', tokenizer_sha256: sha });
+    // Every window is a contiguous slice of one story's own tokenization (BOS included), never across stories.
+    const tok = await TextTokenizer.load(modelDir('stories260K'));
+    const raw = readFileSync(sharedPath('datasets', 'tinystories', 'tinystories_validation_first1000.txt'), 'utf8');
+    const stories = raw.split('\n<|endoftext|>\n').slice(0, 1000).map((s) => Array.from(tok.encode(s)).join(','));
+    for (let s = 0; s < 6; s++) {
+      const win = Array.from(cal.ids.subarray(s * 128, (s + 1) * 128)).join(',');
+      assert.ok(stories.some((st) => (',' + st + ',').includes(',' + win + ',')), `window ${s} is not inside any story`);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
