@@ -3,7 +3,7 @@
 // (scripts/eval-table.ts turns a folder of them into a markdown table).
 
 import type { Command } from 'commander';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { KNOWN_CORPORA, openCorpus } from '../calib/corpora.js';
@@ -74,6 +74,9 @@ async function runEval(model: string, flags: EvalFlags): Promise<EvalRecord> {
   const batch = positiveInt('--batch', flags.batch);
   const seqlenFlag = positiveInt('--seqlen', flags.seqlen);
   // Everything that can fail cheaply fails before any heavy work.
+  if (flags.json !== undefined && !existsSync(dirname(resolve(flags.json)))) {
+    throw new PerplexityError(`--json ${flags.json}: folder ${dirname(resolve(flags.json))} does not exist`);
+  }
   const corpus = openCorpus(flags.dataset, flags.dataDir !== undefined ? { dataDir: flags.dataDir } : {});
   const folder = await ModelFolder.open(model);
   try {

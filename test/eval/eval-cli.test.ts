@@ -97,6 +97,9 @@ test('topiary eval: bad inputs give one clear error each and write no record', a
       assert.equal(r.stderr.trim().split('\n').length, 1, `${args.join(' ')}: one line`);
       assert.equal(existsSync(json), false);
     }
+    const badJson = await topiary(['eval', model, '--dataset', 'tinystories', '--json', join(dir, 'no', 'r.json')]);
+    assert.equal(badJson.code, 1);
+    assert.match(badJson.stderr, /^topiary: --json .*r\.json: folder .*no does not exist\n$/);
     const noModel = await topiary(['eval', join(dir, 'nomodel'), '--dataset', 'tinystories']);
     assert.equal(noModel.code, 1);
     assert.match(noModel.stderr, /nomodel: no such folder/);
