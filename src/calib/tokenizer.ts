@@ -90,10 +90,6 @@ export class TextTokenizer {
     return this.tok.bos_token_id ?? null;
   }
 
-  get vocabSize(): number {
-    return this.tok.get_vocab().size;
-  }
-
   /**
    * Token ids of `text`, with the tokenizer's special tokens (BOS for Llama) unless `addSpecialTokens` is false —
    * what `tokenizer(text)` gives in transformers.
