@@ -9,9 +9,10 @@
 
 import { Engine, f32 } from '../engine/engine.js';
 import { GraphBuilder } from '../engine/graph-builder.js';
-import { assertQuantizerConfig, dequant, findParams, maxQ, quantCode, type QuantGrid, type QuantizerConfig } from '../quant/quantizer.js';
+import { assertQuantizerConfig, findParams, maxQ, type QuantGrid, type QuantizerConfig } from '../quant/quantizer.js';
 import { fixDeadColumns, inverseHessianFactor, type FactorPrecision } from './cholesky.js';
 import { assertNM, assertNMGroups, pickNSmallest } from './nm-mask.js';
+import { applyChunk, copyTransposedBlock, emitColumn, scatterSelection, scoreBlock, zeroWhere } from './obs-kernels.js';
 import { runInto } from './run-into.js';
 import { assertSparsity, markSmallest, pruneCount } from './select.js';
 import { assertFinite, assertLength, SolverInputError, type MaskRule, type PruneSpec, type QuantResult, type SolverResult } from './types.js';
@@ -83,6 +84,20 @@ function actOrderPermutation(H: Float32Array, cols: number): Int32Array {
   const idx = Array.from({ length: cols }, (_, i) => i);
   idx.sort((a, b) => H[b * cols + b]! - H[a * cols + a]! || a - b);
   return Int32Array.from(idx);
+}
+
+/** N:M at block column i: per row, mark the n smallest w²/U_jj² among block columns i…i+len−1 (c = i1 + i). */
+function selectNM(W1: Float32Array, rows: number, i: number, len: number, U: Float32Array, cols: number, c: number, n: number,
+  scores: Float32Array, pick: Uint8Array, mask1: Uint8Array): void {
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < len; j++) {
+      const dj = U[(c + j) * cols + c + j]!;
+      const w = W1[(i + j) * rows + r]!;
+      scores[j] = fr(fr(w * w) / fr(dj * dj));
+    }
+    pickNSmallest(scores, len, n, pick);
+    for (let j = 0; j < len; j++) if (pick[j]) mask1[(i + j) * rows + r] = 1;
+  }
 }
 
 /**
@@ -157,12 +172,21 @@ export async function obsSolve(engine: Engine, W: Float32Array, rows: number, co
   const work = unstructured ? new Float32Array(Bmax * rows) : null;
   const nmScores = nm ? new Float32Array(nm.m) : null;
   const nmPick = nm ? new Uint8Array(nm.m) : null;
-  const Ublk = cols > Bmax ? new Float32Array(Bmax * (cols - Bmax)) : null;
-  const prod = cols > Bmax ? new Float32Array((cols - Bmax) * rows) : null;
+  const UT = cols > Bmax ? new Float32Array(Bmax * (cols - Bmax)) : null;
+  // W's state: `cur` holds every column not yet emitted (as the reference's W: earlier blocks' updates in); the
+  // inter-block update reads its tail and writes the new tail into `next`, then the two swap. Emitted columns (the
+  // reference's Q1) go to Qt.
+  let cur = Wp;
+  let next = cols > Bmax ? new Float32Array(cols * rows) : Wp;
+  const Qt = new Float32Array(cols * rows);
   if (grid && gs === -1) {
     scaleOut!.set(grid.scale);
     zeroOut!.set(grid.zero);
   }
+  // Columns are taken in chunks of k: each column is emitted and fixes up the rest of its chunk at once, then the
+  // chunk's k updates reach the later block columns in one pass (same float32 sequence, see obs-kernels.ts).
+  // N:M groups must start on a chunk boundary (their scores need every earlier update in).
+  const chunk = !nm || nm.m % 8 === 0 ? 8 : nm.m % 4 === 0 ? 4 : 1;
   let loopMs = 0;
   let gemmSeconds = 0;
 
@@ -170,92 +194,48 @@ export async function obsSolve(engine: Engine, W: Float32Array, rows: number, co
     const tl = performance.now();
     const i2 = Math.min(i1 + B, cols);
     const count = i2 - i1;
-    W1.set(Wp.subarray(i1 * rows, i2 * rows));
+    W1.set(cur.subarray(i1 * rows, i2 * rows));
     mask1.fill(0);
     lossBlock.fill(0);
+    const skip = mask0 ? mask0.subarray(i1 * rows, i2 * rows) : null;
     if (unstructured) {
       // Score w²/U_jj² on the block as it stands (earlier blocks' updates in), one threshold for the whole
       // rows × count block (sparsegpt.py l.95–98). Row-major (r, j) order so exact-rule ties go to the lower index.
-      for (let j = 0; j < count; j++) {
-        const d = U[(i1 + j) * cols + i1 + j]!;
-        const d2 = fr(d * d);
-        const base = j * rows;
-        for (let r = 0; r < rows; r++) {
-          const w = W1[base + r]!;
-          scoresRM![r * count + j] = fr(fr(w * w) / d2);
-        }
-      }
+      scoreBlock(W1, rows, count, U, cols, i1, scoresRM!);
       const n = rows * count;
       selRM!.fill(0);
       markSmallest(scoresRM!, n, pruneCount(n, unstructured.sparsity), rule, selRM!, work!);
-      for (let r = 0; r < rows; r++) {
-        for (let j = 0; j < count; j++) if (selRM![r * count + j]) mask1[j * rows + r] = 1;
-      }
+      scatterSelection(selRM!, rows, count, mask1);
     }
-    if (mask0) for (let k = 0; k < count * rows; k++) if (mask0[i1 * rows + k]) mask1[k] = 1;
+    if (skip) for (let k = 0; k < count * rows; k++) if (skip[k]) mask1[k] = 1;
 
-    for (let i = 0; i < count; i++) {
-      const c = i1 + i;
-      const urow = c * cols;
-      const d = U[urow + c]!;
-      const d2 = fr(d * d);
-      if (nm && i % nm.m === 0) {
-        // N:M: the N smallest w²/U_jj² of the next M columns, on the block as updated so far (l.106–108).
-        const len = Math.min(nm.m, count - i);
-        for (let r = 0; r < rows; r++) {
-          for (let j = 0; j < len; j++) {
-            const dj = U[(c + j) * cols + c + j]!;
-            const w = W1[(i + j) * rows + r]!;
-            nmScores![j] = fr(fr(w * w) / fr(dj * dj));
-          }
-          pickNSmallest(nmScores!, len, nm.n, nmPick!);
-          for (let j = 0; j < len; j++) if (nmPick![j]) mask1[(i + j) * rows + r] = 1;
+    for (let i = 0; i < count; i += chunk) {
+      const k = Math.min(chunk, count - i);
+      for (let t = 0; t < k; t++) {
+        const ic = i + t;
+        const c = i1 + ic;
+        if (nm && ic % nm.m === 0) {
+          // N:M: the N smallest w²/U_jj² of the next M columns, on the block as updated so far (l.106–108).
+          selectNM(W1, rows, ic, Math.min(nm.m, count - ic), U, cols, c, nm.n, nmScores!, nmPick!, mask1);
         }
-      }
-      if (quant && gs > 0) {
-        if (staticGrids) {
-          grid = staticGrids[Math.floor((perm ? perm[c]! : c) / gs)]!;
-        } else if (c % gs === 0) {
-          // The group grid comes from W as it stands, i.e. with the updates of earlier BLOCKS only: the updates
-          // of earlier columns of this block live in W1 (gptq.py l.121–123, README §7.5 "stale group params").
-          grid = findParams(quant, Wp, rows, c, Math.min(c + gs, cols));
-          const g = c / gs;
-          for (let r = 0; r < rows; r++) {
-            scaleOut![r * ngroups + g] = grid.scale[r]!;
-            zeroOut![r * ngroups + g] = grid.zero[r]!;
+        if (quant && gs > 0) {
+          if (staticGrids) {
+            grid = staticGrids[Math.floor((perm ? perm[c]! : c) / gs)]!;
+          } else if (c % gs === 0) {
+            // The group grid comes from W as it stands, i.e. with the updates of earlier BLOCKS only: the updates
+            // of earlier columns of this block live in W1 (gptq.py l.121–123, README §7.5 "stale group params").
+            grid = findParams(quant, cur, rows, c, Math.min(c + gs, cols));
+            const g = c / gs;
+            for (let r = 0; r < rows; r++) {
+              scaleOut![r * ngroups + g] = grid.scale[r]!;
+              zeroOut![r * ngroups + g] = grid.zero[r]!;
+            }
           }
         }
+        emitColumn(W1, ic * rows, mask1, Qt, c * rows, Err1, lossBlock, U[c * cols + c]!, rows, codesP, grid?.scale ?? null, grid?.zero ?? null, maxq);
+        applyChunk(W1, rows, Err1, U, cols, i1, ic, 1, ic + 1, i + k, skip);
       }
-      const wOff = i * rows;
-      const out = c * rows;
-      const scale = grid?.scale;
-      const zero = grid?.zero;
-      for (let r = 0; r < rows; r++) {
-        const w = W1[wOff + r]!;
-        let q = mask1[wOff + r] ? 0 : w;
-        if (codesP) {
-          const code = quantCode(q, scale![r]!, zero![r]!, maxq);
-          codesP[out + r] = code;
-          q = dequant(code, scale![r]!, zero![r]!);
-        }
-        // Q1[:, i] goes straight into W: later group grids only read W from column c on.
-        Wp[out + r] = q;
-        const diff = fr(w - q);
-        lossBlock[r] += fr(fr(diff * diff) / d2);
-        Err1[wOff + r] = fr(diff / d);
-      }
-      // W1[:, i+1:] -= err ⊗ U[c, i+1:]: torch rounds the outer product, then subtracts (the store rounds again).
-      const e = Err1.subarray(wOff, wOff + rows);
-      for (let j = i + 1; j < count; j++) {
-        const h = U[urow + i1 + j]!;
-        if (h === 0) continue;
-        const base = j * rows;
-        if (mask0) {
-          for (let r = 0; r < rows; r++) if (!mask0[(i1 + j) * rows + r]) W1[base + r]! -= fr(e[r]! * h);
-        } else {
-          for (let r = 0; r < rows; r++) W1[base + r]! -= fr(e[r]! * h);
-        }
-      }
+      applyChunk(W1, rows, Err1, U, cols, i1, i, k, i + k, count, skip);
     }
     maskP.set(mask1.subarray(0, count * rows), i1 * rows);
     for (let r = 0; r < rows; r++) losses[r] = fr(losses[r]! + fr(fr(lossBlock[r]!) / 2));
@@ -263,23 +243,28 @@ export async function obsSolve(engine: Engine, W: Float32Array, rows: number, co
 
     const rest = cols - i2;
     if (rest > 0) {
-      // W[:, i2:] -= Err1 · U[i1:i2, i2:], i.e. Wt[i2:, :] -= U[i1:i2, i2:]ᵀ · Err1ᵀ-as-stored.
+      // W[:, i2:] -= Err1 · U[i1:i2, i2:]; transposed: Wt[i2:, :] -= U[i1:i2, i2:]ᵀ · Err1 (Err1 is [count, rows]).
       const tg = performance.now();
-      for (let j = 0; j < count; j++) Ublk!.set(U.subarray((i1 + j) * cols + i2, (i1 + j + 1) * cols), j * rest);
-      await runInto(engine, 'obs-update', () => {
-        const g = new GraphBuilder('obs_interblock_update');
-        const u = g.input('Ublk', 'float32', ['k', 'n']);
-        const e = g.input('Err', 'float32', ['k', 'm']);
-        g.output(g.op('Gemm', [u, e], { transA: 1 }), 'P', 'float32', ['n', 'm']);
-        return g;
-      }, {
-        Ublk: f32(Ublk!.subarray(0, count * rest), [count, rest]),
-        Err: f32(Err1.subarray(0, count * rows), [count, rows]),
-      }, { P: { data: prod!.subarray(0, rest * rows), dims: [rest, rows] } });
+      copyTransposedBlock(U, cols, i1, count, i2, rest, UT!);
       const tail = i2 * rows;
       const n = rest * rows;
-      for (let k = 0; k < n; k++) Wp[tail + k]! -= prod![k]!;
-      if (mask0) for (let k = 0; k < n; k++) if (mask0[tail + k]) Wp[tail + k] = 0;
+      await runInto(engine, 'obs-update', () => {
+        const g = new GraphBuilder('obs_interblock_update');
+        const u = g.input('UT', 'float32', ['n', 'k']);
+        const e = g.input('Err', 'float32', ['k', 'm']);
+        const w = g.input('W', 'float32', ['n', 'm']);
+        // The product is rounded to float32, then subtracted: the reference's `W[:, i2:] -= Err1.matmul(...)`.
+        g.output(g.op('Sub', [w, g.op('MatMul', [u, e])]), 'W_next', 'float32', ['n', 'm']);
+        return g;
+      }, {
+        UT: f32(UT!.subarray(0, rest * count), [rest, count]),
+        Err: f32(Err1.subarray(0, count * rows), [count, rows]),
+        W: f32(cur.subarray(tail, tail + n), [rest, rows]),
+      }, { W_next: { data: next.subarray(tail, tail + n), dims: [rest, rows] } });
+      if (mask0) zeroWhere(next, tail, mask0, n);
+      const t = cur;
+      cur = next;
+      next = t;
       gemmSeconds += (performance.now() - tg) / 1000;
     }
   }
@@ -292,7 +277,7 @@ export async function obsSolve(engine: Engine, W: Float32Array, rows: number, co
     const orig = perm ? perm[c]! : c;
     const base = c * rows;
     for (let r = 0; r < rows; r++) {
-      Wout[r * cols + orig] = Wp[base + r]!;
+      Wout[r * cols + orig] = Qt[base + r]!;
       mask[r * cols + orig] = maskP[base + r]!;
       if (codes) codes[r * cols + orig] = codesP![base + r]!;
     }

@@ -1,0 +1,113 @@
+// Benchmark: SparseGPT on random LLM-sized layers (default 4096×4096 and 11008×4096) with a random SPD Hessian
+// accumulated by the engine from random correlated activations. Reports the solver's seconds split into the
+// inverse-Hessian factor (Cholesky), the in-block TS column loop, and the inter-block engine GEMMs (with their
+// copies), and a GEMM lower bound: the solver's GEMM flops divided by the MatMul rates (float32 for the inter-block
+// updates, float64 for the factor) measured in the same run. Prints a markdown table.
+//
+//   node dist/scripts/bench-solver.js [--shapes 4096x4096,11008x4096] [--pattern unstructured|2:4] [--device cpu]
+
+import { Command } from 'commander';
+import { Engine, ort, parseDevice } from '../src/engine/engine.js';
+import { GraphBuilder } from '../src/engine/graph-builder.js';
+import { Float64GraphBuilder } from '../src/prune/float64-graph.js';
+import { HessianAccumulator } from '../src/prune/hessian.js';
+import { sparsegptPrune } from '../src/prune/sparsegpt.js';
+import type { PruneSpec } from '../src/prune/types.js';
+
+/** Seeded N(0, 1) (xorshift32 + Box–Muller). */
+function normals(n: number, seed: number): Float32Array {
+  let s = seed >>> 0 || 1;
+  const u = (): number => {
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    return (s + 0.5) / 4294967296;
+  };
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i += 2) {
+    const r = Math.sqrt(-2 * Math.log(u()));
+    const t = 2 * Math.PI * u();
+    out[i] = r * Math.cos(t);
+    if (i + 1 < n) out[i + 1] = r * Math.sin(t);
+  }
+  return out;
+}
+
+/** Measured GEMM rate (flop/s) of an n×n·n×n MatMul in the given element type. */
+async function gemmRate(engine: Engine, type: 'float32' | 'float64', n: number): Promise<number> {
+  const build = (): GraphBuilder => {
+    const g = type === 'float64' ? new Float64GraphBuilder('rate64') : new GraphBuilder('rate32');
+    g.output(g.op('MatMul', [g.input('A', 'float32', [n, n]), g.input('B', 'float32', [n, n])]), 'C', 'float32', [n, n]);
+    return g;
+  };
+  const data = type === 'float64' ? Float64Array.from(normals(n * n, 5)) : normals(n * n, 5);
+  const t = (): ort.Tensor => new ort.Tensor(type, data, [n, n]);
+  const session = await engine.session(`bench-rate:${type}:${n}`, build);
+  await session.run({ A: t(), B: t() });
+  const reps = 3;
+  const t0 = performance.now();
+  for (let i = 0; i < reps; i++) await session.run({ A: t(), B: t() });
+  return (2 * n ** 3 * reps) / ((performance.now() - t0) / 1000);
+}
+
+interface Row {
+  shape: string;
+  pattern: string;
+  hessian: number;
+  cholesky: number;
+  loop: number;
+  gemm: number;
+  total: number;
+  bound: number;
+  error: number;
+}
+
+async function main(): Promise<void> {
+  const opts = new Command()
+    .option('--shapes <list>', 'rows×cols list', '4096x4096,11008x4096')
+    .option('--pattern <p>', 'unstructured (50 %) or N:M such as 2:4', 'unstructured')
+    .option('--tokens <n>', 'calibration tokens for H', '8192')
+    .option('--device <d>', 'cpu | cuda | webgpu', 'cpu')
+    .parse()
+    .opts<{ shapes: string; pattern: string; tokens: string; device: string }>();
+  const engine = new Engine(parseDevice(opts.device));
+  const prune: PruneSpec = opts.pattern === 'unstructured'
+    ? { kind: 'unstructured', sparsity: 0.5 }
+    : { kind: 'nm', n: Number(opts.pattern.split(':')[0]), m: Number(opts.pattern.split(':')[1]) };
+  const rate32 = await gemmRate(engine, 'float32', 2048);
+  const rate64 = await gemmRate(engine, 'float64', 2048);
+  const rows: Row[] = [];
+  for (const shape of opts.shapes.split(',')) {
+    const [R, C] = shape.split('x').map(Number) as [number, number];
+    const tokens = Number(opts.tokens);
+    const seqlen = 2048;
+    // Activations: noise + a shared component, log-normal column scales (an ill-conditioned, LLM-like H).
+    const colScale = normals(C, 7).map((g) => Math.exp(0.5 * g));
+    const acc = new HessianAccumulator(engine, C);
+    const th = performance.now();
+    for (let s = 0; s < tokens / seqlen; s++) {
+      const X = normals(seqlen * C, 100 + s);
+      const shared = normals(seqlen, 200 + s);
+      for (let t = 0; t < seqlen; t++) for (let j = 0; j < C; j++) X[t * C + j] = (X[t * C + j]! + shared[t]!) * colScale[j]!;
+      await acc.addBatch(X, 1, seqlen);
+    }
+    const hessian = (performance.now() - th) / 1000;
+    const W = normals(R * C, 11).map((x) => x / Math.sqrt(C));
+    const res = await sparsegptPrune(engine, W, R, C, acc.finish(), { prune });
+    // GEMM flops: the factor's 4n³/3 (float64) and Σ_blocks 2·rows·B·rest (float32).
+    const B = 128;
+    let inter = 0;
+    for (let i2 = B; i2 < C; i2 += B) inter += 2 * R * B * (C - i2);
+    const chol = (4 / 3) * C ** 3;
+    rows.push({
+      shape, pattern: opts.pattern, hessian, cholesky: res.timings.choleskySeconds, loop: res.timings.blockLoopSeconds,
+      gemm: res.timings.gemmSeconds, total: res.timings.totalSeconds, bound: chol / rate64 + inter / rate32, error: res.error,
+    });
+  }
+  await engine.release();
+  const f = (x: number): string => x.toFixed(2);
+  console.log(`SparseGPT solver, device ${opts.device}; MatMul rate measured here: float32 ${(rate32 / 1e9).toFixed(0)} GFLOP/s, float64 ${(rate64 / 1e9).toFixed(0)} GFLOP/s (2048³)\n`);
+  console.log('| W (rows×cols) | pattern | H accumulation s | Cholesky s | block loop (TS) s | inter-block GEMMs s | solver total s | GEMM lower bound s |');
+  console.log('|---|---|---:|---:|---:|---:|---:|---:|');
+  for (const r of rows) console.log(`| ${r.shape} | ${r.pattern} | ${f(r.hessian)} | ${f(r.cholesky)} | ${f(r.loop)} | ${f(r.gemm)} | ${f(r.total)} | ${f(r.bound)} |`);
+}
+
+await main();
