@@ -32,7 +32,7 @@ export interface EvalRecord {
   readonly date: string;
 }
 
-interface EvalFlags {
+export interface EvalFlags {
   dataset: string;
   seqlen?: string;
   nsamples?: string;
@@ -40,6 +40,7 @@ interface EvalFlags {
   device: string;
   dataDir?: string;
   json?: string;
+  quiet?: boolean;
 }
 
 function positiveInt(flag: string, value: string | undefined): number | null {
@@ -61,14 +62,29 @@ export function register(program: Command): void {
     .option('--device <device>', 'execution provider: cpu, cuda or webgpu', 'cpu')
     .option('--data-dir <dir>', 'folder holding the named datasets (default: $TOPIARY_DATA or ../shared/datasets)')
     .option('--json <file>', 'also write the result as a JSON record to this file')
+    .option('--quiet', 'no progress output')
     .action(async (model: string, flags: EvalFlags) => {
-      const record = await runEval(model, flags);
-      process.stdout.write(`${record.dataset}: ppl ${record.ppl.toFixed(4)} (${record.nsamples} x ${record.seqlen} tokens, ` +
-        `${formatSeconds(record.seconds)}, ${Math.round(record.tokens_per_s).toLocaleString('en-US')} tokens/s, ${record.device})\n`);
+      printRecord(await runEval(model, flags));
     });
 }
 
-async function runEval(model: string, flags: EvalFlags): Promise<EvalRecord> {
+function printRecord(record: EvalRecord): void {
+  process.stdout.write(`${record.dataset}: ppl ${record.ppl.toFixed(4)} (${record.nsamples} x ${record.seqlen} tokens, ` +
+    `${formatSeconds(record.seconds)}, ${Math.round(record.tokens_per_s).toLocaleString('en-US')} tokens/s, ${record.device})\n`);
+}
+
+/** `prune --eval a,b`: perplexity of the written model on each dataset, with eval's defaults. */
+export async function evaluateDatasets(model: string, datasets: readonly string[], o: { device: string; dataDir?: string; quiet?: boolean }): Promise<EvalRecord[]> {
+  const records: EvalRecord[] = [];
+  for (const dataset of datasets) {
+    const record = await runEval(model, { dataset, device: o.device, ...(o.dataDir !== undefined ? { dataDir: o.dataDir } : {}), ...(o.quiet ? { quiet: true } : {}) });
+    printRecord(record);
+    records.push(record);
+  }
+  return records;
+}
+
+export async function runEval(model: string, flags: EvalFlags): Promise<EvalRecord> {
   const device = parseDevice(flags.device);
   const nsamplesCap = positiveInt('--nsamples', flags.nsamples);
   const batch = positiveInt('--batch', flags.batch);
@@ -91,7 +107,7 @@ async function runEval(model: string, flags: EvalFlags): Promise<EvalRecord> {
       const ids = tokenizer.encode(evalText.text);
       const tokenizeSeconds = (performance.now() - t0) / 1000;
       const planned = planChunks(ids.length, seqlen, evalText.maxChunks, nsamplesCap);
-      const progress = new Progress(`eval ${corpus.name}`, planned * folder.arch.numLayers);
+      const progress = new Progress(`eval ${corpus.name}`, planned * folder.arch.numLayers, flags.quiet ?? false);
       progress.log(`${corpus.name}: ${ids.length.toLocaleString('en-US')} tokens (tokenized in ${formatSeconds(tokenizeSeconds)}), ${planned} chunks of ${seqlen}; progress counts chunk x layer passes`);
       let reported = 0;
       const result = await perplexity(engine, folder, ids, {

@@ -15,6 +15,7 @@ const program = new Command('topiary')
 // Subcommands (each module exports register(program)).
 (await import('./inspect.js')).register(program);
 (await import('./eval.js')).register(program);
+(await import('./prune.js')).register(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   const msg = e instanceof Error ? e.message : String(e);

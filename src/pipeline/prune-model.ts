@@ -11,7 +11,7 @@ import { BlockRunner, layerSlots } from '../engine/block-graph.js';
 import { Engine, type Device } from '../engine/engine.js';
 import type { LinearInput, LinearSpec } from '../model/arch.js';
 import { ModelFolder } from '../model/model-folder.js';
-import { embedTokens, runLoadedLayer } from '../eval/forward.js';
+import { defaultBatch, embedTokens, runLoadedLayer } from '../eval/forward.js';
 import { HessianAccumulator } from '../prune/hessian.js';
 import { WandaStats } from '../prune/wanda-stats.js';
 import { sparsegptPrune } from '../prune/sparsegpt.js';
@@ -43,8 +43,8 @@ export interface PruneJob {
   readonly quant: QuantRequest | null;
   readonly format: ExportFormat;
   readonly device: Device;
-  /** Sequences per block run. */
-  readonly batch: number;
+  /** Sequences per block run (default: about 4096 tokens' worth). */
+  readonly batch?: number;
   readonly maxShardBytes?: number;
   /** Made lazily: magnitude-only jobs need no calibration data. */
   readonly calibration: (folder: ModelFolder, saveTo: string) => Promise<Calibration>;
@@ -110,9 +110,11 @@ export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
     let calibration: Calibration | null = null;
     let hidden: Float32Array[] = [];
     let T = 0;
+    let batch = 1;
     if (needsData) {
       calibration = await job.calibration(folder, out.tmp);
       T = calibration.seqlen;
+      batch = job.batch ?? defaultBatch(T, calibration.nsamples);
       hidden = await embedTokens(folder, { ids: calibration.ids, nseq: calibration.nsamples, T });
     }
 
@@ -142,16 +144,22 @@ export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
         runner.load(layer.index, weights);
         const capture = new Set<LinearInput>([...hessians.keys(), ...wanda.keys()]);
         if (capture.size > 0) {
-          for (let s0 = 0; s0 < hidden.length; s0 += job.batch) {
-            const B = Math.min(job.batch, hidden.length - s0);
+          for (let s0 = 0; s0 < hidden.length; s0 += batch) {
+            const B = Math.min(batch, hidden.length - s0);
             const x = concatSequences(hidden, s0, B);
             const tf = performance.now();
             const { captured } = await runner.forward(x, B, T, capture);
             forwardSeconds += (performance.now() - tf) / 1000;
             const ts = performance.now();
+            // One statistics update per sequence, as the reference's hooks see them: the running means (and so the
+            // results, bit for bit) do not depend on how many sequences share a block run.
             for (const [input, X] of captured) {
-              await hessians.get(input)?.addBatch(X, B, T);
-              wanda.get(input)?.addBatch(X, B, T);
+              const per = X.length / B;
+              for (let b = 0; b < B; b++) {
+                const Xb = X.subarray(b * per, (b + 1) * per);
+                await hessians.get(input)?.addBatch(Xb, 1, T);
+                wanda.get(input)?.addBatch(Xb, 1, T);
+              }
             }
             statsSeconds += (performance.now() - ts) / 1000;
           }
@@ -210,7 +218,7 @@ export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
       if (needsData && layer.index + 1 < arch.numLayers) {
         runner.load(layer.index, weights);
         const tf = performance.now();
-        await runLoadedLayer(runner, hidden, T, job.batch);
+        await runLoadedLayer(runner, hidden, T, batch);
         forwardSeconds += (performance.now() - tf) / 1000;
       }
       runner.unload();
