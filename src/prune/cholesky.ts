@@ -97,6 +97,33 @@ export async function inverseHessianFactor(engine: Engine, H: Float32Array, cols
   }
 }
 
+/**
+ * A layer Hessian made ready for several solves (q/k/v, or gate/up, share one input and so one H): dead columns
+ * fixed and the inverse factor computed once. The solvers accept it in place of H; act-order solves still factor
+ * their permuted copy.
+ */
+export interface PreparedHessian {
+  readonly kind: 'prepared-hessian';
+  readonly cols: number;
+  /** H with dead columns fixed (diag 1), undamped: a copy, the caller's H is untouched. */
+  readonly H: Float32Array;
+  readonly deadColumns: readonly number[];
+  readonly percdamp: number;
+  /** The factor in the original column order. */
+  readonly factor: InverseFactor;
+  /** Seconds the factorization took. */
+  readonly seconds: number;
+}
+
+export async function prepareHessian(engine: Engine, H: Float32Array, cols: number, opts: InverseFactorOptions = {}): Promise<PreparedHessian> {
+  if (H.length !== cols * cols) throw new SolverInputError(`Hessian: expected ${cols}×${cols} values, got ${H.length}`);
+  const t0 = performance.now();
+  const Hd = H.slice();
+  const deadColumns = fixDeadColumns(Hd, cols);
+  const factor = await inverseHessianFactor(engine, Hd, cols, opts);
+  return { kind: 'prepared-hessian', cols, H: Hd, deadColumns, percdamp: opts.percdamp ?? 0.01, factor, seconds: (performance.now() - t0) / 1000 };
+}
+
 type Real = Float32Array | Float64Array;
 
 /** src[off:off+n, off:off+n] + λI as a full symmetric float64 matrix, read from the lower triangle (as LAPACK 'L'). */

@@ -10,7 +10,7 @@
 import { Engine, f32 } from '../engine/engine.js';
 import { GraphBuilder } from '../engine/graph-builder.js';
 import { assertQuantizerConfig, findParams, maxQ, type QuantGrid, type QuantizerConfig } from '../quant/quantizer.js';
-import { fixDeadColumns, inverseHessianFactor, type FactorPrecision } from './cholesky.js';
+import { fixDeadColumns, inverseHessianFactor, type FactorPrecision, type PreparedHessian } from './cholesky.js';
 import { assertNM, assertNMGroups, pickNSmallest } from './nm-mask.js';
 import { applyChunk, copyTransposedBlock, emitColumn, scatterSelection, scoreBlock, zeroWhere } from './obs-kernels.js';
 import { runInto } from './run-into.js';
@@ -42,10 +42,15 @@ export interface ObsSolveOptions {
 
 const fr = Math.fround;
 
-function validate(rows: number, cols: number, W: Float32Array, H: Float32Array, o: ObsSolveOptions, B: number, rule: MaskRule): void {
+function validate(rows: number, cols: number, W: Float32Array, H: Float32Array | PreparedHessian, o: ObsSolveOptions, B: number, rule: MaskRule): void {
   if (!Number.isInteger(rows) || rows < 1 || !Number.isInteger(cols) || cols < 1) throw new SolverInputError(`bad matrix shape ${rows}×${cols}`);
   assertLength(W, rows * cols, `W [${rows}, ${cols}]`);
-  assertLength(H, cols * cols, `H [${cols}, ${cols}]`);
+  if (H instanceof Float32Array) {
+    assertLength(H, cols * cols, `H [${cols}, ${cols}]`);
+  } else {
+    if (H.cols !== cols) throw new SolverInputError(`prepared Hessian is for ${H.cols} columns, W has ${cols}`);
+    if (o.percdamp !== undefined && o.percdamp !== H.percdamp) throw new SolverInputError(`prepared Hessian was damped with percdamp ${H.percdamp}, the solve asks for ${o.percdamp}`);
+  }
   if (!Number.isInteger(B) || B < 1) throw new SolverInputError(`blocksize must be a positive integer, got ${B}`);
   if (rule !== 'reference' && rule !== 'exact') throw new SolverInputError(`mask rule must be reference or exact, got ${String(rule)}`);
   const p = o.prune;
@@ -102,9 +107,10 @@ function selectNM(W1: Float32Array, rows: number, i: number, len: number, U: Flo
 
 /**
  * Prunes and/or quantizes W [rows, cols] (row-major, not modified) given the layer Hessian H [cols, cols] (not
- * modified). At least one of `prune` and `quant` should be set (neither gives the pure OBS-free copy).
+ * modified) or a PreparedHessian (its factor is reused unless act-order permutes the columns). At least one of
+ * `prune` and `quant` should be set (with neither, W comes back with its dead columns zeroed).
  */
-export async function obsSolve(engine: Engine, W: Float32Array, rows: number, cols: number, H: Float32Array, o: ObsSolveOptions): Promise<SolverResult> {
+export async function obsSolve(engine: Engine, W: Float32Array, rows: number, cols: number, H: Float32Array | PreparedHessian, o: ObsSolveOptions): Promise<SolverResult> {
   const B = o.blocksize ?? 128;
   const rule = o.maskRule ?? 'exact';
   validate(rows, cols, W, H, o, B, rule);
@@ -119,8 +125,9 @@ export async function obsSolve(engine: Engine, W: Float32Array, rows: number, co
   const Wt = transpose(W, rows, cols);
   // The per-row grid is fixed on the dense W before the dead columns are zeroed (README §7.4).
   let grid: QuantGrid | null = quant ? findParams(quant, Wt, rows, 0, cols) : null;
-  const Hd = H.slice();
-  const deadColumns = fixDeadColumns(Hd, cols);
+  const prepared = H instanceof Float32Array ? null : H;
+  const Hd = prepared ? prepared.H : (H as Float32Array).slice();
+  const deadColumns = prepared ? [...prepared.deadColumns] : fixDeadColumns(Hd, cols);
   for (const d of deadColumns) Wt.fill(0, d * rows, (d + 1) * rows);
   // Static groups: from W after the zeroing, before the permutation (gptq.py l.81–87).
   const staticGrids = quant?.staticGroups ? Array.from({ length: ngroups }, (_, g) => findParams(quant, Wt, rows, g * gs, Math.min((g + 1) * gs, cols))) : null;
@@ -140,10 +147,10 @@ export async function obsSolve(engine: Engine, W: Float32Array, rows: number, co
   }
 
   const tc = performance.now();
-  const factor = await inverseHessianFactor(engine, Hp, cols, {
-    ...(o.percdamp !== undefined ? { percdamp: o.percdamp } : {}),
-    ...(o.maxDampRetries !== undefined ? { maxRetries: o.maxDampRetries } : {}),
-    ...(o.choleskyPrecision !== undefined ? { precision: o.choleskyPrecision } : {}),
+  const factor = prepared && !perm ? prepared.factor : await inverseHessianFactor(engine, Hp, cols, {
+    percdamp: prepared ? prepared.percdamp : o.percdamp,
+    maxRetries: o.maxDampRetries,
+    precision: o.choleskyPrecision,
   });
   const choleskySeconds = (performance.now() - tc) / 1000;
   const U = factor.U;

@@ -5,9 +5,9 @@
 // block, as the reference does: README §7.5); act-order groups are contiguous in the processing order (§7.7).
 
 import type { Engine } from '../engine/engine.js';
-import type { FactorPrecision } from '../prune/cholesky.js';
+import type { FactorPrecision, PreparedHessian } from '../prune/cholesky.js';
 import { obsSolve } from '../prune/obs-solver.js';
-import { SolverInputError, type SolverResult, type QuantResult } from '../prune/types.js';
+import type { SolverResult, QuantResult } from '../prune/types.js';
 import type { QuantizerConfig } from './quantizer.js';
 
 export interface GptqOptions extends QuantizerConfig {
@@ -27,18 +27,15 @@ export interface GptqResult extends SolverResult {
   readonly quant: QuantResult;
 }
 
-/** Quantizes W [rows, cols] (row-major; not modified) with the layer Hessian H [cols, cols] (not modified). */
-export async function gptqQuantize(engine: Engine, W: Float32Array, rows: number, cols: number, H: Float32Array, opts: GptqOptions): Promise<GptqResult> {
+/**
+ * Quantizes W [rows, cols] (row-major; not modified) with the layer Hessian H [cols, cols] (not modified), or with a
+ * PreparedHessian (src/prune/cholesky.ts) shared by the linears that see the same input.
+ */
+export async function gptqQuantize(engine: Engine, W: Float32Array, rows: number, cols: number, H: Float32Array | PreparedHessian, opts: GptqOptions): Promise<GptqResult> {
   const { groupsize = -1, actOrder = false, staticGroups = false, blocksize, percdamp, preserveMask, maxDampRetries, choleskyPrecision, ...quantizer } = opts;
   const r = await obsSolve(engine, W, rows, cols, H, {
-    quant: { ...quantizer, groupsize, staticGroups },
-    actOrder,
-    ...(blocksize !== undefined ? { blocksize } : {}),
-    ...(percdamp !== undefined ? { percdamp } : {}),
-    ...(preserveMask !== undefined ? { preserveMask } : {}),
-    ...(maxDampRetries !== undefined ? { maxDampRetries } : {}),
-    ...(choleskyPrecision !== undefined ? { choleskyPrecision } : {}),
+    quant: { ...quantizer, groupsize, staticGroups }, actOrder, blocksize, percdamp, preserveMask, maxDampRetries, choleskyPrecision,
   });
-  if (!r.quant) throw new SolverInputError('GPTQ: the solver returned no quantization result');
+  if (!r.quant) throw new Error('GPTQ: the solver returned no quantization result');
   return r as GptqResult;
 }

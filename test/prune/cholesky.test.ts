@@ -4,11 +4,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Engine } from '../../src/engine/engine.js';
-import { baseInverseFactor, dampingOf, fixDeadColumns, inverseHessianFactor } from '../../src/prune/cholesky.js';
+import { baseInverseFactor, dampingOf, fixDeadColumns, inverseHessianFactor, prepareHessian } from '../../src/prune/cholesky.js';
+import { gptqQuantize } from '../../src/quant/gptq.js';
 import { sparsegptPrune } from '../../src/prune/sparsegpt.js';
 import { SolverInputError } from '../../src/prune/types.js';
 import { normals, randomHessian, referenceInverseFactor } from './plain-linalg.js';
-import { maxAbs, maxAbsDiff } from './reference-vectors.js';
+import { countDifferent, maxAbs, maxAbsDiff } from './reference-vectors.js';
 
 const engine = new Engine('cpu');
 
@@ -103,6 +104,32 @@ test('dead columns: diag 0 becomes 1, and the solver zeroes and prunes that colu
     assert.equal(r.mask[row * n + 9], 1);
   }
   assert.equal(H[9 * n + 9], 0, 'the caller\'s H is not modified');
+});
+
+test('a PreparedHessian gives the same results as the raw H, shared by several linears and act-order solves', async () => {
+  const cols = 96;
+  const H = randomHessian(cols, 192, 13);
+  for (let j = 0; j < cols; j++) {
+    H[20 * cols + j] = 0;
+    H[j * cols + 20] = 0;
+  }
+  const prepared = await prepareHessian(engine, H, cols, { percdamp: 0.01 });
+  assert.deepEqual(prepared.deadColumns, [20]);
+  assert.equal(H[20 * cols + 20], 0, 'the caller\'s H is not modified');
+  for (const seed of [1, 2, 3]) {
+    const W = normals(10 * cols, seed);
+    const a = await sparsegptPrune(engine, W, 10, cols, H, { prune: { kind: 'nm', n: 2, m: 4 }, blocksize: 32 });
+    const b = await sparsegptPrune(engine, W, 10, cols, prepared, { prune: { kind: 'nm', n: 2, m: 4 }, blocksize: 32 });
+    assert.equal(countDifferent(a.W, b.W), 0);
+    assert.equal(countDifferent(a.mask, b.mask), 0);
+    assert.deepEqual(b.deadColumns, [20]);
+  }
+  const W = normals(10 * cols, 4);
+  const q1 = await gptqQuantize(engine, W, 10, cols, H, { bits: 4, sym: false, groupsize: 32, actOrder: true });
+  const q2 = await gptqQuantize(engine, W, 10, cols, prepared, { bits: 4, sym: false, groupsize: 32, actOrder: true });
+  assert.equal(countDifferent(q1.W, q2.W), 0);
+  assert.deepEqual([...q1.quant.perm!], [...q2.quant.perm!]);
+  await assert.rejects(sparsegptPrune(engine, W, 10, cols, prepared, { prune: { kind: 'unstructured', sparsity: 0.5 }, percdamp: 0.1 }), SolverInputError);
 });
 
 test('cholesky tests: release the engine', async () => {
