@@ -46,32 +46,40 @@ export class NotPositiveDefiniteError extends Error {
   }
 }
 
-/**
- * Dead columns (diag H == 0, an input that is always 0): sets H[d, d] = 1 in place and returns their indices; the
- * caller zeroes W[:, d] (sparsegpt.py l.66–68).
- */
-export function fixDeadColumns(H: Float32Array, cols: number): number[] {
+/** Columns whose diag(H) is 0 (an input that is always 0: a "dead" column, sparsegpt.py l.66–68). */
+export function deadColumnsOf(H: Float32Array, cols: number): number[] {
   const dead: number[] = [];
-  for (let c = 0; c < cols; c++) {
-    if (H[c * cols + c] === 0) {
-      H[c * cols + c] = 1;
-      dead.push(c);
-    }
-  }
+  for (let c = 0; c < cols; c++) if (H[c * cols + c] === 0) dead.push(c);
   return dead;
 }
 
-/** percdamp · torch.mean(diag H), in float32 steps as torch computes it. */
+/**
+ * The reference's dead-column fix in place: H[d, d] = 1 for every dead column d; returns them. (The factorization
+ * below applies the same fix on the fly, so the solvers need no fixed copy of H.)
+ */
+export function fixDeadColumns(H: Float32Array, cols: number): number[] {
+  const dead = deadColumnsOf(H, cols);
+  for (const d of dead) H[d * cols + d] = 1;
+  return dead;
+}
+
+/** diag(H)_c with the dead-column fix (0 reads as 1). */
+function fixedDiagonal(v: number): number {
+  return v === 0 ? 1 : v;
+}
+
+/** percdamp · torch.mean(diag H) (dead columns fixed), in float32 steps as torch computes it. */
 export function dampingOf(H: Float32Array, cols: number, percdamp: number): number {
   let sum = 0;
-  for (let c = 0; c < cols; c++) sum += H[c * cols + c]!;
+  for (let c = 0; c < cols; c++) sum += fixedDiagonal(H[c * cols + c]!);
   const mean = Math.fround(Math.fround(sum) / cols);
   return Math.fround(Math.fround(percdamp) * mean);
 }
 
 /**
- * U with UᵀU = (H + λI)⁻¹ for H (dead columns already fixed, already permuted for act-order), retrying with 10×
- * damping on failure. H is not modified. Throws a SolverInputError when every retry fails.
+ * U with UᵀU = (H + λI)⁻¹ for H (already permuted for act-order; a zero diagonal entry — a dead column — counts as 1,
+ * the reference's fix), retrying with 10× damping on failure. H is not modified. Throws a SolverInputError when
+ * every retry fails.
  */
 export async function inverseHessianFactor(engine: Engine, H: Float32Array, cols: number, opts: InverseFactorOptions = {}): Promise<InverseFactor> {
   if (H.length !== cols * cols) throw new SolverInputError(`Hessian: expected ${cols}×${cols} values, got ${H.length}`);
@@ -85,8 +93,9 @@ export async function inverseHessianFactor(engine: Engine, H: Float32Array, cols
   for (let retries = 0; ; retries++) {
     const f = new Factorizer(engine, precision, base);
     try {
-      const U64 = await f.factor(H, cols, 0, cols, dampUsed);
-      return { U: Float32Array.from(U64), damp, dampUsed, retries, gemmFlops: f.flops };
+      const U = new Float32Array(cols * cols);
+      await f.factor(H, cols, 0, cols, dampUsed, U);
+      return { U, damp, dampUsed, retries, gemmFlops: f.flops };
     } catch (e) {
       if (!(e instanceof NotPositiveDefiniteError)) throw e;
       if (retries >= maxRetries) {
@@ -105,7 +114,7 @@ export async function inverseHessianFactor(engine: Engine, H: Float32Array, cols
 export interface PreparedHessian {
   readonly kind: 'prepared-hessian';
   readonly cols: number;
-  /** H with dead columns fixed (diag 1), undamped: a copy, the caller's H is untouched. */
+  /** The caller's H (not copied, not modified; it must not change while this object is in use). */
   readonly H: Float32Array;
   readonly deadColumns: readonly number[];
   readonly percdamp: number;
@@ -118,15 +127,17 @@ export interface PreparedHessian {
 export async function prepareHessian(engine: Engine, H: Float32Array, cols: number, opts: InverseFactorOptions = {}): Promise<PreparedHessian> {
   if (H.length !== cols * cols) throw new SolverInputError(`Hessian: expected ${cols}×${cols} values, got ${H.length}`);
   const t0 = performance.now();
-  const Hd = H.slice();
-  const deadColumns = fixDeadColumns(Hd, cols);
-  const factor = await inverseHessianFactor(engine, Hd, cols, opts);
-  return { kind: 'prepared-hessian', cols, H: Hd, deadColumns, percdamp: opts.percdamp ?? 0.01, factor, seconds: (performance.now() - t0) / 1000 };
+  const deadColumns = deadColumnsOf(H, cols);
+  const factor = await inverseHessianFactor(engine, H, cols, opts);
+  return { kind: 'prepared-hessian', cols, H, deadColumns, percdamp: opts.percdamp ?? 0.01, factor, seconds: (performance.now() - t0) / 1000 };
 }
 
 type Real = Float32Array | Float64Array;
 
-/** src[off:off+n, off:off+n] + λI as a full symmetric float64 matrix, read from the lower triangle (as LAPACK 'L'). */
+/**
+ * src[off:off+n, off:off+n] + λI as a full symmetric float64 matrix, read from the lower triangle (as LAPACK 'L');
+ * a zero diagonal entry reads as 1 (dead columns).
+ */
 function extractSymmetric(src: Real, srcN: number, off: number, n: number, damp: number): Float64Array {
   const out = new Float64Array(n * n);
   for (let i = 0; i < n; i++) {
@@ -137,7 +148,8 @@ function extractSymmetric(src: Real, srcN: number, off: number, n: number, damp:
       out[j * n + i] = v;
     }
     // The reference adds λ in float32: H[diag, diag] += damp.
-    out[i * n + i] = src instanceof Float32Array ? Math.fround(src[row + i]! + damp) : src[row + i]! + damp;
+    const d = fixedDiagonal(src[row + i]!);
+    out[i * n + i] = src instanceof Float32Array ? Math.fround(d + damp) : d + damp;
   }
   return out;
 }
@@ -186,24 +198,32 @@ class Factorizer {
 
   constructor(private readonly engine: Engine, private readonly precision: FactorPrecision, private readonly base: number) {}
 
-  /** U (n×n, float64) for src[off:off+n, off:off+n] + λI. */
-  async factor(src: Real, srcN: number, off: number, n: number, damp: number): Promise<Float64Array> {
-    if (n <= this.base) return baseInverseFactor(extractSymmetric(src, srcN, off, n, damp), n);
+  /**
+   * U for src[off:off+n, off:off+n] + λI: returned as float64 (n×n), or, when `out` is given (the top level),
+   * written into it as float32 so the full float64 U never exists.
+   */
+  async factor(src: Real, srcN: number, off: number, n: number, damp: number, out?: Float32Array): Promise<Float64Array | null> {
+    if (n <= this.base) {
+      const U = baseInverseFactor(extractSymmetric(src, srcN, off, n, damp), n);
+      if (!out) return U;
+      out.set(U);
+      return null;
+    }
     const n1 = n >> 1;
     const n2 = n - n1;
-    const U22 = await this.factor(src, srcN, off + n1, n2, damp);
+    const U22 = (await this.factor(src, srcN, off + n1, n2, damp))!;
     const Bl = extractBlock(src, srcN, off + n1, off, n2, n1);
     const A = extractSymmetric(src, srcN, off, n1, damp);
     const { S, G } = await this.schur(Bl, U22, A, n1, n2);
-    const U11 = await this.factor(S, n1, 0, n1, 0);
+    const U11 = (await this.factor(S, n1, 0, n1, 0))!;
     const U12 = await this.offDiagonal(U11, G, n1, n2);
-    const U = new Float64Array(n * n);
+    const U = out ?? new Float64Array(n * n);
     for (let i = 0; i < n1; i++) {
       U.set(U11.subarray(i * n1 + i, (i + 1) * n1), i * n + i);
       U.set(U12.subarray(i * n2, (i + 1) * n2), i * n + n1);
     }
     for (let i = 0; i < n2; i++) U.set(U22.subarray(i * n2 + i, (i + 1) * n2), (n1 + i) * n + n1 + i);
-    return U;
+    return out ? null : (U as Float64Array);
   }
 
   private tensor(data: Float64Array, dims: readonly number[]): ort.Tensor {

@@ -10,7 +10,7 @@
 import { Engine, f32 } from '../engine/engine.js';
 import { GraphBuilder } from '../engine/graph-builder.js';
 import { assertQuantizerConfig, findParams, maxQ, type QuantGrid, type QuantizerConfig } from '../quant/quantizer.js';
-import { fixDeadColumns, inverseHessianFactor, type FactorPrecision, type PreparedHessian } from './cholesky.js';
+import { deadColumnsOf, inverseHessianFactor, type FactorPrecision, type PreparedHessian } from './cholesky.js';
 import { assertNM, assertNMGroups, pickNSmallest } from './nm-mask.js';
 import { applyChunk, copyTransposedBlock, emitColumn, scatterSelection, scoreBlock, zeroWhere } from './obs-kernels.js';
 import { runInto } from './run-into.js';
@@ -84,10 +84,11 @@ function transpose(src: Float32Array, rows: number, cols: number): Float32Array 
   return out;
 }
 
-/** torch.argsort(diag(H), descending=True), ties to the lower index. */
+/** torch.argsort(diag(H), descending=True) on the dead-fixed diagonal (0 reads as 1), ties to the lower index. */
 function actOrderPermutation(H: Float32Array, cols: number): Int32Array {
+  const diag = Float64Array.from({ length: cols }, (_, i) => H[i * cols + i] || 1);
   const idx = Array.from({ length: cols }, (_, i) => i);
-  idx.sort((a, b) => H[b * cols + b]! - H[a * cols + a]! || a - b);
+  idx.sort((a, b) => diag[b]! - diag[a]! || a - b);
   return Int32Array.from(idx);
 }
 
@@ -126,8 +127,9 @@ export async function obsSolve(engine: Engine, W: Float32Array, rows: number, co
   // The per-row grid is fixed on the dense W before the dead columns are zeroed (README §7.4).
   let grid: QuantGrid | null = quant ? findParams(quant, Wt, rows, 0, cols) : null;
   const prepared = H instanceof Float32Array ? null : H;
-  const Hd = prepared ? prepared.H : (H as Float32Array).slice();
-  const deadColumns = prepared ? [...prepared.deadColumns] : fixDeadColumns(Hd, cols);
+  // H is read, never copied or modified: the factorization applies the dead-column fix (diag 0 → 1) itself.
+  const Hd = prepared ? prepared.H : (H as Float32Array);
+  const deadColumns = prepared ? [...prepared.deadColumns] : deadColumnsOf(Hd, cols);
   for (const d of deadColumns) Wt.fill(0, d * rows, (d + 1) * rows);
   // Static groups: from W after the zeroing, before the permutation (gptq.py l.81–87).
   const staticGrids = quant?.staticGroups ? Array.from({ length: ngroups }, (_, g) => findParams(quant, Wt, rows, g * gs, Math.min((g + 1) * gs, cols))) : null;
