@@ -7,10 +7,10 @@
 // logits are ~0): linear weights N(0, 1/in), embeddings N(0, 1), norm weights 1 + N(0, 0.2²) (gemma stores w with
 // the norm using 1 + w, so N(0, 0.2²)), biases N(0, 0.2²).
 
-import { copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { fromFloat32, type DType } from '../src/io/dtype.js';
 import { SafetensorsWriter } from '../src/io/safetensors-writer.js';
 import type { ArchSpec } from '../src/model/arch.js';
@@ -225,6 +225,10 @@ export async function generateModel(o: GenerateOptions): Promise<ArchSpec> {
   }
 
   await mkdir(o.out, { recursive: true });
+  const existing = (await readdir(o.out)).filter((n) => n === 'config.json' || n.endsWith('.safetensors') || n === 'model.safetensors.index.json');
+  if (existing.length > 0 && !o.overwrite) throw new Error(`--out ${o.out} already holds a model (${existing.join(', ')}); pass --force to replace it`);
+  // Replacing: the old config and tokenizer files must not outlive the model they belonged to.
+  for (const f of ['config.json', ...TOKENIZER_FILES]) await rm(join(o.out, f), { force: true });
   const writer = await SafetensorsWriter.create(o.out, { overwrite: o.overwrite ?? false });
   try {
     const seed = o.seed ?? 0;
@@ -288,8 +292,8 @@ async function main(argv: string[]): Promise<void> {
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   main(process.argv).catch((e: unknown) => {
-    const code = (e as { code?: string }).code;
-    if (code === 'commander.helpDisplayed' || code === 'commander.version') process.exit(0);
+    // commander has already printed its own usage errors (and help); exit with its code.
+    if (e instanceof CommanderError) process.exit(e.exitCode);
     process.stderr.write(`gen-model: ${e instanceof Error ? e.message : String(e)}\n`);
     process.exit(1);
   });
