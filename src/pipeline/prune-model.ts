@@ -151,15 +151,11 @@ export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
             const { captured } = await runner.forward(x, B, T, capture);
             forwardSeconds += (performance.now() - tf) / 1000;
             const ts = performance.now();
-            // One statistics update per sequence, as the reference's hooks see them: the running means (and so the
-            // results, bit for bit) do not depend on how many sequences share a block run.
+            // One running-mean update per block run of B sequences (the reference's add_batch with tmp = B). The
+            // batch depends only on the calibration windows, so the same windows give bit-identical results.
             for (const [input, X] of captured) {
-              const per = X.length / B;
-              for (let b = 0; b < B; b++) {
-                const Xb = X.subarray(b * per, (b + 1) * per);
-                await hessians.get(input)?.addBatch(Xb, 1, T);
-                wanda.get(input)?.addBatch(Xb, 1, T);
-              }
+              await hessians.get(input)?.addBatch(X, B, T);
+              wanda.get(input)?.addBatch(X, B, T);
             }
             statsSeconds += (performance.now() - ts) / 1000;
           }
