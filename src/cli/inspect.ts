@@ -1,5 +1,6 @@
 // `topiary inspect <model> [--json]`: architecture, parameter counts, dtypes, shards and per-linear sparsity / N:M
-// pattern of a local model folder (see src/model/inspect.ts for what is computed).
+// pattern of a local model folder, plus the quantization scheme and per-linear stored format of a GPTQ or
+// compressed-tensors folder (see src/model/inspect.ts for what is computed).
 
 import type { Command } from 'commander';
 import { ModelFolder } from '../model/model-folder.js';
@@ -8,8 +9,8 @@ import { formatInspect, inspectModel } from '../model/inspect.js';
 export function register(program: Command): void {
   program
     .command('inspect')
-    .description('Describe a model folder: architecture, parameters by kind, dtypes, shards, and per-linear sparsity and 2:4 / 4:8 patterns.')
-    .argument('<model>', 'local model folder (config.json + safetensors)')
+    .description('Describe a model folder: architecture, parameters by kind, dtypes, shards, per-linear sparsity and 2:4 / 4:8 patterns, and the quantization of GPTQ / compressed-tensors folders.')
+    .argument('<model>', 'local model folder (config.json + safetensors; dense, GPTQ or compressed-tensors)')
     .option('--json', 'print one JSON record instead of tables')
     .action(async (model: string, opts: { json?: boolean }) => {
       const folder = await ModelFolder.open(model);

@@ -1,11 +1,15 @@
 // What `topiary inspect` reports about a model folder: architecture and dimensions, parameter counts by kind, dtype
 // and shard breakdown, and for every linear weight its sparsity (fraction of exact zeros) and whether the 2:4 and
 // 4:8 semi-structured patterns hold. Tensors are read and dropped one at a time, so memory stays at one tensor.
+// For a quantized / compressed folder it also reports the scheme, and per linear the stored format, bits, group size
+// and stored bytes; parameters are counted dense (a quantized linear counts out × in) and sparsity is that of the
+// dequantized weight (a code equal to its zero point is an exact 0).
 
 import { basename } from 'node:path';
 import type { ArchSpec, LinearRole } from './arch.js';
-import type { ModelFolder } from './model-folder.js';
+import type { ModelFolder, QuantizedWeight } from './model-folder.js';
 import { DTYPE_BYTES, toFloat32, viewAs, type DType } from '../io/dtype.js';
+import { describeQuantization, type StorageKind } from '../quant/formats/quantized-model.js';
 
 export type ParamKind = 'embedding' | 'linear' | 'norm' | 'lm_head' | 'other';
 export const PARAM_KINDS: readonly ParamKind[] = ['embedding', 'linear', 'norm', 'lm_head', 'other'];
@@ -32,6 +36,27 @@ export interface LinearReport {
    * null when the input dimension is not a multiple of M.
    */
   readonly nm: Readonly<Record<string, boolean | null>>;
+  /** 'dense', or the quantized / sparse format the weight is stored in (and dequantized from). */
+  readonly storage: StorageKind;
+  /** Quantization of a quantized weight (group size −1 = per output channel); null for dense and sparse-only ones. */
+  readonly quant: { readonly bits: number; readonly groupSize: number; readonly sym: boolean; readonly actOrder: string } | null;
+  /** Bytes the weight's stored tensors take in the files. */
+  readonly storedBytes: number;
+}
+
+/** The folder's quantization / compression, when it has one. */
+export interface QuantizationSummary {
+  readonly method: 'gptq' | 'compressed-tensors';
+  /** One line: method, format, bits, group size, symmetry, act-order, sparsity format. */
+  readonly scheme: string;
+  /** Linear weights stored quantized or sparse. */
+  readonly linears: number;
+  /** Their dense parameter count (out × in each). */
+  readonly parameters: number;
+  /** Bytes their stored tensors take. */
+  readonly storedBytes: number;
+  /** storedBytes · 8 / parameters. */
+  readonly bitsPerParameter: number;
 }
 
 export interface InspectReport {
@@ -42,14 +67,23 @@ export interface InspectReport {
     readonly headDim: number; readonly intermediate: number; readonly vocab: number; readonly maxPositions: number;
   };
   readonly tiedEmbeddings: boolean;
+  /** Dense parameter counts: a quantized linear counts its dequantized out × in. */
   readonly parameters: { readonly total: number; readonly byKind: Readonly<Record<ParamKind, number>> };
+  /**
+   * Storage by dtype: stored tensors, the parameters they hold and their bytes. The tensors of quantized linears are
+   * grouped under their format instead (e.g. "gptq int4 g128"), counting their stored tensors, dense parameters and
+   * stored bytes; so parameters sum to the total and bytes to the data in the files.
+   */
   readonly dtypes: Readonly<Record<string, { readonly tensors: number; readonly parameters: number; readonly bytes: number }>>;
+  /** Stored tensors per shard. */
   readonly shards: readonly { readonly file: string; readonly tensors: number; readonly fileBytes: number }[];
   /** Sum of the shard file sizes. */
   readonly fileBytes: number;
   readonly linears: readonly LinearReport[];
   /** Zeros over all linear weights / their element count. */
   readonly linearSparsity: number;
+  /** Null for a plain (unquantized, uncompressed) checkpoint. */
+  readonly quantization: QuantizationSummary | null;
 }
 
 /** Which kind a tensor name is in this architecture. */
@@ -121,22 +155,40 @@ export function holdsNM(mask: Uint8Array, outF: number, inF: number, transposed:
   return true;
 }
 
+/** The storage-table key of a quantized linear: format, then bits and group size, or the stored values' dtype. */
+export function storageLabel(q: QuantizedWeight): string {
+  const s = q.storage;
+  if (!s.quant) return `${s.kind} ${q.dtype}`;
+  return `${s.kind} int${s.quant.bits} ${s.quant.groupSize === -1 ? 'per-channel' : `g${s.quant.groupSize}`}`;
+}
+
+/** 1 where a float32 value is an exact zero (±0). */
+function float32ZeroMask(v: Float32Array): Uint8Array {
+  const mask = new Uint8Array(v.length);
+  for (let i = 0; i < v.length; i++) mask[i] = v[i] === 0 ? 1 : 0;
+  return mask;
+}
+
 export async function inspectModel(folder: ModelFolder): Promise<InspectReport> {
   const arch = folder.arch;
   const kinds = classifyTensors(arch);
   const byKind: Record<ParamKind, number> = { embedding: 0, linear: 0, norm: 0, lm_head: 0, other: 0 };
   const dtypes: Record<string, { tensors: number; parameters: number; bytes: number }> = {};
-  const shardCounts = new Map<string, number>();
   let total = 0;
   for (const name of folder.tensorNames) {
     const t = folder.info(name);
     total += t.numel;
     byKind[kinds.get(name) ?? 'other'] += t.numel;
-    const d = (dtypes[t.dtype] ??= { tensors: 0, parameters: 0, bytes: 0 });
-    d.tensors += 1;
+    const q = t.quantized;
+    const d = (dtypes[q ? storageLabel(q) : t.dtype] ??= { tensors: 0, parameters: 0, bytes: 0 });
+    d.tensors += q ? q.storage.tensors.length : 1;
     d.parameters += t.numel;
-    d.bytes += t.fileEnd - t.fileBegin;
-    shardCounts.set(t.file, (shardCounts.get(t.file) ?? 0) + 1);
+    d.bytes += q ? q.storedBytes : t.fileEnd - t.fileBegin;
+  }
+  const shardCounts = new Map<string, number>();
+  for (const name of folder.storedTensorNames) {
+    const file = folder.storedInfo(name).file;
+    shardCounts.set(file, (shardCounts.get(file) ?? 0) + 1);
   }
   const shards = folder.shards.map((s) => ({ file: basename(s.path), tensors: shardCounts.get(s.path) ?? 0, fileBytes: s.fileBytes }));
 
@@ -146,7 +198,9 @@ export async function inspectModel(folder: ModelFolder): Promise<InspectReport> 
   for (const layer of arch.layers) {
     for (const l of layer.linears) {
       const t = folder.info(l.weight);
-      const mask = zeroMask(t.dtype, await folder.readBytes(l.weight));
+      const q = t.quantized;
+      // A quantized weight is judged by its dequantized values; a dense one by its stored bits.
+      const mask = q ? float32ZeroMask(await folder.readFloat32(l.weight)) : zeroMask(t.dtype, await folder.readBytes(l.weight));
       let zeros = 0;
       for (let i = 0; i < mask.length; i++) zeros += mask[i]!;
       const nm: Record<string, boolean | null> = {};
@@ -154,10 +208,29 @@ export async function inspectModel(folder: ModelFolder): Promise<InspectReport> 
       linears.push({
         name: l.weight, layer: layer.index, role: l.role, shape: [l.outFeatures, l.inFeatures], dtype: t.dtype,
         numel: t.numel, zeros, sparsity: t.numel === 0 ? 0 : zeros / t.numel, nm,
+        storage: q ? q.storage.kind : 'dense',
+        quant: q?.storage.quant ? { ...q.storage.quant } : null,
+        storedBytes: q ? q.storedBytes : t.fileEnd - t.fileBegin,
       });
       linearZeros += zeros;
       linearNumel += t.numel;
     }
+  }
+
+  let quantization: QuantizationSummary | null = null;
+  const info = folder.quantization;
+  if (info.method !== 'none') {
+    let parameters = 0;
+    let storedBytes = 0;
+    const qs = folder.quantizedWeights;
+    for (const q of qs) {
+      parameters += q.shape.reduce((a, b) => a * b, 1);
+      storedBytes += q.storedBytes;
+    }
+    quantization = {
+      method: info.method, scheme: describeQuantization(info), linears: qs.length, parameters, storedBytes,
+      bitsPerParameter: parameters === 0 ? 0 : (storedBytes * 8) / parameters,
+    };
   }
 
   return {
@@ -174,6 +247,7 @@ export async function inspectModel(folder: ModelFolder): Promise<InspectReport> 
     fileBytes: shards.reduce((a, s) => a + s.fileBytes, 0),
     linears,
     linearSparsity: linearNumel === 0 ? 0 : linearZeros / linearNumel,
+    quantization,
   };
 }
 
@@ -201,26 +275,40 @@ function table(header: readonly string[], rows: readonly (readonly string[])[], 
 export function formatInspect(r: InspectReport): string {
   const d = r.dims;
   const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+  const q = r.quantization;
+  const quantLines = q === null ? [] : [
+    `Quantization: ${q.scheme}`,
+    `Stored:       ${q.linears} linear weights quantized or sparse: ${q.parameters} parameters in ${humanBytes(q.storedBytes)} (${q.bitsPerParameter.toFixed(2)} bits per parameter)`,
+  ];
+  // Per-linear storage columns only for quantized folders (a plain folder's table stays as it was).
+  const storageHeader = q === null ? [] : ['storage', 'stored'];
+  const storageCells = (l: LinearReport): string[] => {
+    if (q === null) return [];
+    const how = l.quant === null ? l.storage : `${l.storage} ${l.quant.bits}-bit ${l.quant.groupSize === -1 ? 'per-channel' : `g${l.quant.groupSize}`}${l.quant.sym ? '' : ' asym'}`;
+    return [how, humanBytes(l.storedBytes)];
+  };
   const lines: string[] = [
     `Model:        ${r.dir}`,
     `Architecture: ${r.modelType}, ${d.numLayers} layers, hidden ${d.hidden}, ${d.numHeads} heads (${d.numKvHeads} kv, head dim ${d.headDim}), intermediate ${d.intermediate}, vocab ${d.vocab}, max positions ${d.maxPositions}${r.tiedEmbeddings ? ', tied embeddings' : ''}`,
     `Parameters:   ${humanCount(r.parameters.total)} (${r.parameters.total})`,
+    ...quantLines,
     '',
     ...table(['kind', 'parameters', 'share'], PARAM_KINDS.filter((k) => r.parameters.byKind[k] > 0).map((k) => [
       k, String(r.parameters.byKind[k]), pct(r.parameters.total === 0 ? 0 : r.parameters.byKind[k] / r.parameters.total),
     ]), new Set([1, 2])),
     '',
-    ...table(['dtype', 'tensors', 'parameters', 'bytes'], Object.entries(r.dtypes).map(([dt, v]) => [
+    ...table([q === null ? 'dtype' : 'storage', 'tensors', 'parameters', 'bytes'], Object.entries(r.dtypes).map(([dt, v]) => [
       dt, String(v.tensors), String(v.parameters), humanBytes(v.bytes),
     ]), new Set([1, 2, 3])),
     '',
     ...table(['shard', 'tensors', 'size'], r.shards.map((s) => [s.file, String(s.tensors), humanBytes(s.fileBytes)]), new Set([1, 2])),
     '',
     `Linear weights: ${r.linears.length}, sparsity ${pct(r.linearSparsity)}`,
-    ...table(['weight', '[out, in]', 'dtype', 'sparsity', ...REPORTED_PATTERNS.map((p) => `${p.n}:${p.m}`)], r.linears.map((l) => [
+    ...table(['weight', '[out, in]', 'dtype', 'sparsity', ...REPORTED_PATTERNS.map((p) => `${p.n}:${p.m}`), ...storageHeader], r.linears.map((l) => [
       l.name, `[${l.shape[0]}, ${l.shape[1]}]`, l.dtype, pct(l.sparsity),
       ...REPORTED_PATTERNS.map((p) => { const v = l.nm[`${p.n}:${p.m}`]; return v === null ? 'n/a' : v ? 'yes' : 'no'; }),
-    ]), new Set([3])),
+      ...storageCells(l),
+    ]), new Set([3, ...(q === null ? [] : [4 + REPORTED_PATTERNS.length + 1])])),
   ];
   return `${lines.join('\n')}\n`;
 }

@@ -2,14 +2,23 @@
 // file(s) (single `model.safetensors` or an index + shards) opened once each, and every tensor the ArchSpec expects
 // checked for presence, shape and dtype up front, so a bad folder fails before any work with one clear error.
 // Tensors are then read one at a time by name across shards.
+//
+// Quantized and compressed folders (GPTQ, compressed-tensors pack-quantized / int-quantized, sparse-bitmask and
+// sparse-24-bitmask; see src/quant/formats/quantized-model.ts) are presented as the dense model they encode: a linear
+// stored as e.g. `X.qweight/qzeros/scales/g_idx` appears under its dense name `X.weight` (in `tensorNames`, `has`,
+// `info`), and reading it dequantizes that one linear then (nothing is expanded up front). The stored tensors behind
+// it are hidden from the dense view and reachable through `storedTensorNames` / `storedInfo` / `readStoredBytes`.
 
 import { readFile, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { ArchSpec } from './arch.js';
 import { describeArchitecture, expectedTensors } from './registry.js';
 import { SafetensorsFile, type TensorInfo } from '../io/safetensors-reader.js';
-import { isFloatDType, type DType } from '../io/dtype.js';
+import { DTYPE_BYTES, fromFloat32, isFloatDType, type DType } from '../io/dtype.js';
 import { INDEX_FILE_NAME, SINGLE_FILE_NAME } from '../io/safetensors-writer.js';
+import { QuantFormatError } from '../quant/formats/quantized-linear.js';
+import { QuantizedModelReader, type LinearStorage, type QuantizationInfo, type StorageKind } from '../quant/formats/quantized-model.js';
+import type { TensorSource } from '../quant/formats/tensor-source.js';
 
 export class ModelFolderError extends Error {
   constructor(readonly file: string, detail: string, readonly tensor?: string) {
@@ -18,12 +27,44 @@ export class ModelFolderError extends Error {
   }
 }
 
+/**
+ * A linear weight stored quantized or sparse, seen under its dense name `X.weight`.
+ *
+ * `dtype` is what the folder reports for the dense weight (`dtypeOf`, `info`), so that a consumer re-exporting it
+ * dense writes the model's own precision: the dtype of the stored scales (`X.scales`, `X.weight_scale`), which
+ * AutoGPTQ and compressed-tensors write in the model's dtype, or for a sparse-only weight the dtype of its stored
+ * values (then exact). Reading it with `readFloat32` gives the exact float32 dequantized values; `readBytes` gives
+ * those rounded to `dtype`.
+ */
+export interface QuantizedWeight {
+  /** `X.weight`. */
+  readonly name: string;
+  /** Format, [out, in] as rows/cols, the stored tensors, and bits / group size / symmetry when quantized. */
+  readonly storage: LinearStorage & { readonly kind: Exclude<StorageKind, 'dense'> };
+  /** GPT-2 Conv1D: the dense weight is presented in its stored [in, out] layout, like a dense checkpoint's. */
+  readonly transposed: boolean;
+  /** Shape of the dense weight in its stored layout ([out, in], or [in, out] when transposed). */
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  /** Bytes the stored tensors take in the files. */
+  readonly storedBytes: number;
+}
+
 /** Where a tensor lives: its header entry and the shard file holding it. */
 export interface TensorLocation extends TensorInfo {
-  /** The shard's path. */
+  /** The shard's path (for a quantized weight: the shard holding its main stored tensor). */
   readonly file: string;
-  /** The name in the file, when it differs from the canonical name (checkpoints saved without the base prefix). */
+  /**
+   * The name in the file, when it differs from the canonical name (checkpoints saved without the base prefix); for a
+   * quantized weight, the stored name of its main stored tensor.
+   */
   readonly storedName: string;
+  /**
+   * Set when the tensor is a dense view of a quantized / sparse linear. It has no byte range of its own:
+   * fileBegin is 0 and fileEnd its dense size in `dtype`, so `fileEnd − fileBegin` stays "bytes of this tensor in its
+   * dtype" (what size estimates sum); the bytes it takes on disk are `quantized.storedBytes`.
+   */
+  readonly quantized?: QuantizedWeight;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -60,7 +101,12 @@ function shardPath(dir: string, indexPath: string, name: string): string {
   return full;
 }
 
+type Location = { shard: SafetensorsFile; storedName: string };
+
 export class ModelFolder {
+  /** Stored tensor name -> the dense weight name it is part of (stored tensors of quantized linears). */
+  private readonly hiddenBy: ReadonlyMap<string, string>;
+
   private constructor(
     readonly dir: string,
     readonly config: Readonly<Record<string, unknown>>,
@@ -68,8 +114,17 @@ export class ModelFolder {
     /** Open shard files, in shard order. */
     readonly shards: readonly SafetensorsFile[],
     /** Every tensor in the files, by canonical name. */
-    private readonly locations: ReadonlyMap<string, { shard: SafetensorsFile; storedName: string }>,
-  ) {}
+    private readonly locations: ReadonlyMap<string, Location>,
+    /** How the weights are quantized / compressed (`method: 'none'` for a plain checkpoint). */
+    readonly quantization: QuantizationInfo,
+    private readonly reader: QuantizedModelReader,
+    /** Quantized / sparse linears by dense name `X.weight`. */
+    private readonly quantized: ReadonlyMap<string, QuantizedWeight>,
+  ) {
+    const hidden = new Map<string, string>();
+    for (const q of quantized.values()) for (const t of q.storage.tensors) hidden.set(t, q.name);
+    this.hiddenBy = hidden;
+  }
 
   static async open(dir: string): Promise<ModelFolder> {
     const st = await stat(dir).catch(() => null);
@@ -86,11 +141,18 @@ export class ModelFolder {
     const config = await readJson(configPath);
     if (!isObject(config)) throw new ModelFolderError(configPath, 'is not a JSON object');
     const arch = describeArchitecture(config, configPath);
+    // AutoGPTQ folders may carry their settings only in quantize_config.json.
+    const quantizeConfigPath = join(dir, QUANTIZE_CONFIG_NAME);
+    const absent = (v: unknown): boolean => v === undefined || v === null;
+    const quantizeConfig = absent(config['quantization_config']) && absent(config['compression_config']) && (await exists(quantizeConfigPath))
+      ? await readJson(quantizeConfigPath) : undefined;
 
     const shards: SafetensorsFile[] = [];
     try {
-      const locations = await openWeights(dir, shards);
-      const folder = new ModelFolder(dir, config, arch, shards, resolvePrefixless(arch, locations));
+      const locations = resolvePrefixless(arch, await openWeights(dir, shards));
+      const reader = asFolderError(dir, locations, () => QuantizedModelReader.create(config, storedSource(locations), quantizeConfig !== undefined ? { quantizeConfig } : {}));
+      const quantized = await describeQuantized(dir, arch, locations, reader);
+      const folder = new ModelFolder(dir, config, arch, shards, locations, reader.info, reader, quantized);
       folder.checkExpected();
       return folder;
     } catch (e) {
@@ -99,16 +161,57 @@ export class ModelFolder {
     }
   }
 
-  /** All tensor names (canonical), in shard then data order. */
+  /**
+   * All tensor names (canonical) of the dense model, in shard then data order: a quantized linear appears once as
+   * `X.weight`, where its main stored tensor (`X.qweight`, `X.weight_packed`, the sparse `shape`) is; its stored
+   * tensors do not appear.
+   */
   get tensorNames(): string[] {
+    const out: string[] = [];
+    for (const name of this.locations.keys()) {
+      const owner = this.hiddenBy.get(name);
+      if (owner === undefined) out.push(name);
+      else if (this.quantized.get(owner)!.storage.tensors[0] === name) out.push(owner);
+    }
+    return out;
+  }
+
+  /** Every tensor actually stored in the files (canonical names), quantized parts included. */
+  get storedTensorNames(): string[] {
     return [...this.locations.keys()];
   }
 
+  /** The quantized / sparse linears, by dense name, in name order. */
+  get quantizedWeights(): QuantizedWeight[] {
+    return [...this.quantized.values()];
+  }
+
+  /** How `X.weight` is stored, when it is stored quantized or sparse. */
+  quantizedWeight(name: string): QuantizedWeight | undefined {
+    return this.quantized.get(name);
+  }
+
+  /** Whether the dense model has this tensor (a quantized linear's `X.weight` does; its stored parts are not listed). */
   has(name: string): boolean {
-    return this.locations.has(name);
+    return this.quantized.has(name) || (this.locations.has(name) && !this.hiddenBy.has(name));
   }
 
   info(name: string): TensorLocation {
+    const q = this.quantized.get(name);
+    if (q) {
+      const first = this.storedInfo(q.storage.tensors[0]!);
+      const numel = q.shape.reduce((a, b) => a * b, 1);
+      return { name, dtype: q.dtype, shape: q.shape, numel, fileBegin: 0, fileEnd: numel * DTYPE_BYTES[q.dtype], file: first.file, storedName: first.storedName, quantized: q };
+    }
+    const owner = this.hiddenBy.get(name);
+    if (owner !== undefined) {
+      throw new ModelFolderError(this.dir, `is stored as part of the ${this.quantized.get(owner)!.storage.kind} weight "${owner}": read "${owner}" (dequantized), or use storedInfo / readStoredBytes for the stored tensor`, name);
+    }
+    return this.storedInfo(name);
+  }
+
+  /** Header entry of a tensor as stored in the files (also the parts of quantized linears). */
+  storedInfo(name: string): TensorLocation {
     const loc = this.locations.get(name);
     if (!loc) throw new ModelFolderError(this.dir, 'no such tensor in the model files', name);
     return { ...loc.shard.info(loc.storedName), name, file: loc.shard.path, storedName: loc.storedName };
@@ -118,37 +221,184 @@ export class ModelFolder {
     return this.info(name).dtype;
   }
 
+  /** Raw bytes as stored; for a quantized linear, its dequantized weight encoded in `dtypeOf(name)`. */
   async readBytes(name: string): Promise<Uint8Array> {
+    const q = this.quantized.get(name);
+    if (q) return fromFloat32(q.dtype, await this.readFloat32(name));
     const loc = this.info(name);
     return this.locations.get(name)!.shard.readBytes(loc.storedName);
   }
 
+  /** Raw bytes of a stored tensor (also the parts of quantized linears). */
+  async readStoredBytes(name: string): Promise<Uint8Array> {
+    const loc = this.storedInfo(name);
+    return this.locations.get(name)!.shard.readBytes(loc.storedName);
+  }
+
+  /**
+   * The tensor as float32. A quantized / sparse linear is dequantized now (W = scale·(q − zero), zeros of the sparse
+   * layouts exact), in the layout a dense checkpoint stores it: [out, in], or [in, out] for GPT-2's Conv1D.
+   */
   async readFloat32(name: string): Promise<Float32Array> {
-    const loc = this.info(name);
-    return this.locations.get(name)!.shard.readFloat32(loc.storedName);
+    const q = this.quantized.get(name);
+    if (!q) {
+      const loc = this.info(name);
+      return this.locations.get(name)!.shard.readFloat32(loc.storedName);
+    }
+    const { rows, cols } = q.storage;
+    const w = await asFolderErrorAsync(this.dir, this.locations, () => this.reader.readLinearWeight(q.storage.module));
+    if (w.rows !== rows || w.cols !== cols || w.data.length !== rows * cols) {
+      throw new ModelFolderError(this.dir, `dequantized to [${w.rows}, ${w.cols}], but its stored tensors describe [${rows}, ${cols}]`, name);
+    }
+    if (!q.transposed) return w.data;
+    const t = new Float32Array(rows * cols);
+    for (let o = 0; o < rows; o++) for (let i = 0; i < cols; i++) t[i * rows + o] = w.data[o * cols + i]!;
+    return t;
   }
 
   async close(): Promise<void> {
     await Promise.all(this.shards.map((s) => s.close()));
   }
 
-  /** Every tensor the ArchSpec names must exist with its shape and a floating dtype. */
+  /** Every tensor the ArchSpec names must exist with its shape and a floating dtype (quantized ones: dequantized). */
   private checkExpected(): void {
     for (const [name, shape] of expectedTensors(this.arch)) {
+      const q = this.quantized.get(name);
+      if (q) {
+        if (q.shape.length !== shape.length || q.shape.some((d, i) => d !== shape[i])) {
+          const main = this.storedInfo(q.storage.tensors[0]!);
+          throw new ModelFolderError(main.file, `stored as ${q.storage.kind} (${q.storage.tensors.join(', ')}) dequantizes to [${q.shape.join(', ')}], expected [${shape.join(', ')}] from config.json`, name);
+        }
+        continue;
+      }
       const loc = this.locations.get(name);
       if (!loc) {
-        throw new ModelFolderError(this.dir, `missing from the model files (${this.shards.map((s) => s.path).join(', ')}), expected shape [${shape.join(', ')}] for ${this.arch.modelType}`, name);
+        throw new ModelFolderError(this.dir, `missing from the model files (${this.shards.map((s) => s.path).join(', ')}), expected shape [${shape.join(', ')}] for ${this.arch.modelType}${this.missingHint(name)}`, name);
       }
       const t = loc.shard.info(loc.storedName);
       if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
         throw new ModelFolderError(loc.shard.path, `has shape [${t.shape.join(', ')}], expected [${shape.join(', ')}] from config.json`, loc.storedName);
       }
-      if (!isFloatDType(t.dtype)) throw new ModelFolderError(loc.shard.path, `has dtype ${t.dtype}; weights must be F32, F16, BF16 or F64`, loc.storedName);
+      if (!isFloatDType(t.dtype)) {
+        const how = this.quantization.method === 'none' ? '; config.json has no quantization_config, so quantized weights are not expected' : '';
+        throw new ModelFolderError(loc.shard.path, `has dtype ${t.dtype}; weights must be F32, F16, BF16 or F64${how}`, loc.storedName);
+      }
     }
+  }
+
+  /** For a quantized folder, say which stored forms were looked for. */
+  private missingHint(name: string): string {
+    if (this.quantization.method === 'none' || !name.endsWith('.weight')) return '';
+    const m = name.slice(0, -'.weight'.length);
+    const looked = this.quantization.method === 'gptq'
+      ? `${m}.qweight`
+      : `${m}.weight_packed, ${m}.bitmask or ${m}.weight.bitmask`;
+    return ` (nor stored ${this.quantization.method === 'gptq' ? 'GPTQ-quantized' : 'compressed'} as ${looked})`;
   }
 }
 
-type Locations = Map<string, { shard: SafetensorsFile; storedName: string }>;
+/** AutoGPTQ's side file with the quantization settings (older folders have no quantization_config in config.json). */
+export const QUANTIZE_CONFIG_NAME = 'quantize_config.json';
+
+/** The stored tensors as the format readers see them (canonical names, raw dtypes and shapes). */
+function storedSource(locations: ReadonlyMap<string, Location>): TensorSource {
+  const get = (name: string): Location => {
+    const loc = locations.get(name);
+    if (!loc) throw new QuantFormatError('missing from the model files', name);
+    return loc;
+  };
+  return {
+    names: () => locations.keys(),
+    has: (name) => locations.has(name),
+    dtype: (name) => { const l = get(name); return l.shard.info(l.storedName).dtype; },
+    shape: (name) => { const l = get(name); return l.shard.info(l.storedName).shape; },
+    readBytes: (name) => { const l = get(name); return l.shard.readBytes(l.storedName); },
+  };
+}
+
+/** A format error as a folder error: naming the shard of the tensor it is about (or the folder) and the tensor. */
+function folderErrorOf(dir: string, locations: ReadonlyMap<string, Location>, e: QuantFormatError): ModelFolderError {
+  const tensor = e.tensor;
+  if (tensor === undefined) return new ModelFolderError(dir, e.message);
+  const prefix = `tensor "${tensor}": `;
+  const detail = e.message.startsWith(prefix) ? e.message.slice(prefix.length) : e.message;
+  return new ModelFolderError(locations.get(tensor)?.shard.path ?? dir, detail, tensor);
+}
+
+function asFolderError<T>(dir: string, locations: ReadonlyMap<string, Location>, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    throw e instanceof QuantFormatError ? folderErrorOf(dir, locations, e) : e;
+  }
+}
+
+async function asFolderErrorAsync<T>(dir: string, locations: ReadonlyMap<string, Location>, f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    throw e instanceof QuantFormatError ? folderErrorOf(dir, locations, e) : e;
+  }
+}
+
+/**
+ * Tensors a stored form cannot be read without, beyond those the format reader already requires when it describes
+ * the weight. An asymmetric weight without its zero point would otherwise read as symmetric, silently wrong.
+ */
+function requiredTensors(s: LinearStorage): string[] {
+  const m = s.module;
+  const asym = s.quant !== undefined && !s.quant.sym;
+  switch (s.kind) {
+    case 'gptq': return [`${m}.qweight`, `${m}.qzeros`, `${m}.scales`];
+    case 'pack-quantized': return [`${m}.weight_packed`, `${m}.weight_shape`, `${m}.weight_scale`, ...(asym ? [`${m}.weight_zero_point`] : [])];
+    case 'int-quantized': return [`${m}.weight`, `${m}.weight_scale`, ...(asym ? [`${m}.weight_zero_point`] : [])];
+    case 'dense': return [`${m}.weight`];
+    // sparse layouts: every part the reader named (shape, compressed, bitmask, row_offsets; scales it found)
+    default: return [...s.tensors, ...(s.sparseQuantized && asym ? [`${m}.weight_zero_point`] : [])];
+  }
+}
+
+/** The dtype a quantized linear's dense weight is reported in (see QuantizedWeight). */
+function denseDTypeOf(s: LinearStorage, dtypeOf: (name: string) => DType): DType {
+  const m = s.module;
+  let d: DType;
+  switch (s.kind) {
+    case 'gptq': d = dtypeOf(`${m}.scales`); break;
+    case 'pack-quantized': case 'int-quantized': d = dtypeOf(`${m}.weight_scale`); break;
+    // sparse layouts: [shape, compressed, bitmask, ...]; quantized values are scaled by weight_scale
+    default: d = s.sparseQuantized ? dtypeOf(`${m}.weight_scale`) : dtypeOf(s.tensors[1]!);
+  }
+  return isFloatDType(d) ? d : 'F32';
+}
+
+/** Describes every quantized / sparse linear in the files (reads only small shape tensors) and checks its parts exist. */
+async function describeQuantized(dir: string, arch: ArchSpec, locations: ReadonlyMap<string, Location>, reader: QuantizedModelReader): Promise<Map<string, QuantizedWeight>> {
+  const out = new Map<string, QuantizedWeight>();
+  if (reader.method === 'none') return out;
+  const transposed = new Map<string, boolean>();
+  for (const layer of arch.layers) for (const l of layer.linears) transposed.set(l.weight, l.transposed);
+  const dtypeOf = (n: string): DType => { const l = locations.get(n)!; return l.shard.info(l.storedName).dtype; };
+  for (const module of asFolderError(dir, locations, () => reader.compressedModules())) {
+    const s = await asFolderErrorAsync(dir, locations, () => reader.describeLinear(module));
+    if (s.kind === 'dense') continue;
+    for (const t of requiredTensors(s)) {
+      if (!locations.has(t)) {
+        throw new ModelFolderError(dir, `missing from the model files: linear "${module}" is stored as ${s.kind} (found ${s.tensors.filter((n) => locations.has(n)).join(', ')}) and cannot be read without it`, t);
+      }
+    }
+    const name = `${module}.weight`;
+    const tr = transposed.get(name) ?? false;
+    let storedBytes = 0;
+    for (const t of s.tensors) { const l = locations.get(t)!; const i = l.shard.info(l.storedName); storedBytes += i.fileEnd - i.fileBegin; }
+    out.set(name, {
+      name, storage: { ...s, kind: s.kind }, transposed: tr, shape: tr ? [s.cols, s.rows] : [s.rows, s.cols],
+      dtype: denseDTypeOf(s, dtypeOf), storedBytes,
+    });
+  }
+  return out;
+}
+
+type Locations = Map<string, Location>;
 
 /** Opens model.safetensors, or the index and each shard it names (each once); returns name -> shard. */
 async function openWeights(dir: string, shards: SafetensorsFile[]): Promise<Locations> {
