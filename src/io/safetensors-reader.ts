@@ -1,15 +1,27 @@
 // Safetensors reader: parses and validates the header as strictly as the safetensors Rust crate, then reads single
-// tensors by positioned reads on a file descriptor. Never reads a whole file; allocates at most one tensor at a time.
+// tensors by positioned reads on a file descriptor. Never reads a whole file.
 //
 // Layout: u64 LE header length N, N bytes of UTF-8 JSON
 // {"name": {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {str: str}}, then the data block;
 // offsets are relative to the first byte after the header and must tile the data block with no gap or overlap.
+//
+// Memory: touching fresh memory costs more than the kernel's copy out of the page cache, so the hot paths read into
+// caller-owned buffers (readInto, readFloat32Into) that a caller reuses across tensors. Conversions to float32 read
+// the stored bytes in bounded chunks into a reused scratch buffer and decode chunk by chunk, so no full-size copy of
+// the stored bytes is allocated next to the float32 result. Typed-array views assume a little-endian host, as the
+// format's byte order and every typed-array view here do.
 
 import { open, type FileHandle } from 'node:fs/promises';
-import { DTYPE_BYTES, isDType, toFloat32, viewAs, type DType, type StoredArray } from './dtype.js';
+import { DTYPE_BYTES, f16BitsToF32, isDType, viewAs, type DType, type StoredArray } from './dtype.js';
 
 /** Same bound as the Rust crate's MAX_HEADER_SIZE. */
 export const MAX_HEADER_BYTES = 100_000_000;
+
+/** Stored bytes decoded per step by readFloat32Into for dtypes other than F32 (a multiple of 8, the widest dtype). */
+export const DEFAULT_CONVERT_CHUNK_BYTES = 8 * 1024 * 1024;
+
+/** Largest single positioned read: Node passes the length to the read syscall as an int32. */
+const MAX_READ_BYTES = 1 << 30;
 
 export class SafetensorsError extends Error {
   constructor(readonly file: string, readonly rule: string, detail: string, readonly tensor?: string) {
@@ -28,7 +40,15 @@ export interface TensorInfo {
   readonly fileEnd: number;
 }
 
+export interface ReaderOptions {
+  /** Stored bytes decoded per step by readFloat32Into (default 8 MiB; a positive multiple of 8). */
+  readonly convertChunkBytes?: number;
+}
+
 export class SafetensorsFile {
+  /** Scratch for chunked decoding, kept between calls; a call running while another holds it allocates its own. */
+  private scratch: Uint8Array | undefined;
+
   private constructor(
     readonly path: string,
     private readonly fh: FileHandle,
@@ -37,14 +57,19 @@ export class SafetensorsFile {
     readonly metadata: Readonly<Record<string, string>>,
     /** Tensors in data order. */
     readonly tensors: ReadonlyMap<string, TensorInfo>,
+    private readonly convertChunkBytes: number,
   ) {}
 
-  static async open(path: string): Promise<SafetensorsFile> {
+  static async open(path: string, options: ReaderOptions = {}): Promise<SafetensorsFile> {
+    const chunk = options.convertChunkBytes ?? DEFAULT_CONVERT_CHUNK_BYTES;
+    if (!Number.isSafeInteger(chunk) || chunk <= 0 || chunk % 8 !== 0) {
+      throw new RangeError(`convertChunkBytes must be a positive multiple of 8, got ${chunk}`);
+    }
     const fh = await open(path, 'r');
     try {
       const { size } = await fh.stat();
       const parsed = await parseHeader(path, fh, size);
-      return new SafetensorsFile(path, fh, size, parsed.headerBytes, parsed.metadata, parsed.tensors);
+      return new SafetensorsFile(path, fh, size, parsed.headerBytes, parsed.metadata, parsed.tensors, chunk);
     } catch (e) {
       await fh.close();
       throw e;
@@ -57,18 +82,25 @@ export class SafetensorsFile {
     return t;
   }
 
+  /**
+   * Raw little-endian bytes of one tensor read into `target` (at least the tensor's byte length; reuse it across
+   * tensors to avoid touching fresh memory). Returns the subarray of `target` holding the tensor.
+   */
+  async readInto(name: string, target: Uint8Array): Promise<Uint8Array> {
+    const t = this.info(name);
+    const n = t.fileEnd - t.fileBegin;
+    if (target.byteLength < n) {
+      throw new SafetensorsError(this.path, 'target-too-small', `target buffer holds ${target.byteLength} bytes but the tensor has ${n}`, name);
+    }
+    const out = target.subarray(0, n);
+    await this.readRange(name, t.fileBegin, out);
+    return out;
+  }
+
   /** Raw little-endian bytes of one tensor (a fresh, 8-byte-aligned buffer). */
   async readBytes(name: string): Promise<Uint8Array> {
     const t = this.info(name);
-    const n = t.fileEnd - t.fileBegin;
-    const buf = new Uint8Array(new ArrayBuffer(n));
-    let done = 0;
-    while (done < n) {
-      const { bytesRead } = await this.fh.read(buf, done, n - done, t.fileBegin + done);
-      if (bytesRead === 0) throw new SafetensorsError(this.path, 'truncated', `file ended while reading bytes ${t.fileBegin + done}..${t.fileEnd}`, name);
-      done += bytesRead;
-    }
-    return buf;
+    return this.readInto(name, new Uint8Array(new ArrayBuffer(t.fileEnd - t.fileBegin)));
   }
 
   /** The tensor in its stored dtype (F16/BF16 as raw Uint16 bit patterns). */
@@ -76,13 +108,111 @@ export class SafetensorsFile {
     return viewAs(this.info(name).dtype, await this.readBytes(name));
   }
 
-  /** The tensor converted to float32 (any dtype). */
+  /**
+   * The tensor converted to float32 (any dtype, I64 through Number) into `out` (at least numel values; reuse it
+   * across tensors). F32 is read straight into `out`; other dtypes in bounded chunks through a reused scratch buffer.
+   * Returns the subarray of `out` holding the tensor.
+   */
+  async readFloat32Into(name: string, out: Float32Array): Promise<Float32Array> {
+    const t = this.info(name);
+    if (out.length < t.numel) {
+      throw new SafetensorsError(this.path, 'target-too-small', `output holds ${out.length} float32 values but the tensor has ${t.numel} elements`, name);
+    }
+    const dst = out.subarray(0, t.numel);
+    if (t.dtype === 'F32') {
+      await this.readRange(name, t.fileBegin, new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength));
+      return dst;
+    }
+    const size = DTYPE_BYTES[t.dtype];
+    const total = t.fileEnd - t.fileBegin;
+    const scratch = this.takeScratch(Math.min(this.convertChunkBytes, total));
+    try {
+      for (let done = 0; done < total;) {
+        const bytes = scratch.subarray(0, Math.min(scratch.byteLength, total - done));
+        await this.readRange(name, t.fileBegin + done, bytes);
+        decodeChunk(t.dtype, bytes, dst, done / size);
+        done += bytes.byteLength;
+      }
+    } finally {
+      this.returnScratch(scratch);
+    }
+    return dst;
+  }
+
+  /** The tensor converted to float32 (any dtype) in a fresh array. */
   async readFloat32(name: string): Promise<Float32Array> {
-    return toFloat32(this.info(name).dtype, await this.readBytes(name));
+    return this.readFloat32Into(name, new Float32Array(this.info(name).numel));
   }
 
   async close(): Promise<void> {
     await this.fh.close();
+  }
+
+  /** Fills `dst` from the file starting at byte `pos`, in reads of at most MAX_READ_BYTES. */
+  private async readRange(name: string, pos: number, dst: Uint8Array): Promise<void> {
+    const n = dst.byteLength;
+    let done = 0;
+    while (done < n) {
+      const { bytesRead } = await this.fh.read(dst, done, Math.min(n - done, MAX_READ_BYTES), pos + done);
+      if (bytesRead === 0) throw new SafetensorsError(this.path, 'truncated', `file ended while reading bytes ${pos + done}..${pos + n}`, name);
+      done += bytesRead;
+    }
+  }
+
+  private takeScratch(bytes: number): Uint8Array {
+    const kept = this.scratch;
+    if (kept !== undefined && kept.byteLength >= bytes) {
+      this.scratch = undefined;
+      return kept;
+    }
+    return new Uint8Array(bytes);
+  }
+
+  private returnScratch(s: Uint8Array): void {
+    if (this.scratch === undefined || this.scratch.byteLength < s.byteLength) this.scratch = s;
+  }
+}
+
+/** float32 value of every F16 bit pattern, built on first use (256 KiB) from the exact scalar decoder. */
+let f16Table: Float32Array | undefined;
+
+function f16ToF32Table(): Float32Array {
+  if (f16Table === undefined) {
+    f16Table = new Float32Array(65536);
+    for (let b = 0; b < 65536; b++) f16Table[b] = f16BitsToF32(b);
+  }
+  return f16Table;
+}
+
+/**
+ * BF16 -> F32 is the 16 bits moved to the top of a 32-bit word. Two stored values are loaded per 32-bit read
+ * (little-endian: element 2j in the low half), which measured about twice as fast as one 16-bit load per value.
+ * `src16` must start 4-byte aligned (the scratch buffer does).
+ */
+function decodeBf16(src16: Uint16Array, dst32: Uint32Array): void {
+  const n = src16.length;
+  const even = n & ~3;
+  const src32 = new Uint32Array(src16.buffer, src16.byteOffset, even >>> 1);
+  for (let j = 0, k = 0; k < even; k += 4) {
+    const a = src32[j++]!, b = src32[j++]!;
+    dst32[k] = a << 16;
+    dst32[k + 1] = a & 0xffff0000;
+    dst32[k + 2] = b << 16;
+    dst32[k + 3] = b & 0xffff0000;
+  }
+  for (let k = even; k < n; k++) dst32[k] = src16[k]! << 16;
+}
+
+/** Decodes `bytes` (whole elements of `dtype`, 8-byte aligned) into `dst` starting at element `at`. */
+function decodeChunk(dtype: DType, bytes: Uint8Array, dst: Float32Array, at: number): void {
+  const src = viewAs(dtype, bytes);
+  const out = dst.subarray(at, at + src.length);
+  switch (dtype) {
+    case 'BF16': decodeBf16(src as Uint16Array, new Uint32Array(out.buffer, out.byteOffset, out.length)); return;
+    case 'F16': { const s = src as Uint16Array; const table = f16ToF32Table(); for (let i = 0; i < s.length; i++) out[i] = table[s[i]!]!; return; }
+    case 'I64': { const s = src as BigInt64Array; for (let i = 0; i < s.length; i++) out[i] = Number(s[i]!); return; }
+    case 'F32': out.set(src as Float32Array); return;
+    default: out.set(src as Float64Array | Int32Array | Int16Array | Int8Array | Uint8Array); return; // same rounding as Float32Array.from
   }
 }
 
