@@ -133,8 +133,10 @@ export class QuantizedExporter {
 
   /** config.json with the format's quantization_config (unchanged for dense exports). */
   amendConfig(config: Record<string, unknown>): Record<string, unknown> {
-    if (this.format === 'dense' || this.quant === null) return config;
-    return { ...config, quantization_config: this.quantizationConfig() };
+    // A quantized source is read dequantized; its quantization block no longer describes what is written.
+    const { quantization_config: _q, compression_config: _c, ...rest } = config;
+    if (this.format === 'dense' || this.quant === null) return rest;
+    return { ...rest, quantization_config: this.quantizationConfig() };
   }
 
   private quantizationConfig(): Record<string, unknown> {
