@@ -21,6 +21,6 @@ export function maskOnlyResult(W: Float32Array, rows: number, cols: number, mask
   const totalSeconds = (performance.now() - t0) / 1000;
   return {
     rows, cols, W: Wout, mask, losses, error, choleskyRetries: 0, dampUsed: 0, deadColumns,
-    timings: { choleskySeconds: 0, blockLoopSeconds: totalSeconds, gemmSeconds: 0, totalSeconds },
+    timings: { choleskySeconds: 0, blockLoopSeconds: totalSeconds, gemmSeconds: 0, gemmEngineSeconds: 0, totalSeconds },
   };
 }

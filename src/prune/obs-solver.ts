@@ -198,6 +198,7 @@ export async function obsSolve(engine: Engine, W: Float32Array, rows: number, co
   const chunk = !nm || nm.m % 8 === 0 ? 8 : nm.m % 4 === 0 ? 4 : 1;
   let loopMs = 0;
   let gemmSeconds = 0;
+  let gemmEngineSeconds = 0;
 
   for (let i1 = 0; i1 < cols; i1 += B) {
     const tl = performance.now();
@@ -257,7 +258,7 @@ export async function obsSolve(engine: Engine, W: Float32Array, rows: number, co
       copyTransposedBlock(U, cols, i1, count, i2, rest, UT!);
       const tail = i2 * rows;
       const n = rest * rows;
-      await runInto(engine, 'obs-update', () => {
+      gemmEngineSeconds += await runInto(engine, 'obs-update', () => {
         const g = new GraphBuilder('obs_interblock_update');
         const u = g.input('UT', 'float32', ['n', 'k']);
         const e = g.input('Err', 'float32', ['k', 'm']);
@@ -317,6 +318,6 @@ export async function obsSolve(engine: Engine, W: Float32Array, rows: number, co
     rows, cols, W: Wout, mask, losses, error,
     choleskyRetries: factor.retries, dampUsed: factor.dampUsed, deadColumns,
     ...(quantResult ? { quant: quantResult } : {}),
-    timings: { choleskySeconds, blockLoopSeconds: loopMs / 1000, gemmSeconds, totalSeconds: (performance.now() - t0) / 1000 },
+    timings: { choleskySeconds, blockLoopSeconds: loopMs / 1000, gemmSeconds, gemmEngineSeconds, totalSeconds: (performance.now() - t0) / 1000 },
   };
 }

@@ -38,7 +38,10 @@ export interface QuantResult {
 export interface SolverTimings {
   choleskySeconds: number;
   blockLoopSeconds: number;
+  /** Inter-block updates: the GEMM graphs and the copies around them. */
   gemmSeconds: number;
+  /** …of which inside the engine (session.run). */
+  gemmEngineSeconds: number;
   totalSeconds: number;
 }
 
