@@ -1,0 +1,50 @@
+// The output folder: refused up front when it exists (without --force), when its parent is missing, or when the disk
+// lacks room; written under a temporary sibling name and renamed only on commit; abort leaves nothing behind.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { checkOutputPath, OutputFolder } from '../../src/export/output-folder.js';
+
+const work = mkdtempSync(join(tmpdir(), 'topiary-outfolder-'));
+process.on('exit', () => rmSync(work, { recursive: true, force: true }));
+
+test('checkOutputPath: existing folder, missing parent, too little disk', async () => {
+  const existing = join(work, 'existing');
+  mkdirSync(existing);
+  await assert.rejects(checkOutputPath(existing, false, 1), /already exists; pass --force/);
+  await checkOutputPath(existing, true, 1);
+  await assert.rejects(checkOutputPath(join(work, 'no', 'such', 'out'), false, 1), /parent folder does not exist/);
+  const fs = statfsSync(work);
+  const free = fs.bavail * fs.bsize;
+  await assert.rejects(checkOutputPath(join(work, 'big'), false, free * 2), /too little free disk space/);
+  await checkOutputPath(join(work, 'small'), false, 1024);
+});
+
+test('OutputFolder: nothing at the final path until commit; abort removes the partial folder', async () => {
+  const out = join(work, 'model-out');
+  const o = await OutputFolder.create(out, { force: false });
+  await o.addFloat32('w', 'BF16', [2, 2], new Float32Array([1, 0, -2, 0.5]));
+  await o.writeJson('config.json', { model_type: 'llama' });
+  assert.ok(!existsSync(out), 'not visible before commit');
+  await o.commit();
+  assert.deepEqual(readdirSync(out).sort(), ['config.json', 'model.safetensors']);
+  assert.equal(readdirSync(work).filter((n) => n.includes('partial')).length, 0);
+
+  const other = join(work, 'aborted');
+  const a = await OutputFolder.create(other, { force: false });
+  await a.addFloat32('w', 'F32', [1], new Float32Array([3]));
+  await a.abort();
+  assert.ok(!existsSync(other));
+  assert.equal(readdirSync(work).filter((n) => n.includes('partial')).length, 0);
+
+  // --force replaces an existing folder only at commit.
+  writeFileSync(join(out, 'stale.txt'), 'old');
+  const f = await OutputFolder.create(out, { force: true });
+  await f.addFloat32('v', 'F16', [1], new Float32Array([1]));
+  assert.ok(existsSync(join(out, 'stale.txt')), 'old folder intact until commit');
+  await f.commit();
+  assert.deepEqual(readdirSync(out), ['model.safetensors']);
+});
