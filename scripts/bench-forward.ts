@@ -14,11 +14,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { Engine, f32, parseDevice } from '../src/engine/engine.js';
-import { GraphBuilder } from '../src/engine/graph-builder.js';
+import { Engine, parseDevice } from '../src/engine/engine.js';
 import { embedTokens, headNll, runAllLayers } from '../src/eval/forward.js';
 import { ModelFolder } from '../src/model/model-folder.js';
 import { generateModel } from './gen-model.js';
+import { matmulRate } from './matmul-rate.js';
 
 interface Flags {
   hidden: number; intermediate: number; heads: number; kvHeads: number; layers: number; vocab: number;
@@ -29,25 +29,6 @@ interface Pass { embed: number; blocks: number; head: number; wall: number; bloc
 
 const int = (v: string) => Number.parseInt(v, 10);
 
-/** Fastest of `reps` runs of C = A·B (n×n×n), in GFLOP/s. */
-async function matmulRate(engine: Engine, n: number, reps: number): Promise<{ ms: number; gflops: number }> {
-  const a = new Float32Array(n * n).map((_, i) => Math.sin(i));
-  const b = new Float32Array(n * n).map((_, i) => Math.cos(i));
-  const build = () => {
-    const g = new GraphBuilder('matmul_bench');
-    g.output(g.op('MatMul', [g.input('A', 'float32', [n, n]), g.input('B', 'float32', [n, n])]), 'C', 'float32', [n, n]);
-    return g;
-  };
-  const feeds = { A: f32(a, [n, n]), B: f32(b, [n, n]) };
-  await engine.run(`bench_matmul:${n}`, build, feeds);
-  let best = Infinity;
-  for (let r = 0; r < reps; r++) {
-    const t0 = performance.now();
-    await engine.run(`bench_matmul:${n}`, build, feeds);
-    best = Math.min(best, performance.now() - t0);
-  }
-  return { ms: best, gflops: (2 * n ** 3) / (best / 1000) / 1e9 };
-}
 
 async function main(): Promise<void> {
   const f = new Command('bench-forward')

@@ -15,36 +15,17 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { Engine, f32, parseDevice } from '../src/engine/engine.js';
-import { GraphBuilder } from '../src/engine/graph-builder.js';
+import { Engine, parseDevice } from '../src/engine/engine.js';
 import { writeSafetensorsFile } from '../src/io/safetensors-writer.js';
 import { loadCalibrationTokens } from '../src/calib/calibration.js';
 import { planLinears, parseMethod } from '../src/pipeline/prune-plan.js';
 import { pruneModel } from '../src/pipeline/prune-model.js';
 import { generateModel } from './gen-model.js';
+import { matmulRate } from './matmul-rate.js';
 import type { ArchSpec } from '../src/model/arch.js';
 
 const int = (v: string) => Number.parseInt(v, 10);
 
-async function matmulRate(engine: Engine, n: number, reps: number): Promise<number> {
-  const a = new Float32Array(n * n).map((_, i) => Math.sin(i));
-  const b = new Float32Array(n * n).map((_, i) => Math.cos(i));
-  const build = () => {
-    const g = new GraphBuilder('matmul_bench');
-    g.output(g.op('MatMul', [g.input('A', 'float32', [n, n]), g.input('B', 'float32', [n, n])]), 'C', 'float32', [n, n]);
-    return g;
-  };
-  const feeds = { A: f32(a, [n, n]), B: f32(b, [n, n]) };
-  await engine.run(`bench_matmul:${n}`, build, feeds);
-  let best = Infinity;
-  for (let r = 0; r < reps; r++) {
-    const t0 = performance.now();
-    await engine.run(`bench_matmul:${n}`, build, feeds);
-    best = Math.min(best, performance.now() - t0);
-  }
-  await engine.release();
-  return (2 * n ** 3) / (best / 1000) / 1e9;
-}
 
 function flops(arch: ArchSpec, nseq: number, T: number, blocksize: number): { forward: number; hessian: number; solve: number } {
   const tokens = nseq * T;
@@ -92,7 +73,9 @@ async function main(): Promise<void> {
     const tokens = join(dir, 'calibration.safetensors');
     await writeSafetensorsFile(tokens, [{ name: 'input_ids', dtype: 'I32', shape: [f.nseq, f.seq], bytes: new Uint8Array(ids.buffer) }], { corpus: 'random' });
 
-    const rate = await matmulRate(new Engine(device), 2048, 5);
+    const mmEngine = new Engine(device);
+    const rate = (await matmulRate(mmEngine, 2048, 5)).gflops;
+    await mmEngine.release();
     const blocksize = 128;
     const method = parseMethod(f.method);
     const tasks = planLinears(arch, { method, target: { kind: 'unstructured', sparsity: 0.5 }, maskRule: 'exact', blocksize });
