@@ -10,7 +10,6 @@ import { Command } from 'commander';
 import { cpus, loadavg } from 'node:os';
 import { Engine, ort, parseDevice } from '../src/engine/engine.js';
 import { GraphBuilder } from '../src/engine/graph-builder.js';
-import { Float64GraphBuilder } from '../src/prune/float64-graph.js';
 import { HessianAccumulator } from '../src/prune/hessian.js';
 import { sparsegptPrune } from '../src/prune/sparsegpt.js';
 import type { PruneSpec } from '../src/prune/types.js';
@@ -35,8 +34,8 @@ function normals(n: number, seed: number): Float32Array {
 /** Measured GEMM rate (flop/s) of an n×n·n×n MatMul in the given element type. */
 async function gemmRate(engine: Engine, type: 'float32' | 'float64', n: number): Promise<number> {
   const build = (): GraphBuilder => {
-    const g = type === 'float64' ? new Float64GraphBuilder('rate64') : new GraphBuilder('rate32');
-    g.output(g.op('MatMul', [g.input('A', 'float32', [n, n]), g.input('B', 'float32', [n, n])]), 'C', 'float32', [n, n]);
+    const g = new GraphBuilder(`rate_${type}`);
+    g.output(g.op('MatMul', [g.input('A', type, [n, n]), g.input('B', type, [n, n])]), 'C', type, [n, n]);
     return g;
   };
   const data = type === 'float64' ? Float64Array.from(normals(n * n, 5)) : normals(n * n, 5);

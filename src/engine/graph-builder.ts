@@ -8,8 +8,8 @@ const { onnx } = onnxProto;
 /** ONNX opset used by every graph (17: LayerNormalization; ORT accepts it with IR version 8). */
 export const OPSET = 17;
 
-export type ElemType = 'float32' | 'float16' | 'int64' | 'int32' | 'uint8' | 'bool';
-const ELEM: Record<ElemType, number> = { float32: 1, uint8: 2, int32: 6, int64: 7, bool: 9, float16: 10 };
+export type ElemType = 'float32' | 'float64' | 'float16' | 'int64' | 'int32' | 'uint8' | 'bool';
+const ELEM: Record<ElemType, number> = { float32: 1, uint8: 2, int32: 6, int64: 7, bool: 9, float16: 10, float64: 11 };
 
 export type Dim = number | string;
 export type AttrValue = number | string | number[] | { float: number } | { floats: number[] } | { tensor: ConstTensor };

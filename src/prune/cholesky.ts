@@ -11,7 +11,6 @@
 
 import { Engine, ort, type Feeds } from '../engine/engine.js';
 import { GraphBuilder } from '../engine/graph-builder.js';
-import { Float64GraphBuilder } from './float64-graph.js';
 import { SolverInputError } from './types.js';
 
 export type FactorPrecision = 'float64' | 'float32';
@@ -230,8 +229,9 @@ class Factorizer {
     return this.precision === 'float64' ? new ort.Tensor('float64', data, dims) : new ort.Tensor('float32', Float32Array.from(data), dims);
   }
 
-  private graph(name: string): GraphBuilder {
-    return this.precision === 'float64' ? new Float64GraphBuilder(name) : new GraphBuilder(name);
+  /** Element type of the factorization graphs: double for agreement with a float64 computation, float32 on WebGPU. */
+  private get elem(): 'float64' | 'float32' {
+    return this.precision;
   }
 
   private async run(key: string, build: () => GraphBuilder, feeds: Feeds): Promise<Record<string, Float64Array>> {
@@ -245,13 +245,13 @@ class Factorizer {
   private async schur(Bl: Float64Array, U22: Float64Array, A: Float64Array, n1: number, n2: number): Promise<{ S: Float64Array; G: Float64Array }> {
     this.flops += 2 * n1 * n2 * n2 * 2 + 2 * n1 * n1 * n2;
     const out = await this.run('ufactor-schur', () => {
-      const g = this.graph('ufactor_schur');
-      const b = g.input('Bl', 'float32', ['q', 'p']);
-      const u = g.input('U22', 'float32', ['q', 'q']);
-      const a = g.input('A', 'float32', ['p', 'p']);
+      const g = new GraphBuilder('ufactor_schur');
+      const b = g.input('Bl', this.elem, ['q', 'p']);
+      const u = g.input('U22', this.elem, ['q', 'q']);
+      const a = g.input('A', this.elem, ['p', 'p']);
       const t = g.op('Gemm', [b, u], { transA: 1, transB: 1 });
-      g.output(g.op('Gemm', [t, t, a], { alpha: { float: -1 }, beta: { float: 1 }, transB: 1 }), 'S', 'float32', ['p', 'p']);
-      g.output(g.op('MatMul', [t, u]), 'G', 'float32', ['p', 'q']);
+      g.output(g.op('Gemm', [t, t, a], { alpha: { float: -1 }, beta: { float: 1 }, transB: 1 }), 'S', this.elem, ['p', 'p']);
+      g.output(g.op('MatMul', [t, u]), 'G', this.elem, ['p', 'q']);
       return g;
     }, { Bl: this.tensor(Bl, [n2, n1]), U22: this.tensor(U22, [n2, n2]), A: this.tensor(A, [n1, n1]) });
     return { S: out['S']!, G: out['G']! };
@@ -261,10 +261,10 @@ class Factorizer {
   private async offDiagonal(U11: Float64Array, G: Float64Array, n1: number, n2: number): Promise<Float64Array> {
     this.flops += 2 * n1 * n1 * n2;
     const out = await this.run('ufactor-offdiag', () => {
-      const g = this.graph('ufactor_offdiag');
-      const u = g.input('U11', 'float32', ['p', 'p']);
-      const gg = g.input('G', 'float32', ['p', 'q']);
-      g.output(g.op('Gemm', [u, gg], { alpha: { float: -1 } }), 'U12', 'float32', ['p', 'q']);
+      const g = new GraphBuilder('ufactor_offdiag');
+      const u = g.input('U11', this.elem, ['p', 'p']);
+      const gg = g.input('G', this.elem, ['p', 'q']);
+      g.output(g.op('Gemm', [u, gg], { alpha: { float: -1 } }), 'U12', this.elem, ['p', 'q']);
       return g;
     }, { U11: this.tensor(U11, [n1, n1]), G: this.tensor(G, [n1, n2]) });
     return out['U12']!;
