@@ -13,6 +13,7 @@ import type { LinearInput, LinearSpec } from '../model/arch.js';
 import { ModelFolder } from '../model/model-folder.js';
 import { defaultBatch, embedTokens, runLoadedLayer } from '../eval/forward.js';
 import { HessianAccumulator } from '../prune/hessian.js';
+import { prepareHessian, type PreparedHessian } from '../prune/cholesky.js';
 import { WandaStats } from '../prune/wanda-stats.js';
 import { sparsegptPrune } from '../prune/sparsegpt.js';
 import { wandaPrune } from '../prune/wanda.js';
@@ -162,7 +163,20 @@ export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
         }
       }
 
-      // 2. Solve every linear of the layer.
+      // 2. Solve every linear of the layer. Linears that share an input share H's inverse factor too: it is
+      //    computed once per input (the references recompute it for every linear).
+      const prepared = new Map<LinearInput, PreparedHessian>();
+      const factorOf = async (input: LinearInput): Promise<PreparedHessian> => {
+        let p = prepared.get(input);
+        if (!p) {
+          const acc = hessians.get(input)!;
+          const tf = performance.now();
+          p = await prepareHessian(engine, acc.H, acc.cols, { percdamp: job.percdamp });
+          solveSeconds += (performance.now() - tf) / 1000;
+          prepared.set(input, p);
+        }
+        return p;
+      };
       const layerReports: LinearReport[] = [];
       const quantResults = new Map<string, QuantResult>();
       for (const t of tasks) {
@@ -175,7 +189,7 @@ export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
         let res: SolverResult | null = null;
         const quant = quantizes(l) ? job.quant : null;
         if (t.method === 'sparsegpt') {
-          res = await sparsegptPrune(engine, W, rows, cols, hessians.get(l.input)!.H, {
+          res = await sparsegptPrune(engine, W, rows, cols, await factorOf(l.input), {
             prune: t.target!, maskRule: job.maskRule, blocksize: job.blocksize, percdamp: job.percdamp,
             ...(quant ? { quant } : {}),
           });
@@ -186,12 +200,12 @@ export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
           if (quant) {
             // Prune first, then GPTQ with the zeros preserved (the updates never refill them).
             const pruned = res;
-            res = await gptqQuantize(engine, pruned.W, rows, cols, hessians.get(l.input)!.H, { ...quant, blocksize: job.blocksize, percdamp: job.percdamp, preserveMask: true });
+            res = await gptqQuantize(engine, pruned.W, rows, cols, await factorOf(l.input), { ...quant, blocksize: job.blocksize, percdamp: job.percdamp, preserveMask: true });
             res = { ...res, mask: pruned.mask };
           }
         } else if (quant) {
           // Dense linear in a quantizing job (or `topiary quantize`): plain GPTQ, keeping any zeros already there.
-          res = await gptqQuantize(engine, W, rows, cols, hessians.get(l.input)!.H, { ...quant, blocksize: job.blocksize, percdamp: job.percdamp, preserveMask: true });
+          res = await gptqQuantize(engine, W, rows, cols, await factorOf(l.input), { ...quant, blocksize: job.blocksize, percdamp: job.percdamp, preserveMask: true });
         }
         const seconds = (performance.now() - ts) / 1000;
         solveSeconds += seconds;
