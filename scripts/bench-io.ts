@@ -1,20 +1,26 @@
 // Benchmark: safetensors I/O on a Llama-3.2-1B-shaped bf16 model (~2.5 GB) generated here with the streaming writer
-// (seeded xorshift, tensor by tensor). Reports write throughput, read throughput of SafetensorsFile over every tensor
-// against `cat files > /dev/null` on the same files in the same run, and the reader's peak RSS against the largest
-// tensor. The page cache cannot be dropped without privileges, so cat runs once as a warm-up and both are then
-// measured warm (this measures the reader's overhead over the kernel's copy, not the disk). The read runs in a child
-// process so its peak RSS is its own. Prints a markdown table; the model is deleted at the end.
+// (seeded xorshift, tensor by tensor). Reports write throughput; read throughput of SafetensorsFile over every tensor
+// against `cat files > /dev/null` on the same files in the same run; the BF16 -> F32 decoding alone; and the peak RSS
+// of each read phase against the largest tensor.
 //
-//   node dist/scripts/bench-io.js [--layers 16] [--max-shard-bytes 5000000000] [--dir <tmp parent>]
+// The page cache cannot be dropped without privileges, so cat runs once as a warm-up and everything is measured warm
+// (this measures the reader's overhead over the kernel's copy, not the disk). Each read phase runs in its own child
+// process (`--phase <name> --dir <model folder>`), so its peak RSS is its own; cat is timed before and after every
+// phase and a phase's "% of cat" is against the mean of those two runs, which tracks load from other processes.
+// Every phase makes `--passes` passes over all tensors: pass 1 includes first touching any reused buffer.
+// Prints markdown tables; the model is deleted at the end.
+//
+//   node dist/scripts/bench-io.js [--layers 16] [--max-shard-bytes 5000000000] [--passes 2] [--dir <tmp parent>]
+//   node dist/scripts/bench-io.js --phase read-raw|read-f32|read-bytes|read-float32|decode-bf16 --dir <model folder>
 
 import { Command } from 'commander';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SafetensorsWriter } from '../src/io/safetensors-writer.js';
-import { SafetensorsFile } from '../src/io/safetensors-reader.js';
+import { decodeBf16Into, DEFAULT_CONVERT_CHUNK_BYTES, SafetensorsFile } from '../src/io/safetensors-reader.js';
 import { describeArchitecture, expectedTensors } from '../src/model/registry.js';
 
 const int = (v: string) => Number.parseInt(v, 10);
@@ -43,40 +49,114 @@ function randomBf16(numel: number, state: { s: number }): Uint8Array {
   return new Uint8Array(out.buffer);
 }
 
-interface ReadResult { bytes: number; tensors: number; readBytesS: number; readFloat32S: number; largestTensorBytes: number; maxRssBytes: number }
+const PHASES = {
+  'read-raw': 'readInto, one reused buffer sized to the largest tensor',
+  'read-f32': 'readFloat32Into (BF16 -> F32), one reused Float32Array',
+  'read-bytes': 'readBytes, a fresh buffer per tensor',
+  'read-float32': 'readFloat32 (BF16 -> F32), a fresh array per tensor',
+  'decode-bf16': 'BF16 -> F32 decoding alone, in memory',
+} as const;
+type Phase = keyof typeof PHASES;
+const isPhase = (s: string): s is Phase => Object.hasOwn(PHASES, s);
 
-/** Child mode: read every tensor of the files twice (raw bytes, then decoded to float32); report as JSON. */
-async function readAll(files: string[]): Promise<ReadResult> {
-  const opened = await Promise.all(files.map((f) => SafetensorsFile.open(f)));
-  let bytes = 0, tensors = 0, largest = 0;
-  let t0 = performance.now();
+interface PhaseResult {
+  phase: Phase;
+  /** Stored (input) bytes per pass. */
+  bytes: number;
+  tensors: number;
+  passS: number[];
+  /** For decode-bf16: the same work done by the one-16-bit-load loop, per pass. */
+  plainLoopS?: number[];
+  largestStoredBytes: number;
+  largestNumel: number;
+  rssBeforeBytes: number;
+  maxRssBytes: number;
+}
+
+function modelFiles(dir: string): string[] {
+  return readdirSync(dir).filter((f) => f.endsWith('.safetensors')).sort().map((f) => join(dir, f));
+}
+
+/** Child mode: one phase over every tensor of the folder, `passes` times. */
+async function runPhase(phase: Phase, dir: string, passes: number): Promise<PhaseResult> {
+  const opened = await Promise.all(modelFiles(dir).map((f) => SafetensorsFile.open(f)));
+  let bytes = 0, tensors = 0, largestStoredBytes = 0, largestNumel = 0;
   for (const f of opened) {
-    for (const name of f.tensors.keys()) {
-      const b = await f.readBytes(name);
-      bytes += b.byteLength;
+    for (const t of f.tensors.values()) {
+      bytes += t.fileEnd - t.fileBegin;
       tensors++;
-      largest = Math.max(largest, b.byteLength);
+      largestStoredBytes = Math.max(largestStoredBytes, t.fileEnd - t.fileBegin);
+      largestNumel = Math.max(largestNumel, t.numel);
     }
   }
-  const readBytesS = (performance.now() - t0) / 1000;
-  t0 = performance.now();
-  for (const f of opened) for (const name of f.tensors.keys()) await f.readFloat32(name);
-  const readFloat32S = (performance.now() - t0) / 1000;
+  const rssBeforeBytes = process.memoryUsage().rss;
+  const passS: number[] = [];
+  let plainLoopS: number[] | undefined;
+  const timed = async (pass: () => Promise<void> | void): Promise<number> => {
+    const t0 = performance.now();
+    await pass();
+    return (performance.now() - t0) / 1000;
+  };
+  if (phase === 'decode-bf16') {
+    // The reader's BF16 path minus the I/O: one scratch-sized chunk decoded into successive slices of an output as
+    // large as the largest tensor, against the plain loop `out32[i] = in16[i] << 16`.
+    const chunk = new Uint16Array(randomBf16(DEFAULT_CONVERT_CHUNK_BYTES / 2, { s: 0x9e3779b9 }).buffer);
+    const out32 = new Uint32Array(largestNumel).fill(1); // touched up front: both decoders then write warm memory
+    bytes = 2 * largestNumel;
+    tensors = 1;
+    const over = (decode: (src: Uint16Array, dst: Uint32Array) => void) => () => {
+      for (let at = 0; at < largestNumel; at += chunk.length) {
+        const n = Math.min(chunk.length, largestNumel - at);
+        decode(chunk.subarray(0, n), out32.subarray(at, at + n));
+      }
+    };
+    const plain = (src: Uint16Array, dst: Uint32Array) => { for (let i = 0; i < src.length; i++) dst[i] = src[i]! << 16; };
+    plainLoopS = [];
+    for (let p = 0; p < passes; p++) {
+      plainLoopS.push(await timed(over(plain)));
+      passS.push(await timed(over(decodeBf16Into)));
+    }
+  } else {
+    const raw = phase === 'read-raw' ? new Uint8Array(largestStoredBytes) : null;
+    const f32 = phase === 'read-f32' ? new Float32Array(largestNumel) : null;
+    for (let p = 0; p < passes; p++) {
+      passS.push(await timed(async () => {
+        for (const f of opened) {
+          for (const name of f.tensors.keys()) {
+            if (raw) await f.readInto(name, raw);
+            else if (f32) await f.readFloat32Into(name, f32);
+            else if (phase === 'read-bytes') await f.readBytes(name);
+            else await f.readFloat32(name);
+          }
+        }
+      }));
+    }
+  }
   await Promise.all(opened.map((f) => f.close()));
-  return { bytes, tensors, readBytesS, readFloat32S, largestTensorBytes: largest, maxRssBytes: process.resourceUsage().maxRSS * 1024 };
+  const result: PhaseResult = {
+    phase, bytes, tensors, passS, largestStoredBytes, largestNumel, rssBeforeBytes,
+    maxRssBytes: process.resourceUsage().maxRSS * 1024,
+  };
+  if (plainLoopS) result.plainLoopS = plainLoopS;
+  return result;
 }
 
 async function main(): Promise<void> {
-  if (process.argv[2] === '--read-child') {
-    process.stdout.write(`${JSON.stringify(await readAll(process.argv.slice(3)))}\n`);
-    return;
-  }
   const opts = new Command('bench-io')
     .option('--layers <n>', 'decoder layers (Llama-3.2-1B has 16)', int, 16)
     .option('--max-shard-bytes <n>', 'writer shard size', int, 5_000_000_000)
-    .option('--dir <path>', 'parent folder for the temporary model', tmpdir())
+    .option('--passes <n>', 'passes over all tensors per read phase', int, 2)
+    .option('--dir <path>', 'parent folder for the temporary model (with --phase: the model folder)', tmpdir())
+    .option('--phase <name>', `child mode: run one phase (${Object.keys(PHASES).join(', ')}) and print JSON`)
     .parse(process.argv)
-    .opts<{ layers: number; maxShardBytes: number; dir: string }>();
+    .opts<{ layers: number; maxShardBytes: number; passes: number; dir: string; phase?: string }>();
+  if (!Number.isSafeInteger(opts.passes) || opts.passes < 1) throw new Error(`--passes must be a positive integer, got ${opts.passes}`);
+
+  if (opts.phase !== undefined) {
+    if (!isPhase(opts.phase)) throw new Error(`--phase must be one of ${Object.keys(PHASES).join(', ')}, got "${opts.phase}"`);
+    process.stdout.write(`${JSON.stringify(await runPhase(opts.phase, opts.dir, opts.passes))}\n`);
+    return;
+  }
 
   const dir = mkdtempSync(join(opts.dir, 'topiary-bench-io-'));
   try {
@@ -101,44 +181,63 @@ async function main(): Promise<void> {
     const totalS = (performance.now() - t0) / 1000;
     const writeS = totalS - genS;
     const writerRss = process.resourceUsage().maxRSS * 1024;
+    const fileBytes = files.reduce((a, f) => a + statSync(f).size, 0);
 
-    // cat once to warm the page cache, then time cat and the reader, both warm.
-    const cat = () => {
+    const cat = (): number => {
       const c0 = performance.now();
       const r = spawnSync('bash', ['-c', 'cat "$@" > /dev/null', 'cat', ...files]);
       if (r.status !== 0) throw new Error(`cat failed: ${r.stderr.toString()}`);
       return (performance.now() - c0) / 1000;
     };
-    cat();
-    const catS = cat();
-    const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--read-child', ...files], { encoding: 'utf8', maxBuffer: 1 << 20 });
-    if (child.status !== 0) throw new Error(`read child failed: ${child.stderr}`);
-    const r = JSON.parse(child.stdout) as ReadResult;
-    const catAgainS = cat();
+    const runChild = (phase: Phase): PhaseResult => {
+      const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--phase', phase, '--dir', dir, '--passes', String(opts.passes)], { encoding: 'utf8', maxBuffer: 1 << 20 });
+      if (child.status !== 0) throw new Error(`phase ${phase} failed: ${child.stderr}`);
+      return JSON.parse(child.stdout) as PhaseResult;
+    };
 
-    const fileBytes = files.reduce((a, f) => a + statSync(f).size, 0);
+    cat(); // warm-up: pulls the files into the page cache
+    const catS = [cat()];
+    const results: PhaseResult[] = [];
+    for (const phase of ['read-raw', 'read-f32', 'read-bytes', 'read-float32'] as const) {
+      results.push(runChild(phase));
+      catS.push(cat());
+    }
+    const decode = runChild('decode-bf16');
+
     const gb = (b: number) => (b / 1e9).toFixed(3);
-    const rate = (b: number, s: number) => (b / 1e9 / s).toFixed(2);
+    const rateOf = (b: number, s: number) => b / 1e9 / s;
+    const rate = (b: number, s: number) => rateOf(b, s).toFixed(2);
     const mib = (b: number) => (b / 2 ** 20).toFixed(0);
+    const catRate = (k: number) => rateOf(fileBytes, (catS[k]! + catS[k + 1]!) / 2); // mean time of the cats around phase k
+    const pct = (r: PhaseResult, k: number, pass: number) => `${((100 * rateOf(r.bytes, r.passS[pass]!)) / catRate(k)).toFixed(0)} %`;
+    const passCols = (r: PhaseResult) => r.passS.map((s) => rate(r.bytes, s)).join(' / ');
+    const largest = results[0]!;
+
     const lines = [
-      `Model: Llama-3.2-1B shape, ${opts.layers} layers, BF16, ${r.tensors} tensors, ${files.length} file(s), ${gb(fileBytes)} GB on disk; node ${process.version}.`,
-      'Page cache warm for cat and reader (cat ran once before as warm-up; cat timed again after the reader).',
+      `Model: Llama-3.2-1B shape, ${opts.layers} layers, BF16, ${largest.tensors} tensors, ${files.length} file(s), ${gb(fileBytes)} GB on disk; node ${process.version}; ${opts.passes} pass(es) per phase.`,
+      'Page cache warm throughout (cat ran once as warm-up). GB/s counts stored (BF16) bytes. "% of cat" divides a pass by the',
+      'cat rate from the mean of the cat runs just before and after that phase.',
       '',
-      '| step | bytes (GB) | time (s) | throughput (GB/s) |',
-      '|---|---:|---:|---:|',
-      `| generate bf16 values (xorshift, JS) | ${gb(written)} | ${genS.toFixed(2)} | ${rate(written, genS)} |`,
-      `| SafetensorsWriter.add + finish (write) | ${gb(written)} | ${writeS.toFixed(2)} | ${rate(written, writeS)} |`,
-      `| cat files > /dev/null (warm) | ${gb(fileBytes)} | ${catS.toFixed(2)} | ${rate(fileBytes, catS)} |`,
-      `| SafetensorsFile.readBytes, every tensor (warm) | ${gb(r.bytes)} | ${r.readBytesS.toFixed(2)} | ${rate(r.bytes, r.readBytesS)} |`,
-      `| SafetensorsFile.readFloat32 (BF16 -> F32), every tensor (warm) | ${gb(r.bytes)} | ${r.readFloat32S.toFixed(2)} | ${rate(r.bytes, r.readFloat32S)} |`,
-      `| cat files > /dev/null (warm, after the reader) | ${gb(fileBytes)} | ${catAgainS.toFixed(2)} | ${rate(fileBytes, catAgainS)} |`,
+      '| step | GB | GB/s (pass 1 / 2 / ...) | % of cat, pass 1 | % of cat, last pass |',
+      '|---|---:|---:|---:|---:|',
+      `| generate bf16 values (xorshift, JS) | ${gb(written)} | ${rate(written, genS)} | | |`,
+      `| SafetensorsWriter.add + finish (write) | ${gb(written)} | ${rate(written, writeS)} | | |`,
+      `| cat files > /dev/null (warm), each run in order | ${gb(fileBytes)} | ${catS.map((s) => rate(fileBytes, s)).join(' / ')} | | |`,
+      ...results.map((r, k) => `| ${PHASES[r.phase]} | ${gb(r.bytes)} | ${passCols(r)} | ${pct(r, k, 0)} | ${pct(r, k, r.passS.length - 1)} |`),
       '',
-      '| memory | MiB |',
-      '|---|---:|',
-      `| largest tensor (BF16 bytes) | ${mib(r.largestTensorBytes)} |`,
-      `| largest tensor as F32 (readFloat32 output) | ${mib(2 * r.largestTensorBytes)} |`,
-      `| reader process peak RSS (readBytes + readFloat32 passes) | ${mib(r.maxRssBytes)} |`,
-      `| writer process peak RSS (generate + write) | ${mib(writerRss)} |`,
+      `BF16 -> F32 decoding alone (in memory, ${mib(DEFAULT_CONVERT_CHUNK_BYTES)} MiB chunks into a reused, already touched ${mib(4 * decode.largestNumel)} MiB output, the largest tensor's size):`,
+      '',
+      '| decoder | input GB | GB/s of BF16 input (pass 1 / 2 / ...) |',
+      '|---|---:|---:|',
+      `| plain loop: out32[i] = in16[i] << 16 | ${gb(decode.bytes)} | ${decode.plainLoopS!.map((s) => rate(decode.bytes, s)).join(' / ')} |`,
+      `| decodeBf16Into (two values per 32-bit load) | ${gb(decode.bytes)} | ${passCols(decode)} |`,
+      '',
+      `Memory (largest tensor: ${mib(largest.largestStoredBytes)} MiB as BF16, ${mib(4 * largest.largestNumel)} MiB as F32):`,
+      '',
+      '| process | RSS before reading (MiB) | peak RSS (MiB) | peak / largest tensor (BF16) | peak / largest tensor as F32 |',
+      '|---|---:|---:|---:|---:|',
+      ...results.map((r) => `| ${r.phase}: ${PHASES[r.phase]} | ${mib(r.rssBeforeBytes)} | ${mib(r.maxRssBytes)} | ${(r.maxRssBytes / r.largestStoredBytes).toFixed(2)} | ${(r.maxRssBytes / (4 * r.largestNumel)).toFixed(2)} |`),
+      `| writer (generate + write, parent process) | | ${mib(writerRss)} | ${(writerRss / largest.largestStoredBytes).toFixed(2)} | |`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {

@@ -7,8 +7,8 @@
 //
 // Memory: touching fresh memory costs more than the kernel's copy out of the page cache, so the hot paths read into
 // caller-owned buffers (readInto, readFloat32Into) that a caller reuses across tensors. Conversions to float32 read
-// the stored bytes in bounded chunks into a reused scratch buffer and decode chunk by chunk, so no full-size copy of
-// the stored bytes is allocated next to the float32 result. Typed-array views assume a little-endian host, as the
+// the stored bytes in bounded chunks into two reused scratch buffers, decoding one chunk while the next is read (the
+// read runs on libuv's thread pool), so no full-size copy of the stored bytes is allocated next to the float32 result. Typed-array views assume a little-endian host, as the
 // format's byte order and every typed-array view here do.
 
 import { open, type FileHandle } from 'node:fs/promises';
@@ -46,8 +46,8 @@ export interface ReaderOptions {
 }
 
 export class SafetensorsFile {
-  /** Scratch for chunked decoding, kept between calls; a call running while another holds it allocates its own. */
-  private scratch: Uint8Array | undefined;
+  /** Scratch buffers for chunked decoding, kept between calls; a call finding none free allocates its own. */
+  private readonly spareScratch: Uint8Array[] = [];
 
   private constructor(
     readonly path: string,
@@ -110,8 +110,8 @@ export class SafetensorsFile {
 
   /**
    * The tensor converted to float32 (any dtype, I64 through Number) into `out` (at least numel values; reuse it
-   * across tensors). F32 is read straight into `out`; other dtypes in bounded chunks through a reused scratch buffer.
-   * Returns the subarray of `out` holding the tensor.
+   * across tensors). F32 is read straight into `out`; other dtypes in bounded chunks through reused scratch buffers,
+   * the next chunk read while the current one is decoded. Returns the subarray of `out` holding the tensor.
    */
   async readFloat32Into(name: string, out: Float32Array): Promise<Float32Array> {
     const t = this.info(name);
@@ -125,16 +125,26 @@ export class SafetensorsFile {
     }
     const size = DTYPE_BYTES[t.dtype];
     const total = t.fileEnd - t.fileBegin;
-    const scratch = this.takeScratch(Math.min(this.convertChunkBytes, total));
+    const chunk = Math.min(this.convertChunkBytes, total);
+    let current = this.takeScratch(chunk);
+    let next = this.takeScratch(chunk);
+    const readChunk = (at: number, into: Uint8Array): Promise<void> =>
+      this.readRange(name, t.fileBegin + at, into.subarray(0, Math.min(chunk, total - at)));
+    let pending = readChunk(0, current);
     try {
       for (let done = 0; done < total;) {
-        const bytes = scratch.subarray(0, Math.min(scratch.byteLength, total - done));
-        await this.readRange(name, t.fileBegin + done, bytes);
-        decodeChunk(t.dtype, bytes, dst, done / size);
-        done += bytes.byteLength;
+        await pending;
+        const n = Math.min(chunk, total - done);
+        if (done + n < total) pending = readChunk(done + n, next);
+        decodeChunk(t.dtype, current.subarray(0, n), dst, done / size);
+        [current, next] = [next, current];
+        done += n;
       }
     } finally {
-      this.returnScratch(scratch);
+      // A failed read may leave the other one in flight: let it finish before its buffer goes back to the spares.
+      await pending.catch(() => undefined);
+      this.returnScratch(current);
+      this.returnScratch(next);
     }
     return dst;
   }
@@ -160,16 +170,15 @@ export class SafetensorsFile {
   }
 
   private takeScratch(bytes: number): Uint8Array {
-    const kept = this.scratch;
-    if (kept !== undefined && kept.byteLength >= bytes) {
-      this.scratch = undefined;
-      return kept;
-    }
-    return new Uint8Array(bytes);
+    const i = this.spareScratch.findIndex((s) => s.byteLength >= bytes);
+    return i >= 0 ? this.spareScratch.splice(i, 1)[0]! : new Uint8Array(bytes);
   }
 
+  /** Keeps the two largest buffers (what one call uses). */
   private returnScratch(s: Uint8Array): void {
-    if (this.scratch === undefined || this.scratch.byteLength < s.byteLength) this.scratch = s;
+    this.spareScratch.push(s);
+    this.spareScratch.sort((a, b) => b.byteLength - a.byteLength);
+    this.spareScratch.length = Math.min(this.spareScratch.length, 2);
   }
 }
 
@@ -185,22 +194,28 @@ function f16ToF32Table(): Float32Array {
 }
 
 /**
- * BF16 -> F32 is the 16 bits moved to the top of a 32-bit word. Two stored values are loaded per 32-bit read
- * (little-endian: element 2j in the low half), which measured about twice as fast as one 16-bit load per value.
- * `src16` must start 4-byte aligned (the scratch buffer does).
+ * BF16 -> F32 bit patterns (`dst32[i] = src16[i] << 16`, for i < src16.length; exported for scripts/bench-io). Two
+ * stored values are loaded per 32-bit read (little-endian: element 2j in the low half), which measured about twice as
+ * fast as one 16-bit load per value. `src16` must start 4-byte aligned (the scratch buffer does).
  */
-function decodeBf16(src16: Uint16Array, dst32: Uint32Array): void {
+export function decodeBf16Into(src16: Uint16Array, dst32: Uint32Array): void {
+  if (src16.byteOffset % 4 !== 0) throw new RangeError('decodeBf16Into: src16 must start 4-byte aligned');
+  if (dst32.length < src16.length) throw new RangeError(`decodeBf16Into: dst32 holds ${dst32.length} values, src16 has ${src16.length}`);
   const n = src16.length;
-  const even = n & ~3;
-  const src32 = new Uint32Array(src16.buffer, src16.byteOffset, even >>> 1);
-  for (let j = 0, k = 0; k < even; k += 4) {
-    const a = src32[j++]!, b = src32[j++]!;
+  const body = n & ~7; // unrolled by 8 values (4 loads): measured ~8 % faster than by 4
+  const src32 = new Uint32Array(src16.buffer, src16.byteOffset, body >>> 1);
+  for (let j = 0, k = 0; k < body; j += 4, k += 8) {
+    const a = src32[j]!, b = src32[j + 1]!, c = src32[j + 2]!, d = src32[j + 3]!;
     dst32[k] = a << 16;
     dst32[k + 1] = a & 0xffff0000;
     dst32[k + 2] = b << 16;
     dst32[k + 3] = b & 0xffff0000;
+    dst32[k + 4] = c << 16;
+    dst32[k + 5] = c & 0xffff0000;
+    dst32[k + 6] = d << 16;
+    dst32[k + 7] = d & 0xffff0000;
   }
-  for (let k = even; k < n; k++) dst32[k] = src16[k]! << 16;
+  for (let k = body; k < n; k++) dst32[k] = src16[k]! << 16;
 }
 
 /** Decodes `bytes` (whole elements of `dtype`, 8-byte aligned) into `dst` starting at element `at`. */
@@ -208,7 +223,7 @@ function decodeChunk(dtype: DType, bytes: Uint8Array, dst: Float32Array, at: num
   const src = viewAs(dtype, bytes);
   const out = dst.subarray(at, at + src.length);
   switch (dtype) {
-    case 'BF16': decodeBf16(src as Uint16Array, new Uint32Array(out.buffer, out.byteOffset, out.length)); return;
+    case 'BF16': decodeBf16Into(src as Uint16Array, new Uint32Array(out.buffer, out.byteOffset, out.length)); return;
     case 'F16': { const s = src as Uint16Array; const table = f16ToF32Table(); for (let i = 0; i < s.length; i++) out[i] = table[s[i]!]!; return; }
     case 'I64': { const s = src as BigInt64Array; for (let i = 0; i < s.length; i++) out[i] = Number(s[i]!); return; }
     case 'F32': out.set(src as Float32Array); return;

@@ -223,7 +223,7 @@ test('readFloat32Into: every dtype, odd element counts, chunks smaller than the 
   const dtypes: DType[] = ['F32', 'F16', 'BF16', 'I32', 'I64', 'F64', 'I16', 'I8', 'U8'];
   const tensors = dtypes.flatMap((d) => [1, 3, 37, 101].map((n) => randomTensor(rng, `${d}_${n}`, d, n)));
   const path = putTensors(tensors);
-  // 8 bytes = one element of the widest dtype; 24 and 40 end chunks off the 4-element unrolling of the BF16 loop.
+  // 8 bytes = one element of the widest dtype; 24 and 40 end chunks off the 8-value unrolling of the BF16 loop.
   for (const chunk of [8, 24, 40, DEFAULT_CONVERT_CHUNK_BYTES]) {
     const f = await SafetensorsFile.open(path, { convertChunkBytes: chunk });
     try {
