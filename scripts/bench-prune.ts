@@ -3,10 +3,10 @@
 // beside the GEMM lower bound = FLOPs of those phases ÷ the MatMul rate measured in the same run, and peak RSS.
 // Prints a markdown table.
 //
-// FLOPs counted: forward 2 passes per layer (statistics pass, then the pass with pruned weights) × (2·params·tokens +
-// causal attention 2·T²·hidden per sequence); Hessian 2·tokens·cols² per distinct linear input; solver per linear:
-// the inverse factor (Cholesky, inverse, Cholesky ≈ cols³) + the inter-block updates ≈ rows·cols² (the in-block
-// rank-1 updates, rows·cols·B, are counted too: they are GEMM-shaped work the reference also does).
+// FLOPs counted: forward = the statistics pass of every layer plus the pass with pruned weights of all but the last,
+// each 2·params·tokens + causal attention 2·T²·hidden per sequence; Hessian 2·tokens·cols² per distinct linear input;
+// solver: one inverse factor per distinct input (Cholesky, inverse, Cholesky ≈ cols³) + per linear the inter-block
+// updates ≈ rows·cols² and the in-block rank-1 updates rows·cols·B (GEMM-shaped work the reference also does).
 //
 //   node dist/scripts/bench-prune.js [--hidden 2048 --intermediate 5632 --heads 16 --kv-heads 8 --layers 4
 //     --nseq 32 --seq 512 --method sparsegpt --device cpu]
@@ -37,10 +37,15 @@ function flops(arch: ArchSpec, nseq: number, T: number, blocksize: number): { fo
       params += l.inFeatures * l.outFeatures;
       inputs.set(l.input, l.inFeatures);
       const rows = l.outFeatures, cols = l.inFeatures;
-      solve += cols ** 3 + rows * cols * cols + rows * cols * blocksize;
+      solve += rows * cols * cols + rows * cols * blocksize;
     }
-    forward += 2 * (2 * params * tokens + 2 * nseq * T * T * arch.hidden);
-    for (const cols of inputs.values()) hessian += 2 * tokens * cols * cols;
+    // Statistics pass on every layer; the pass with pruned weights on all but the last.
+    const passes = layer.index + 1 < arch.numLayers ? 2 : 1;
+    forward += passes * (2 * params * tokens + 2 * nseq * T * T * arch.hidden);
+    for (const cols of inputs.values()) {
+      hessian += 2 * tokens * cols * cols;
+      solve += cols ** 3; // one inverse factor per distinct input
+    }
   }
   return { forward, hessian, solve };
 }
