@@ -21,6 +21,8 @@ export const SINGLE_FILE_NAME = 'model.safetensors';
 export const INDEX_FILE_NAME = 'model.safetensors.index.json';
 
 const COPY_CHUNK_BYTES = 8 * 1024 * 1024;
+/** Shards up to this size are rewritten with an exact header rather than keep a mostly empty reservation. */
+const SMALL_SHARD_REWRITE_BYTES = 64 * 1024 * 1024;
 
 /** A write to `file` failed (disk full, permissions, ...); the writer has removed its temporary files. */
 export class SafetensorsWriteError extends Error {
@@ -323,7 +325,11 @@ export class SafetensorsWriter {
 
   private async closeShard(): Promise<void> {
     const s = this.current!;
-    const header = encodeHeader(s.entries, this.metadata, this.headerReserve);
+    const exact = encodeHeader(s.entries, this.metadata);
+    // Rewrite with an exact header when it outgrew the reservation, or when the shard is small enough that copying
+    // it costs less than leaving most of the reservation as padding (a tiny model would otherwise gain 64 KiB).
+    const small = s.dataBytes <= SMALL_SHARD_REWRITE_BYTES && this.headerReserve - exact.length > 4096;
+    const header = exact.length > this.headerReserve || small ? exact : encodeHeader(s.entries, this.metadata, this.headerReserve);
     if (header.length === this.headerReserve) {
       await guarded(s.tmpPath, async () => {
         await writeAll(s.fh, lengthPrefix(header.length), 0);
@@ -332,7 +338,7 @@ export class SafetensorsWriter {
       });
       this.closed.push({ tmpPath: s.tmpPath, names: [...s.entries.keys()], dataBytes: s.dataBytes });
     } else {
-      // The header outgrew its reservation: write a new file with the exact header and copy the data over.
+      // Write a new file with the exact header and copy the data over.
       const exactPath = this.tempPath(`shard-${this.closed.length + 1}-exact`);
       this.temporaries.add(exactPath);
       const out = await guarded(exactPath, () => open(exactPath, 'w'));

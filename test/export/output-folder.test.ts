@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkOutputPath, OutputFolder } from '../../src/export/output-folder.js';
@@ -32,6 +32,8 @@ test('OutputFolder: nothing at the final path until commit; abort removes the pa
   await o.commit();
   assert.deepEqual(readdirSync(out).sort(), ['config.json', 'model.safetensors']);
   assert.equal(readdirSync(work).filter((n) => n.includes('partial')).length, 0);
+  // A small shard carries an exact header, not the writer's 64 KiB reservation.
+  assert.ok(statSync(join(out, 'model.safetensors')).size < 8 + 256 + 8, `${statSync(join(out, 'model.safetensors')).size} bytes`);
 
   const other = join(work, 'aborted');
   const a = await OutputFolder.create(other, { force: false });
