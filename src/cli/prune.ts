@@ -90,7 +90,7 @@ function addCommonOptions(cmd: Command): Command {
 }
 
 /** Validates everything that can be checked without loading weights; returns the job (minus the plan). */
-async function buildJob(modelDir: string, f: CommonFlags, tasksFor: (folder: ModelFolder) => LinearTask[], maskRule: MaskRule, progressLabel: string): Promise<{ job: PruneJob; evalSets: string[] }> {
+async function buildJob(modelDir: string, f: CommonFlags, tasksFor: (folder: ModelFolder) => LinearTask[], maskRule: MaskRule): Promise<{ job: PruneJob; evalSets: string[] }> {
   if (!f.out) throw new PlanError('--out DIR is required (the folder the result is written to)');
   const device = parseDevice(f.device);
   const nsamples = int(f.nsamples, '--nsamples', 1);
@@ -138,7 +138,6 @@ async function buildJob(modelDir: string, f: CommonFlags, tasksFor: (folder: Mod
     },
     commandLine: process.argv.slice(1),
   };
-  void progressLabel;
   return { job, evalSets };
 }
 
@@ -167,7 +166,7 @@ async function runJob(job: PruneJob, evalSets: string[], f: CommonFlags, label: 
 export function register(program: Command): void {
   addCommonOptions(
     program.command('prune <model>')
-      .description('prune (and optionally quantize) a model layer by layer; writes an HF model folder')
+      .description('Prune (and optionally quantize) a model layer by layer; writes a Hugging Face model folder.')
       .requiredOption('--method <m>', 'sparsegpt|wanda|magnitude')
       .option('--sparsity <s>', 'unstructured sparsity in [0, 1)')
       .option('--nm <N:M>', 'N:M sparsity: N zeroed of every M consecutive inputs (2:4, 4:8)')
@@ -188,13 +187,13 @@ export function register(program: Command): void {
     const blocksize = int(f.blocksize, '--blocksize', 1);
     const { job, evalSets } = await buildJob(model, f, (folder) => planLinears(folder.arch, {
       method, target, maskRule, blocksize, ...(ignore ? { ignore } : {}), ...(recipe ? { recipe } : {}),
-    }), maskRule, 'prune');
+    }), maskRule);
     await runJob(job, evalSets, f, 'prune');
   });
 
   addCommonOptions(
     program.command('quantize <model>')
-      .description('GPTQ-quantize a model layer by layer (zeros of an already-pruned model are kept)')
+      .description('GPTQ-quantize a model layer by layer (zeros of an already-pruned model are kept).')
       .option('--ignore <regex>', 'keep linears whose tensor name matches unquantized'),
   ).action(async (model: string, f: CommonFlags & { ignore?: string }) => {
     if (f.wbits === undefined) throw new PlanError('--wbits is required for quantize (2–8)');
@@ -204,7 +203,7 @@ export function register(program: Command): void {
     }
     const { job, evalSets } = await buildJob(model, f, (folder) => folder.arch.layers.flatMap((layer) => layer.linears
       .filter((linear) => !(ignore?.test(linear.weight)))
-      .map((linear): LinearTask => ({ layer: layer.index, linear, method: null, target: null, rule: 'quantize' }))), 'exact', 'quantize');
+      .map((linear): LinearTask => ({ layer: layer.index, linear, method: null, target: null, rule: 'quantize' }))), 'exact');
     await runJob(job, evalSets, f, 'quantize');
   });
 }

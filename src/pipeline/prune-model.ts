@@ -206,6 +206,9 @@ export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
           res = await gptqQuantize(engine, W, rows, cols, await factorOf(l.input), { ...quant, blocksize: job.blocksize, percdamp: job.percdamp, preserveMask: true });
         }
         const seconds = (performance.now() - ts) / 1000;
+        if (res && res.choleskyRetries > 0) {
+          job.log?.(`${l.weight}: the Cholesky factorization needed ${res.choleskyRetries} retries with 10× damping (λ = ${res.dampUsed.toPrecision(3)})`);
+        }
         solveSeconds += seconds;
         let solvedW = res?.W;
         if (res?.quant) {
