@@ -4,6 +4,9 @@
 import * as ort from 'onnxruntime-node';
 import type { GraphBuilder } from './graph-builder.js';
 
+// ORT's default logger prints provider failures itself; Topiary reports them as one clear error instead.
+ort.env.logLevel = 'fatal';
+
 export const DEVICES = ['cpu', 'cuda', 'webgpu'] as const;
 export type Device = (typeof DEVICES)[number];
 
@@ -16,7 +19,7 @@ export class DeviceError extends Error {
 
 const HOW_TO_GET: Record<Device, string> = {
   cpu: 'The CPU provider ships with onnxruntime-node; reinstall it with `npm ci`.',
-  cuda: 'onnxruntime-node ships its CUDA provider as a separate download that .npmrc skips: run `npm rebuild onnxruntime-node --onnxruntime-node-install=cuda12` on a machine with CUDA 12 and cuDNN 9 (see README, "CUDA").',
+  cuda: 'onnxruntime-node ships its CUDA provider as a separate download that .npmrc skips: run `ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js` on a machine with CUDA 12 and cuDNN 9 (see README, "CUDA").',
   webgpu: 'The WebGPU provider needs a Vulkan driver: a GPU driver, or Mesa\'s lavapipe on a CPU-only machine (`sudo bash .ci/install-lavapipe.sh`, see README).',
 };
 
@@ -62,6 +65,8 @@ export class Engine {
       // Sessions are many (one per graph shape) and each CPU arena keeps its peak: without arenas the prune job's
       // peak RSS halved (2113 -> 1136 MiB, scripts/bench-prune.js at hidden 1024) for ~3 % more time.
       enableCpuMemArena: false,
+      // ORT's own log lines would precede (and garble) the one clear error Topiary raises.
+      logSeverityLevel: 4,
       ...(this.intraOpThreads > 0 ? { intraOpNumThreads: this.intraOpThreads } : {}),
     };
     try {

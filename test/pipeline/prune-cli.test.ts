@@ -209,3 +209,14 @@ test('a failure mid-run (NaN weights in layer 3) leaves neither the output nor a
   assert.ok(!existsSync(out));
   assert.equal(readdirSync(work).filter((n) => n.includes('topiary-partial')).length, 0);
 });
+
+test('--device cuda without the CUDA provider binaries: one line saying how to get them', (t) => {
+  const ortBin = join(REPO_ROOT, 'node_modules', 'onnxruntime-node', 'bin', 'napi-v6', 'linux', 'x64');
+  if (existsSync(join(ortBin, 'libonnxruntime_providers_cuda.so'))) { t.skip('the CUDA provider is installed here'); return; }
+  const out = join(work, 'never-cuda');
+  const r = topiary('prune', MODEL, '--method', 'sparsegpt', '--sparsity', '0.5', ...CALIB, '--device', 'cuda', '--out', out);
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /--device cuda.*ONNXRUNTIME_NODE_INSTALL=cuda12/);
+  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  assert.ok(!existsSync(out));
+});
