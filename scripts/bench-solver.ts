@@ -1,17 +1,21 @@
 // Benchmark: SparseGPT on random LLM-sized layers (default 4096×4096 and 11008×4096) with a random SPD Hessian
 // accumulated by the engine from random correlated activations. Reports the solver's seconds split into the
-// inverse-Hessian factor (Cholesky), the in-block TS column loop, and the inter-block engine GEMMs (with their
-// copies), and a GEMM lower bound: the solver's GEMM flops divided by the MatMul rates (float32 for the inter-block
-// updates, float64 for the factor) measured in the same run. Prints a markdown table.
+// inverse-Hessian factor (Cholesky, once per shape, as prepareHessian does it for the prune job), the in-block TS
+// column loop, and the engine GEMMs (inter-block and sub-block updates, with their copies), and a GEMM lower bound:
+// the solver's GEMM flops divided by the MatMul rates (float32 for the updates, float64 for the factor) measured in
+// the same run. Each --sub-blocks value (two-level lazy batching; 128 = the reference's exact order) runs side by side
+// on the same H and factor. Prints a markdown table.
 //
-//   node dist/scripts/bench-solver.js [--shapes 4096x4096,11008x4096] [--pattern unstructured|2:4] [--device cpu]
+//   node dist/scripts/bench-solver.js [--shapes 4096x4096,11008x4096] [--pattern unstructured|2:4] [--sub-blocks 128,32]
+//     [--device cpu]
 
 import { Command } from 'commander';
 import { cpus, loadavg } from 'node:os';
 import { Engine, ort, parseDevice } from '../src/engine/engine.js';
 import { GraphBuilder } from '../src/engine/graph-builder.js';
 import { HessianAccumulator } from '../src/prune/hessian.js';
-import { sparsegptPrune } from '../src/prune/sparsegpt.js';
+import { prepareHessian } from '../src/prune/cholesky.js';
+import { obsSolve } from '../src/prune/obs-solver.js';
 import type { PruneSpec } from '../src/prune/types.js';
 
 /** Seeded N(0, 1) (xorshift32 + Box–Muller). */
@@ -51,6 +55,7 @@ async function gemmRate(engine: Engine, type: 'float32' | 'float64', n: number):
 interface Row {
   shape: string;
   pattern: string;
+  sub: number;
   hessian: number;
   hessianBound: number;
   cholesky: number;
@@ -66,9 +71,10 @@ async function main(): Promise<void> {
     .option('--shapes <list>', 'rows×cols list', '4096x4096,11008x4096')
     .option('--pattern <p>', 'unstructured (50 %) or N:M such as 2:4', 'unstructured')
     .option('--tokens <n>', 'calibration tokens for H', '8192')
+    .option('--sub-blocks <list>', 'sub-block sizes b to compare (128 = no sub-blocks: the exact order)', '128,32')
     .option('--device <d>', 'cpu | cuda | webgpu', 'cpu')
     .parse()
-    .opts<{ shapes: string; pattern: string; tokens: string; device: string }>();
+    .opts<{ shapes: string; pattern: string; tokens: string; subBlocks: string; device: string }>();
   const engine = new Engine(parseDevice(opts.device));
   const prune: PruneSpec = opts.pattern === 'unstructured'
     ? { kind: 'unstructured', sparsity: 0.5 }
@@ -91,16 +97,19 @@ async function main(): Promise<void> {
     }
     const hessian = acc.engineSeconds;
     const W = normals(R * C, 11).map((x) => x / Math.sqrt(C));
-    const res = await sparsegptPrune(engine, W, R, C, acc.finish(), { prune });
+    const prepared = await prepareHessian(engine, acc.finish(), C, { percdamp: 0.01 });
     // GEMM flops: the factor's 4n³/3 (float64) and Σ_blocks 2·rows·B·rest (float32).
     const B = 128;
     let inter = 0;
     for (let i2 = B; i2 < C; i2 += B) inter += 2 * R * B * (C - i2);
     const chol = (4 / 3) * C ** 3;
-    rows.push({
-      shape, pattern: opts.pattern, hessian, hessianBound: (2 * tokens * C * C) / rate32, cholesky: res.timings.choleskySeconds, loop: res.timings.blockLoopSeconds,
-      gemm: res.timings.gemmSeconds, gemmEngine: res.timings.gemmEngineSeconds, total: res.timings.totalSeconds, bound: chol / rate64 + inter / rate32,
-    });
+    for (const sub of opts.subBlocks.split(',').map(Number)) {
+      const res = await obsSolve(engine, W, R, C, prepared, { prune, blocksize: B, subBlocksize: sub });
+      rows.push({
+        shape, pattern: opts.pattern, sub, hessian, hessianBound: (2 * tokens * C * C) / rate32, cholesky: prepared.seconds, loop: res.timings.blockLoopSeconds,
+        gemm: res.timings.gemmSeconds, gemmEngine: res.timings.gemmEngineSeconds, total: prepared.seconds + res.timings.totalSeconds, bound: chol / rate64 + inter / rate32,
+      });
+    }
   }
   await engine.release();
   const f = (x: number): string => x.toFixed(2);
@@ -108,9 +117,9 @@ async function main(): Promise<void> {
   console.log(`SparseGPT solver, device ${opts.device}; MatMul rate measured here: float32 ${(rate32 / 1e9).toFixed(0)} GFLOP/s, float64 ${(rate64 / 1e9).toFixed(0)} GFLOP/s (2048³)\n`);
   console.log(`H accumulation: ${opts.tokens} tokens in batches of ${2048}; its bound is 2·tokens·cols² ÷ the float32 rate.`);
   console.log('Solver GEMM lower bound: (4/3)·cols³ (inverse factor) ÷ the float64 rate + Σ_blocks 2·rows·B·rest (inter-block) ÷ the float32 rate.\n');
-  console.log('| W (rows×cols) | pattern | H accumulation s (bound) | Cholesky s | block loop (TS) s | inter-block GEMMs s (in engine) | solver total s | solver GEMM lower bound s |');
-  console.log('|---|---|---:|---:|---:|---:|---:|---:|');
-  for (const r of rows) console.log(`| ${r.shape} | ${r.pattern} | ${f(r.hessian)} (${f(r.hessianBound)}) | ${f(r.cholesky)} | ${f(r.loop)} | ${f(r.gemm)} (${f(r.gemmEngine)}) | ${f(r.total)} | ${f(r.bound)} |`);
+  console.log('| W (rows×cols) | pattern | sub-block b | H accumulation s (bound) | Cholesky s | block loop (TS) s | update GEMMs s (in engine) | solver total s | solver GEMM lower bound s |');
+  console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|');
+  for (const r of rows) console.log(`| ${r.shape} | ${r.pattern} | ${r.sub} | ${f(r.hessian)} (${f(r.hessianBound)}) | ${f(r.cholesky)} | ${f(r.loop)} | ${f(r.gemm)} (${f(r.gemmEngine)}) | ${f(r.total)} | ${f(r.bound)} |`);
 }
 
 await main();

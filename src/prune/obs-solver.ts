@@ -4,6 +4,9 @@
 //   per column i of a block: q = w with the mask applied (then quantized); err = (w − q)/d with d = U_ii;
 //   Losses += (w − q)²/d²/2;  W1[:, i+1:] -= err·U[i, i+1:]  (rank-1, TS loop over typed arrays);
 //   after the block: W[:, i2:] -= Err1·U[i1:i2, i2:]  (one engine GEMM).
+// Two-level lazy batching (the paper's trick applied inside the block): the rank-1 updates run in TS only within
+// sub-blocks of b columns (default 32); after each sub-block one engine GEMM applies its errors to the rest of the
+// block. That cuts the TS work from rows·cols·B/2 to rows·cols·b/2; b = B keeps the exact per-column float32 order.
 // W is held transposed (Wt [cols, rows]) so that a column of W — what every step reads and updates — is contiguous
 // and the trailing W[:, i2:] is one contiguous tail that goes to the engine as is.
 
@@ -38,6 +41,13 @@ export interface ObsSolveOptions {
   readonly actOrder?: boolean;
   readonly maxDampRetries?: number;
   readonly choleskyPrecision?: FactorPrecision;
+  /**
+   * Two-level lazy batching: inside a block of B columns the rank-1 updates run in TS only within sub-blocks of b
+   * columns; each finished sub-block reaches the rest of its block in one engine GEMM (default 32; rounded up to a
+   * multiple of the column chunk and of M for N:M, so every group score sees all earlier updates). The same math,
+   * float32 sums reordered. b ≥ B keeps the reference's exact per-column float32 order.
+   */
+  readonly subBlocksize?: number;
 }
 
 const fr = Math.fround;
@@ -104,6 +114,29 @@ function selectNM(W1: Float32Array, rows: number, i: number, len: number, U: Flo
     pickNSmallest(scores, len, n, pick);
     for (let j = 0; j < len; j++) if (pick[j]) mask1[(i + j) * rows + r] = 1;
   }
+}
+
+/** W_next [n, m] = W − UT·Err: the lazy-batch update, transposed (UT [n, k], Err [k, m]). */
+function buildUpdateGraph(): GraphBuilder {
+  const g = new GraphBuilder('obs_interblock_update');
+  const u = g.input('UT', 'float32', ['n', 'k']);
+  const e = g.input('Err', 'float32', ['k', 'm']);
+  const w = g.input('W', 'float32', ['n', 'm']);
+  // The product is rounded to float32, then subtracted: the reference's `W[:, i2:] -= Err1.matmul(...)`.
+  g.output(g.op('Sub', [w, g.op('MatMul', [u, e])]), 'W_next', 'float32', ['n', 'm']);
+  return g;
+}
+
+/** The sub-block size: `want` rounded up to a multiple of the chunk and of M; ≥ the block means no sub-blocks. */
+function subBlockSize(want: number, chunk: number, m: number, Bmax: number): number {
+  if (!Number.isInteger(want) || want < 1) throw new SolverInputError(`sub-block size must be a positive integer, got ${want}`);
+  const unit = (chunk * m) / gcd(chunk, m);
+  const b = Math.ceil(want / unit) * unit;
+  return b >= Bmax ? Bmax : b;
+}
+
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
 }
 
 /**
@@ -196,6 +229,9 @@ export async function obsSolve(engine: Engine, W: Float32Array, rows: number, co
   // chunk's k updates reach the later block columns in one pass (same float32 sequence, see obs-kernels.ts).
   // N:M groups must start on a chunk boundary (their scores need every earlier update in).
   const chunk = !nm || nm.m % 8 === 0 ? 8 : nm.m % 4 === 0 ? 4 : 1;
+  const b = subBlockSize(o.subBlocksize ?? 32, chunk, nm ? nm.m : 1, Bmax);
+  const subUT = b < Bmax ? new Float32Array(b * (Bmax - b)) : null;
+  const subOut = b < Bmax ? new Float32Array(Bmax * rows) : null;
   let loopMs = 0;
   let gemmSeconds = 0;
   let gemmEngineSeconds = 0;
@@ -219,33 +255,55 @@ export async function obsSolve(engine: Engine, W: Float32Array, rows: number, co
     }
     if (skip) for (let k = 0; k < count * rows; k++) if (skip[k]) mask1[k] = 1;
 
-    for (let i = 0; i < count; i += chunk) {
-      const k = Math.min(chunk, count - i);
-      for (let t = 0; t < k; t++) {
-        const ic = i + t;
-        const c = i1 + ic;
-        if (nm && ic % nm.m === 0) {
-          // N:M: the N smallest w²/U_jj² of the next M columns, on the block as updated so far (l.106–108).
-          selectNM(W1, rows, ic, Math.min(nm.m, count - ic), U, cols, c, nm.n, nmScores!, nmPick!, mask1);
-        }
-        if (quant && gs > 0) {
-          if (staticGrids) {
-            grid = staticGrids[Math.floor((perm ? perm[c]! : c) / gs)]!;
-          } else if (c % gs === 0) {
-            // The group grid comes from W as it stands, i.e. with the updates of earlier BLOCKS only: the updates
-            // of earlier columns of this block live in W1 (gptq.py l.121–123, README §7.5 "stale group params").
-            grid = findParams(quant, cur, rows, c, Math.min(c + gs, cols));
-            const g = c / gs;
-            for (let r = 0; r < rows; r++) {
-              scaleOut![r * ngroups + g] = grid.scale[r]!;
-              zeroOut![r * ngroups + g] = grid.zero[r]!;
+    for (let s1 = 0; s1 < count; s1 += b) {
+      const s2 = Math.min(s1 + b, count);
+      for (let i = s1; i < s2; i += chunk) {
+        const k = Math.min(chunk, s2 - i);
+        for (let t = 0; t < k; t++) {
+          const ic = i + t;
+          const c = i1 + ic;
+          if (nm && ic % nm.m === 0) {
+            // N:M: the N smallest w²/U_jj² of the next M columns, on the block as updated so far (l.106–108).
+            selectNM(W1, rows, ic, Math.min(nm.m, count - ic), U, cols, c, nm.n, nmScores!, nmPick!, mask1);
+          }
+          if (quant && gs > 0) {
+            if (staticGrids) {
+              grid = staticGrids[Math.floor((perm ? perm[c]! : c) / gs)]!;
+            } else if (c % gs === 0) {
+              // The group grid comes from W as it stands, i.e. with the updates of earlier BLOCKS only: the updates
+              // of earlier columns of this block live in W1 (gptq.py l.121–123, README §7.5 "stale group params").
+              grid = findParams(quant, cur, rows, c, Math.min(c + gs, cols));
+              const g = c / gs;
+              for (let r = 0; r < rows; r++) {
+                scaleOut![r * ngroups + g] = grid.scale[r]!;
+                zeroOut![r * ngroups + g] = grid.zero[r]!;
+              }
             }
           }
+          emitColumn(W1, ic * rows, mask1, Qt, c * rows, Err1, lossBlock, U[c * cols + c]!, rows, codesP, grid?.scale ?? null, grid?.zero ?? null, maxq);
+          applyChunk(W1, rows, Err1, U, cols, i1, ic, 1, ic + 1, i + k, skip);
         }
-        emitColumn(W1, ic * rows, mask1, Qt, c * rows, Err1, lossBlock, U[c * cols + c]!, rows, codesP, grid?.scale ?? null, grid?.zero ?? null, maxq);
-        applyChunk(W1, rows, Err1, U, cols, i1, ic, 1, ic + 1, i + k, skip);
+        applyChunk(W1, rows, Err1, U, cols, i1, i, k, i + k, s2, skip);
       }
-      applyChunk(W1, rows, Err1, U, cols, i1, i, k, i + k, count, skip);
+      if (s2 < count) {
+        // The sub-block's errors reach the rest of the block: W1[:, s2:] -= Err1[:, s1:s2]·U[i1+s1 : i1+s2, i1+s2 : i2]
+        // (transposed as the inter-block update below).
+        const tg = performance.now();
+        const len = s2 - s1;
+        const rest = count - s2;
+        copyTransposedBlock(U, cols, i1 + s1, len, i1 + s2, rest, subUT!);
+        const n = rest * rows;
+        gemmEngineSeconds += await runInto(engine, 'obs-update', buildUpdateGraph, {
+          UT: f32(subUT!.subarray(0, rest * len), [rest, len]),
+          Err: f32(Err1.subarray(s1 * rows, s2 * rows), [len, rows]),
+          W: f32(W1.subarray(s2 * rows, count * rows), [rest, rows]),
+        }, { W_next: { data: subOut!.subarray(0, n), dims: [rest, rows] } });
+        W1.set(subOut!.subarray(0, n), s2 * rows);
+        if (skip) zeroWhere(W1, s2 * rows, skip, n);
+        const dt = performance.now() - tg;
+        gemmSeconds += dt / 1000;
+        loopMs -= dt;
+      }
     }
     maskP.set(mask1.subarray(0, count * rows), i1 * rows);
     for (let r = 0; r < rows; r++) losses[r] = fr(losses[r]! + fr(fr(lossBlock[r]!) / 2));
@@ -258,15 +316,7 @@ export async function obsSolve(engine: Engine, W: Float32Array, rows: number, co
       copyTransposedBlock(U, cols, i1, count, i2, rest, UT!);
       const tail = i2 * rows;
       const n = rest * rows;
-      gemmEngineSeconds += await runInto(engine, 'obs-update', () => {
-        const g = new GraphBuilder('obs_interblock_update');
-        const u = g.input('UT', 'float32', ['n', 'k']);
-        const e = g.input('Err', 'float32', ['k', 'm']);
-        const w = g.input('W', 'float32', ['n', 'm']);
-        // The product is rounded to float32, then subtracted: the reference's `W[:, i2:] -= Err1.matmul(...)`.
-        g.output(g.op('Sub', [w, g.op('MatMul', [u, e])]), 'W_next', 'float32', ['n', 'm']);
-        return g;
-      }, {
+      gemmEngineSeconds += await runInto(engine, 'obs-update', buildUpdateGraph, {
         UT: f32(UT!.subarray(0, rest * count), [rest, count]),
         Err: f32(Err1.subarray(0, count * rows), [count, rows]),
         W: f32(cur.subarray(tail, tail + n), [rest, rows]),

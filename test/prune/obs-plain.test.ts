@@ -117,7 +117,10 @@ const cases: [string, Parameters<typeof plainFasterprune>[4], ObsSolveOptions][]
 
 for (const [name, plain, opts] of cases) {
   test(`one block, bit-identical to the plain transcription: ${name}`, async () => {
-    await compare(20, 48, 64, { ...plain, B: 64 }, opts, true);
+    await compare(20, 48, 64, { ...plain, B: 64 }, { ...opts, subBlocksize: 64 }, true);
+  });
+  test(`one block in sub-blocks of 16 (engine GEMMs between them), same masks and W to float32 rounding: ${name}`, async () => {
+    await compare(20, 48, 64, { ...plain, B: 64 }, { ...opts, subBlocksize: 16 }, false);
   });
   test(`three blocks (ragged), same masks and W to float32 rounding: ${name}`, async () => {
     await compare(12, 80, 32, { ...plain, B: 32 }, opts, false);
