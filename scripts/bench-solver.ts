@@ -3,11 +3,11 @@
 // inverse-Hessian factor (Cholesky, once per shape, as prepareHessian does it for the prune job), the in-block TS
 // column loop, and the engine GEMMs (inter-block and sub-block updates, with their copies), and a GEMM lower bound:
 // the solver's GEMM flops divided by the MatMul rates (float32 for the updates, float64 for the factor) measured in
-// the same run. Each --sub-blocks value (two-level lazy batching; 128 = the reference's exact order) runs side by side
-// on the same H and factor. Prints a markdown table.
+// the same run. Each --variants entry b/S (sub-block b of the two-level lazy batching, super-block S of the tail
+// updates; 128/128 = the reference's exact order) runs side by side on the same H and factor. Prints a markdown table.
 //
-//   node dist/scripts/bench-solver.js [--shapes 4096x4096,11008x4096] [--pattern unstructured|2:4] [--sub-blocks 128,32]
-//     [--device cpu]
+//   node dist/scripts/bench-solver.js [--shapes 4096x4096,11008x4096] [--pattern unstructured|2:4]
+//     [--variants 128/128,32/512] [--device cpu]
 
 import { Command } from 'commander';
 import { cpus, loadavg } from 'node:os';
@@ -55,7 +55,7 @@ async function gemmRate(engine: Engine, type: 'float32' | 'float64', n: number):
 interface Row {
   shape: string;
   pattern: string;
-  sub: number;
+  variant: string;
   hessian: number;
   hessianBound: number;
   cholesky: number;
@@ -71,10 +71,10 @@ async function main(): Promise<void> {
     .option('--shapes <list>', 'rows×cols list', '4096x4096,11008x4096')
     .option('--pattern <p>', 'unstructured (50 %) or N:M such as 2:4', 'unstructured')
     .option('--tokens <n>', 'calibration tokens for H', '8192')
-    .option('--sub-blocks <list>', 'sub-block sizes b to compare (128 = no sub-blocks: the exact order)', '128,32')
+    .option('--variants <list>', 'sub-block/super-block sizes b/S to compare (128/128: the exact order)', '128/128,32/512')
     .option('--device <d>', 'cpu | cuda | webgpu', 'cpu')
     .parse()
-    .opts<{ shapes: string; pattern: string; tokens: string; subBlocks: string; device: string }>();
+    .opts<{ shapes: string; pattern: string; tokens: string; variants: string; device: string }>();
   const engine = new Engine(parseDevice(opts.device));
   const prune: PruneSpec = opts.pattern === 'unstructured'
     ? { kind: 'unstructured', sparsity: 0.5 }
@@ -103,10 +103,11 @@ async function main(): Promise<void> {
     let inter = 0;
     for (let i2 = B; i2 < C; i2 += B) inter += 2 * R * B * (C - i2);
     const chol = (4 / 3) * C ** 3;
-    for (const sub of opts.subBlocks.split(',').map(Number)) {
-      const res = await obsSolve(engine, W, R, C, prepared, { prune, blocksize: B, subBlocksize: sub });
+    for (const variant of opts.variants.split(',')) {
+      const [sub, sup] = variant.split('/').map(Number) as [number, number];
+      const res = await obsSolve(engine, W, R, C, prepared, { prune, blocksize: B, subBlocksize: sub, superBlocksize: sup });
       rows.push({
-        shape, pattern: opts.pattern, sub, hessian, hessianBound: (2 * tokens * C * C) / rate32, cholesky: prepared.seconds, loop: res.timings.blockLoopSeconds,
+        shape, pattern: opts.pattern, variant, hessian, hessianBound: (2 * tokens * C * C) / rate32, cholesky: prepared.seconds, loop: res.timings.blockLoopSeconds,
         gemm: res.timings.gemmSeconds, gemmEngine: res.timings.gemmEngineSeconds, total: prepared.seconds + res.timings.totalSeconds, bound: chol / rate64 + inter / rate32,
       });
     }
@@ -117,9 +118,9 @@ async function main(): Promise<void> {
   console.log(`SparseGPT solver, device ${opts.device}; MatMul rate measured here: float32 ${(rate32 / 1e9).toFixed(0)} GFLOP/s, float64 ${(rate64 / 1e9).toFixed(0)} GFLOP/s (2048³)\n`);
   console.log(`H accumulation: ${opts.tokens} tokens in batches of ${2048}; its bound is 2·tokens·cols² ÷ the float32 rate.`);
   console.log('Solver GEMM lower bound: (4/3)·cols³ (inverse factor) ÷ the float64 rate + Σ_blocks 2·rows·B·rest (inter-block) ÷ the float32 rate.\n');
-  console.log('| W (rows×cols) | pattern | sub-block b | H accumulation s (bound) | Cholesky s | block loop (TS) s | update GEMMs s (in engine) | solver total s | solver GEMM lower bound s |');
+  console.log('| W (rows×cols) | pattern | b/S | H accumulation s (bound) | Cholesky s | block loop (TS) s | update GEMMs s (in engine) | solver total s | solver GEMM lower bound s |');
   console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|');
-  for (const r of rows) console.log(`| ${r.shape} | ${r.pattern} | ${r.sub} | ${f(r.hessian)} (${f(r.hessianBound)}) | ${f(r.cholesky)} | ${f(r.loop)} | ${f(r.gemm)} (${f(r.gemmEngine)}) | ${f(r.total)} | ${f(r.bound)} |`);
+  for (const r of rows) console.log(`| ${r.shape} | ${r.pattern} | ${r.variant} | ${f(r.hessian)} (${f(r.hessianBound)}) | ${f(r.cholesky)} | ${f(r.loop)} | ${f(r.gemm)} (${f(r.gemmEngine)}) | ${f(r.total)} | ${f(r.bound)} |`);
 }
 
 await main();

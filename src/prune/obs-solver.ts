@@ -5,8 +5,11 @@
 //   Losses += (w − q)²/d²/2;  W1[:, i+1:] -= err·U[i, i+1:]  (rank-1, TS loop over typed arrays);
 //   after the block: W[:, i2:] -= Err1·U[i1:i2, i2:]  (one engine GEMM).
 // Two-level lazy batching (the paper's trick applied inside the block): the rank-1 updates run in TS only within
-// sub-blocks of b columns (default 32); after each sub-block one engine GEMM applies its errors to the rest of the
-// block. That cuts the TS work from rows·cols·B/2 to rows·cols·b/2; b = B keeps the exact per-column float32 order.
+// sub-blocks of b columns (default 16); after each sub-block one engine GEMM applies its errors to the rest of the
+// block. That cuts the TS work from rows·cols·B/2 to rows·cols·b/2. One level up, the errors of S columns (default
+// 512, a few blocks) reach the rest of W in one GEMM, so the long tail is read and written once per S columns.
+// b = B and S = B keep the reference's exact float32 order; otherwise the updates are fused GEMMs (W − UT·Err with
+// one rounding), a float32 reordering only.
 // W is held transposed (Wt [cols, rows]) so that a column of W — what every step reads and updates — is contiguous
 // and the trailing W[:, i2:] is one contiguous tail that goes to the engine as is.
 
@@ -43,11 +46,19 @@ export interface ObsSolveOptions {
   readonly choleskyPrecision?: FactorPrecision;
   /**
    * Two-level lazy batching: inside a block of B columns the rank-1 updates run in TS only within sub-blocks of b
-   * columns; each finished sub-block reaches the rest of its block in one engine GEMM (default 32; rounded up to a
+   * columns; each finished sub-block reaches the rest of its block in one engine GEMM (default 16; rounded up to a
    * multiple of the column chunk and of M for N:M, so every group score sees all earlier updates). The same math,
    * float32 sums reordered. b ≥ B keeps the reference's exact per-column float32 order.
    */
   readonly subBlocksize?: number;
+  /**
+   * Three-level lazy batching: the errors of S consecutive columns (a multiple of B; default 512) reach the columns
+   * after them in one engine GEMM, so the long tail of W is read and written once per S columns instead of once per
+   * block (inside the S columns each block still updates the rest of them at once: every block starts with all
+   * earlier updates in). S = B is the reference's per-block update. GPTQ groups recomputed from the stale W
+   * (README §7.5) need S to be a multiple of the groupsize, else S = B is used.
+   */
+  readonly superBlocksize?: number;
 }
 
 const fr = Math.fround;
@@ -127,6 +138,23 @@ function buildUpdateGraph(): GraphBuilder {
   return g;
 }
 
+/** W_next = W − UT·Err as one fused Gemm (the product's float32 rounding merged into the subtraction). */
+function buildFusedUpdateGraph(): GraphBuilder {
+  const g = new GraphBuilder('obs_update_fused');
+  const u = g.input('UT', 'float32', ['n', 'k']);
+  const e = g.input('Err', 'float32', ['k', 'm']);
+  const w = g.input('W', 'float32', ['n', 'm']);
+  g.output(g.op('Gemm', [u, e, w], { alpha: { float: -1 }, beta: { float: 1 } }), 'W_next', 'float32', ['n', 'm']);
+  return g;
+}
+
+/** The super-block size: `want` rounded up to a multiple of B; B itself unless it is also a multiple of `groupsize`. */
+function superBlockSize(want: number, B: number, groupsize: number): number {
+  if (!Number.isInteger(want) || want < 1) throw new SolverInputError(`super-block size must be a positive integer, got ${want}`);
+  const S = Math.ceil(want / B) * B;
+  return S % groupsize === 0 ? S : B;
+}
+
 /** The sub-block size: `want` rounded up to a multiple of the chunk and of M; ≥ the block means no sub-blocks. */
 function subBlockSize(want: number, chunk: number, m: number, Bmax: number): number {
   if (!Number.isInteger(want) || want < 1) throw new SolverInputError(`sub-block size must be a positive integer, got ${want}`);
@@ -199,7 +227,6 @@ export async function obsSolve(engine: Engine, W: Float32Array, rows: number, co
 
   const Bmax = Math.min(B, cols);
   const W1 = new Float32Array(Bmax * rows);
-  const Err1 = new Float32Array(Bmax * rows);
   const mask1 = new Uint8Array(Bmax * rows);
   const lossBlock = new Float64Array(rows);
   const losses = new Float32Array(rows);
@@ -214,12 +241,11 @@ export async function obsSolve(engine: Engine, W: Float32Array, rows: number, co
   const work = unstructured ? new Float32Array(Bmax * rows) : null;
   const nmScores = nm ? new Float32Array(nm.m) : null;
   const nmPick = nm ? new Uint8Array(nm.m) : null;
-  const UT = cols > Bmax ? new Float32Array(Bmax * (cols - Bmax)) : null;
   // W's state: `cur` holds every column not yet emitted (as the reference's W: earlier blocks' updates in); the
   // inter-block update reads its tail and writes the new tail into `next`, then the two swap. Emitted columns (the
   // reference's Q1) go to Qt.
   let cur = Wp;
-  let next = cols > Bmax ? new Float32Array(cols * rows) : Wp;
+  let next: Float32Array | null = null;
   const Qt = new Float32Array(cols * rows);
   if (grid && gs === -1) {
     scaleOut!.set(grid.scale);
@@ -229,103 +255,116 @@ export async function obsSolve(engine: Engine, W: Float32Array, rows: number, co
   // chunk's k updates reach the later block columns in one pass (same float32 sequence, see obs-kernels.ts).
   // N:M groups must start on a chunk boundary (their scores need every earlier update in).
   const chunk = !nm || nm.m % 8 === 0 ? 8 : nm.m % 4 === 0 ? 4 : 1;
-  const b = subBlockSize(o.subBlocksize ?? 32, chunk, nm ? nm.m : 1, Bmax);
-  const subUT = b < Bmax ? new Float32Array(b * (Bmax - b)) : null;
-  const subOut = b < Bmax ? new Float32Array(Bmax * rows) : null;
+  const b = subBlockSize(o.subBlocksize ?? 16, chunk, nm ? nm.m : 1, Bmax);
+  const S = superBlockSize(o.superBlocksize ?? 512, B, quant && gs > 0 && !quant.staticGroups ? gs : 1);
+  const Smax = Math.min(S, cols);
+  // The reference's float32 order (the product rounded, then subtracted) only where nothing else is reordered.
+  const exactOrder = b >= Bmax && S === B;
+  const ErrS = new Float32Array(Smax * rows);
+  const UT = cols > Bmax || b < Bmax ? new Float32Array(Math.max(Smax * (cols - Smax), Bmax * Smax)) : null;
+  const scratch = cols > Bmax || b < Bmax ? new Float32Array(Smax * rows) : null;
   let loopMs = 0;
   let gemmSeconds = 0;
   let gemmEngineSeconds = 0;
 
-  for (let i1 = 0; i1 < cols; i1 += B) {
-    const tl = performance.now();
-    const i2 = Math.min(i1 + B, cols);
-    const count = i2 - i1;
-    W1.set(cur.subarray(i1 * rows, i2 * rows));
-    mask1.fill(0);
-    lossBlock.fill(0);
-    const skip = mask0 ? mask0.subarray(i1 * rows, i2 * rows) : null;
-    if (unstructured) {
-      // Score w²/U_jj² on the block as it stands (earlier blocks' updates in), one threshold for the whole
-      // rows × count block (sparsegpt.py l.95–98). Row-major (r, j) order so exact-rule ties go to the lower index.
-      scoreBlock(W1, rows, count, U, cols, i1, scoresRM!);
-      const n = rows * count;
-      selRM!.fill(0);
-      markSmallest(scoresRM!, n, pruneCount(n, unstructured.sparsity), rule, selRM!, work!);
-      scatterSelection(selRM!, rows, count, mask1);
-    }
-    if (skip) for (let k = 0; k < count * rows; k++) if (skip[k]) mask1[k] = 1;
+  /**
+   * Wout[c0:c0+rest] = Win[c0:c0+rest] − U[u0:u0+k, c0:c0+rest]ᵀ·E (transposed W: W[:, c0:] -= E·U[u0:u0+k, c0:]),
+   * with Win/Wout/E as [·, rows] views; Wout may not alias Win.
+   */
+  const update = async (u0: number, k: number, c0: number, rest: number, E: Float32Array, Win: Float32Array, Wout: Float32Array): Promise<void> => {
+    const tg = performance.now();
+    copyTransposedBlock(U, cols, u0, k, c0, rest, UT!);
+    const n = rest * rows;
+    gemmEngineSeconds += await runInto(engine, exactOrder ? 'obs-update' : 'obs-update-fused', exactOrder ? buildUpdateGraph : buildFusedUpdateGraph, {
+      UT: f32(UT!.subarray(0, rest * k), [rest, k]),
+      Err: f32(E.subarray(0, k * rows), [k, rows]),
+      W: f32(Win.subarray(0, n), [rest, rows]),
+    }, { W_next: { data: Wout.subarray(0, n), dims: [rest, rows] } });
+    gemmSeconds += (performance.now() - tg) / 1000;
+  };
 
-    for (let s1 = 0; s1 < count; s1 += b) {
-      const s2 = Math.min(s1 + b, count);
-      for (let i = s1; i < s2; i += chunk) {
-        const k = Math.min(chunk, s2 - i);
-        for (let t = 0; t < k; t++) {
-          const ic = i + t;
-          const c = i1 + ic;
-          if (nm && ic % nm.m === 0) {
-            // N:M: the N smallest w²/U_jj² of the next M columns, on the block as updated so far (l.106–108).
-            selectNM(W1, rows, ic, Math.min(nm.m, count - ic), U, cols, c, nm.n, nmScores!, nmPick!, mask1);
-          }
-          if (quant && gs > 0) {
-            if (staticGrids) {
-              grid = staticGrids[Math.floor((perm ? perm[c]! : c) / gs)]!;
-            } else if (c % gs === 0) {
-              // The group grid comes from W as it stands, i.e. with the updates of earlier BLOCKS only: the updates
-              // of earlier columns of this block live in W1 (gptq.py l.121–123, README §7.5 "stale group params").
-              grid = findParams(quant, cur, rows, c, Math.min(c + gs, cols));
-              const g = c / gs;
-              for (let r = 0; r < rows; r++) {
-                scaleOut![r * ngroups + g] = grid.scale[r]!;
-                zeroOut![r * ngroups + g] = grid.zero[r]!;
+  for (let s1 = 0; s1 < cols; s1 += S) {
+    const sEnd = Math.min(s1 + S, cols);
+    for (let i1 = s1; i1 < sEnd; i1 += B) {
+      const tl = performance.now();
+      const Err1 = ErrS.subarray((i1 - s1) * rows);
+      const i2 = Math.min(i1 + B, cols);
+      const count = i2 - i1;
+      W1.set(cur.subarray(i1 * rows, i2 * rows));
+      mask1.fill(0);
+      lossBlock.fill(0);
+      const skip = mask0 ? mask0.subarray(i1 * rows, i2 * rows) : null;
+      if (unstructured) {
+        // Score w²/U_jj² on the block as it stands (earlier blocks' updates in), one threshold for the whole
+        // rows × count block (sparsegpt.py l.95–98). Row-major (r, j) order so exact-rule ties go to the lower index.
+        scoreBlock(W1, rows, count, U, cols, i1, scoresRM!);
+        const n = rows * count;
+        selRM!.fill(0);
+        markSmallest(scoresRM!, n, pruneCount(n, unstructured.sparsity), rule, selRM!, work!);
+        scatterSelection(selRM!, rows, count, mask1);
+      }
+      if (skip) for (let k = 0; k < count * rows; k++) if (skip[k]) mask1[k] = 1;
+
+      for (let j1 = 0; j1 < count; j1 += b) {
+        const j2 = Math.min(j1 + b, count);
+        for (let i = j1; i < j2; i += chunk) {
+          const k = Math.min(chunk, j2 - i);
+          for (let t = 0; t < k; t++) {
+            const ic = i + t;
+            const c = i1 + ic;
+            if (nm && ic % nm.m === 0) {
+              // N:M: the N smallest w²/U_jj² of the next M columns, on the block as updated so far (l.106–108).
+              selectNM(W1, rows, ic, Math.min(nm.m, count - ic), U, cols, c, nm.n, nmScores!, nmPick!, mask1);
+            }
+            if (quant && gs > 0) {
+              if (staticGrids) {
+                grid = staticGrids[Math.floor((perm ? perm[c]! : c) / gs)]!;
+              } else if (c % gs === 0) {
+                // The group grid comes from W as it stands, i.e. with the updates of earlier BLOCKS only: the updates
+                // of earlier columns of this block live in W1 (gptq.py l.121–123, README §7.5 "stale group params").
+                grid = findParams(quant, cur, rows, c, Math.min(c + gs, cols));
+                const g = c / gs;
+                for (let r = 0; r < rows; r++) {
+                  scaleOut![r * ngroups + g] = grid.scale[r]!;
+                  zeroOut![r * ngroups + g] = grid.zero[r]!;
+                }
               }
             }
+            emitColumn(W1, ic * rows, mask1, Qt, c * rows, Err1, lossBlock, U[c * cols + c]!, rows, codesP, grid?.scale ?? null, grid?.zero ?? null, maxq);
+            applyChunk(W1, rows, Err1, U, cols, i1, ic, 1, ic + 1, i + k, skip);
           }
-          emitColumn(W1, ic * rows, mask1, Qt, c * rows, Err1, lossBlock, U[c * cols + c]!, rows, codesP, grid?.scale ?? null, grid?.zero ?? null, maxq);
-          applyChunk(W1, rows, Err1, U, cols, i1, ic, 1, ic + 1, i + k, skip);
+          applyChunk(W1, rows, Err1, U, cols, i1, i, k, i + k, j2, skip);
         }
-        applyChunk(W1, rows, Err1, U, cols, i1, i, k, i + k, s2, skip);
+        if (j2 < count) {
+          // The sub-block's errors reach the rest of the block: W1[:, j2:] -= Err1[:, j1:j2]·U[i1+j1 : i1+j2, i1+j2 : i2].
+          const tg = performance.now();
+          await update(i1 + j1, j2 - j1, i1 + j2, count - j2, Err1.subarray(j1 * rows), W1.subarray(j2 * rows), scratch!);
+          W1.set(scratch!.subarray(0, (count - j2) * rows), j2 * rows);
+          if (skip) zeroWhere(W1, j2 * rows, skip, (count - j2) * rows);
+          loopMs -= performance.now() - tg;
+        }
       }
-      if (s2 < count) {
-        // The sub-block's errors reach the rest of the block: W1[:, s2:] -= Err1[:, s1:s2]·U[i1+s1 : i1+s2, i1+s2 : i2]
-        // (transposed as the inter-block update below).
-        const tg = performance.now();
-        const len = s2 - s1;
-        const rest = count - s2;
-        copyTransposedBlock(U, cols, i1 + s1, len, i1 + s2, rest, subUT!);
-        const n = rest * rows;
-        gemmEngineSeconds += await runInto(engine, 'obs-update', buildUpdateGraph, {
-          UT: f32(subUT!.subarray(0, rest * len), [rest, len]),
-          Err: f32(Err1.subarray(s1 * rows, s2 * rows), [len, rows]),
-          W: f32(W1.subarray(s2 * rows, count * rows), [rest, rows]),
-        }, { W_next: { data: subOut!.subarray(0, n), dims: [rest, rows] } });
-        W1.set(subOut!.subarray(0, n), s2 * rows);
-        if (skip) zeroWhere(W1, s2 * rows, skip, n);
-        const dt = performance.now() - tg;
-        gemmSeconds += dt / 1000;
-        loopMs -= dt;
+      maskP.set(mask1.subarray(0, count * rows), i1 * rows);
+      for (let r = 0; r < rows; r++) losses[r] = fr(losses[r]! + fr(fr(lossBlock[r]!) / 2));
+      loopMs += performance.now() - tl;
+
+      if (sEnd > i2) {
+        // Within the S columns: W[:, i2:sEnd] -= Err1·U[i1:i2, i2:sEnd].
+        const n = (sEnd - i2) * rows;
+        await update(i1, count, i2, sEnd - i2, Err1, cur.subarray(i2 * rows), scratch!);
+        cur.set(scratch!.subarray(0, n), i2 * rows);
+        if (mask0) zeroWhere(cur, i2 * rows, mask0, n);
       }
     }
-    maskP.set(mask1.subarray(0, count * rows), i1 * rows);
-    for (let r = 0; r < rows; r++) losses[r] = fr(losses[r]! + fr(fr(lossBlock[r]!) / 2));
-    loopMs += performance.now() - tl;
-
-    const rest = cols - i2;
-    if (rest > 0) {
-      // W[:, i2:] -= Err1 · U[i1:i2, i2:]; transposed: Wt[i2:, :] -= U[i1:i2, i2:]ᵀ · Err1 (Err1 is [count, rows]).
-      const tg = performance.now();
-      copyTransposedBlock(U, cols, i1, count, i2, rest, UT!);
-      const tail = i2 * rows;
-      const n = rest * rows;
-      gemmEngineSeconds += await runInto(engine, 'obs-update', buildUpdateGraph, {
-        UT: f32(UT!.subarray(0, rest * count), [rest, count]),
-        Err: f32(Err1.subarray(0, count * rows), [count, rows]),
-        W: f32(cur.subarray(tail, tail + n), [rest, rows]),
-      }, { W_next: { data: next.subarray(tail, tail + n), dims: [rest, rows] } });
-      if (mask0) zeroWhere(next, tail, mask0, n);
+    if (cols > sEnd) {
+      // After the S columns: W[:, sEnd:] -= ErrS·U[s1:sEnd, sEnd:] into the spare buffer, then the two swap.
+      next ??= new Float32Array(cols * rows);
+      const tail = sEnd * rows;
+      await update(s1, sEnd - s1, sEnd, cols - sEnd, ErrS, cur.subarray(tail), next.subarray(tail));
+      if (mask0) zeroWhere(next, tail, mask0, (cols - sEnd) * rows);
       const t = cur;
       cur = next;
       next = t;
-      gemmSeconds += (performance.now() - tg) / 1000;
     }
   }
 

@@ -125,6 +125,9 @@ for (const [name, plain, opts] of cases) {
   test(`three blocks (ragged), same masks and W to float32 rounding: ${name}`, async () => {
     await compare(12, 80, 32, { ...plain, B: 32 }, opts, false);
   });
+  test(`three blocks in super-blocks of two (sub-blocks of 8), same masks and W to float32 rounding: ${name}`, async () => {
+    await compare(12, 80, 32, { ...plain, B: 32 }, { ...opts, subBlocksize: 8, superBlocksize: 64 }, false);
+  });
 }
 
 test('plain-transcription tests: release the engine', async () => {

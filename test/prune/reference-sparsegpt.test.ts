@@ -1,12 +1,14 @@
 // SparseGPT against the reference vectors (every sparsegpt_* file of ../shared/reference/solver): H accumulated
 // from the stored X with the stored batch sizes, the inverse factor U (where stored), then the full solve from that
-// H under the `reference` mask rule: masks, codes and grids identical, W_out and Losses within the README §6 bounds.
+// H under the `reference` mask rule: masks, codes and grids identical, W_out and Losses within the README §6 bounds —
+// with the solver's default (reordered float32 sums of the multi-level lazy batching) and its exact-order option.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Engine } from '../../src/engine/engine.js';
 import { HessianAccumulator } from '../../src/prune/hessian.js';
 import { fixDeadColumns, inverseHessianFactor } from '../../src/prune/cholesky.js';
+import { obsSolve, type ObsSolveOptions } from '../../src/prune/obs-solver.js';
 import { sparsegptPrune } from '../../src/prune/sparsegpt.js';
 import { casesOf, countDifferent, maxAbs, maxAbsDiff, openCase, pruneSpecOf } from './reference-vectors.js';
 
@@ -53,30 +55,38 @@ for (const file of files) {
 
       const wbits = Number(meta['wbits']);
       const W = await c.f32('W_in');
-      const r = await sparsegptPrune(engine, W, rows, cols, H, {
+      const B = Number(meta['blocksize']);
+      const opts = {
         prune: pruneSpecOf(meta),
         maskRule: 'reference',
-        blocksize: Number(meta['blocksize']),
+        blocksize: B,
         percdamp: Number(meta['percdamp']),
         ...(wbits < 16 ? { quant: { bits: wbits, sym: false, groupsize: -1 } } : {}),
-      });
-      assert.deepEqual(r.deadColumns, JSON.parse(meta['dead_cols']!));
-      assert.equal(r.choleskyRetries, 0);
-      assert.equal(countDifferent(r.mask, await c.u8('mask')), 0, 'mask');
-      const Wref = await c.f32('W_out');
-      const tol = 1e-5 * maxAbs(Wref);
-      assert.ok(maxAbsDiff(r.W, Wref) <= tol, `W_out differs by ${maxAbsDiff(r.W, Wref)} > ${tol}`);
-      for (let k = 0; k < r.mask.length; k++) if (r.mask[k]) assert.equal(r.W[k], 0);
-      const Lref = await c.f32('Losses');
-      assert.ok(maxAbsDiff(r.losses, Lref) <= 1e-4 * maxAbs(Lref), `Losses differ by ${maxAbsDiff(r.losses, Lref)}`);
-      const printed = Number(meta['error_printed']);
-      assert.ok(Math.abs(r.error - printed) <= 1e-4 * printed, `error ${r.error} vs printed ${printed}`);
-      if (wbits < 16) {
-        const q = r.quant!;
-        assert.equal(countDifferent(q.codes, await c.u8('codes')), 0, 'codes');
-        // The grid comes from W_in before the loop, so it is bit-identical.
-        assert.equal(countDifferent(q.scale, await c.f32('scale')), 0, 'scale');
-        assert.equal(countDifferent(q.zero, await c.f32('zero')), 0, 'zero');
+      } as const;
+      // The default (two- and three-level lazy batching), the reference's exact float32 order, and, where W has
+      // more than two blocks, small sub-blocks with a super-block boundary inside W.
+      const variants: [string, ObsSolveOptions | null][] = [['default', null], ['exact order', { subBlocksize: B, superBlocksize: B }]];
+      if (cols > 2 * B) variants.push(['sub-blocks of 16, super-blocks of 2B', { subBlocksize: 16, superBlocksize: 2 * B }]);
+      for (const [name, extra] of variants) {
+        const r = extra ? await obsSolve(engine, W, rows, cols, H, { ...opts, ...extra }) : await sparsegptPrune(engine, W, rows, cols, H, opts);
+        assert.deepEqual(r.deadColumns, JSON.parse(meta['dead_cols']!));
+        assert.equal(r.choleskyRetries, 0);
+        assert.equal(countDifferent(r.mask, await c.u8('mask')), 0, `${name}: mask`);
+        const Wref = await c.f32('W_out');
+        const tol = 1e-5 * maxAbs(Wref);
+        assert.ok(maxAbsDiff(r.W, Wref) <= tol, `${name}: W_out differs by ${maxAbsDiff(r.W, Wref)} > ${tol}`);
+        for (let k = 0; k < r.mask.length; k++) if (r.mask[k]) assert.equal(r.W[k], 0);
+        const Lref = await c.f32('Losses');
+        assert.ok(maxAbsDiff(r.losses, Lref) <= 1e-4 * maxAbs(Lref), `${name}: Losses differ by ${maxAbsDiff(r.losses, Lref)}`);
+        const printed = Number(meta['error_printed']);
+        assert.ok(Math.abs(r.error - printed) <= 1e-4 * printed, `${name}: error ${r.error} vs printed ${printed}`);
+        if (wbits < 16) {
+          const q = r.quant!;
+          assert.equal(countDifferent(q.codes, await c.u8('codes')), 0, `${name}: codes`);
+          // The grid comes from W_in before the loop, so it is bit-identical.
+          assert.equal(countDifferent(q.scale, await c.f32('scale')), 0, 'scale');
+          assert.equal(countDifferent(q.zero, await c.f32('zero')), 0, 'zero');
+        }
       }
     } finally {
       await c.close();
