@@ -1,5 +1,6 @@
 // The tight typed-array kernels of the OBS block loop (src/prune/obs-solver.ts): column emit (mask, quantize, error,
-// loss), the in-block rank-1 updates, block scoring, and the copies around the inter-block GEMM.
+// loss), the in-block rank-1 updates, the block mask (scores + radix select), and the copies and transposes around
+// the engine GEMMs.
 // Small standalone functions so V8 optimizes each loop on its own. Float32 semantics as torch's: every product
 // and difference is rounded to float32 (Math.fround; a Float32Array store rounds too).
 //
@@ -94,27 +95,6 @@ export function emitColumn(W1: Float32Array, wOff: number, mask1: Uint8Array, Q:
   }
 }
 
-/** OBS scores w²/U_jj² of the block [count columns], in row-major (r, j) order. */
-export function scoreBlock(W1: Float32Array, rows: number, count: number, U: Float32Array, cols: number, i1: number, out: Float32Array): void {
-  for (let j = 0; j < count; j++) {
-    const d = U[(i1 + j) * cols + i1 + j]!;
-    const d2 = fr(d * d);
-    const base = j * rows;
-    for (let r = 0; r < rows; r++) {
-      const w = W1[base + r]!;
-      out[r * count + j] = fr(fr(w * w) / d2);
-    }
-  }
-}
-
-/** Row-major selection [rows, count] → block-layout mask [count, rows] (OR). */
-export function scatterSelection(sel: Uint8Array, rows: number, count: number, mask1: Uint8Array): void {
-  for (let r = 0; r < rows; r++) {
-    const s = r * count;
-    for (let j = 0; j < count; j++) if (sel[s + j]) mask1[j * rows + r] = 1;
-  }
-}
-
 export function zeroWhere(Wt: Float32Array, off: number, flags: Uint8Array, n: number): void {
   for (let k = 0; k < n; k++) if (flags[off + k]) Wt[off + k] = 0;
 }
@@ -124,5 +104,99 @@ export function copyTransposedBlock(U: Float32Array, cols: number, i1: number, c
   for (let t = 0; t < count; t++) {
     const row = (i1 + t) * cols + i2;
     for (let j = 0; j < rest; j++) UT[j * count + t] = U[row + j]!;
+  }
+}
+
+/**
+ * The unstructured mask of one block: scores w²/U_jj² (block layout, `scores` [count·rows]) and mask1 = 1 for the
+ * pruned entries, by `markSmallest`'s rules (src/prune/select.ts) over the rows × count block in row-major (r, j)
+ * order: `reference` prunes every score <= the k-th smallest (k + 1 plus ties), `exact` the k smallest with ties
+ * broken by the lower row-major index. The k-th value comes from a two-pass radix select on the float32 bits
+ * (scores are ≥ 0, so their bit patterns sort as the values do), so no row-major copy or comparison sort is needed.
+ * `hist` is a 65536-entry scratch histogram.
+ */
+export function selectBlockUnstructured(W1: Float32Array, rows: number, count: number, U: Float32Array, cols: number, i1: number,
+  k: number, exact: boolean, scores: Float32Array, hist: Uint32Array, mask1: Uint8Array): void {
+  const n = rows * count;
+  for (let j = 0; j < count; j++) {
+    const d = U[(i1 + j) * cols + i1 + j]!;
+    const d2 = fr(d * d);
+    const base = j * rows;
+    for (let r = 0; r < rows; r++) {
+      const w = W1[base + r]!;
+      scores[base + r] = fr(fr(w * w) / d2);
+    }
+  }
+  if (exact && k <= 0) return;
+  const t = kthSmallestNonNegative(scores, n, exact ? k - 1 : k, hist);
+  if (!exact) {
+    for (let i = 0; i < n; i++) if (scores[i]! <= t) mask1[i] = 1;
+    return;
+  }
+  let less = 0;
+  for (let i = 0; i < n; i++) {
+    if (scores[i]! < t) {
+      mask1[i] = 1;
+      less++;
+    }
+  }
+  // Ties at the k-th value, in row-major order (rare: a strided scan that stops when they are used up).
+  let ties = k - less;
+  for (let r = 0; r < rows && ties > 0; r++) {
+    for (let j = 0; j < count && ties > 0; j++) {
+      if (scores[j * rows + r] === t) {
+        mask1[j * rows + r] = 1;
+        ties--;
+      }
+    }
+  }
+}
+
+/** The value at 0-based position k of sorted(values[0..n)) for finite values ≥ 0: radix select on the high, then low 16 bits. */
+export function kthSmallestNonNegative(values: Float32Array, n: number, k: number, hist: Uint32Array): number {
+  const bits = new Uint32Array(values.buffer, values.byteOffset, n);
+  hist.fill(0);
+  for (let i = 0; i < n; i++) hist[bits[i]! >>> 16]!++;
+  let hi = 0;
+  let below = 0;
+  while (below + hist[hi]! <= k) below += hist[hi++]!;
+  hist.fill(0);
+  for (let i = 0; i < n; i++) {
+    const v = bits[i]!;
+    if (v >>> 16 === hi) hist[v & 0xffff]!++;
+  }
+  let lo = 0;
+  while (below + hist[lo]! <= k) below += hist[lo++]!;
+  const out = new Float32Array(new Uint32Array([((hi << 16) | lo) >>> 0]).buffer)[0]!;
+  return out;
+}
+
+/** dst [cols, rows] = src [rows, cols]ᵀ (row-major), in cache tiles. */
+export function transposeF32(src: Float32Array, rows: number, cols: number, dst: Float32Array): void {
+  const T = 32;
+  for (let r0 = 0; r0 < rows; r0 += T) {
+    const r1 = Math.min(r0 + T, rows);
+    for (let c0 = 0; c0 < cols; c0 += T) {
+      const c1 = Math.min(c0 + T, cols);
+      for (let r = r0; r < r1; r++) {
+        const row = r * cols;
+        for (let c = c0; c < c1; c++) dst[c * rows + r] = src[row + c]!;
+      }
+    }
+  }
+}
+
+/** transposeF32 for bytes (masks, codes). */
+export function transposeU8(src: Uint8Array, rows: number, cols: number, dst: Uint8Array): void {
+  const T = 32;
+  for (let r0 = 0; r0 < rows; r0 += T) {
+    const r1 = Math.min(r0 + T, rows);
+    for (let c0 = 0; c0 < cols; c0 += T) {
+      const c1 = Math.min(c0 + T, cols);
+      for (let r = r0; r < r1; r++) {
+        const row = r * cols;
+        for (let c = c0; c < c1; c++) dst[c * rows + r] = src[row + c]!;
+      }
+    }
   }
 }

@@ -18,9 +18,9 @@ import { GraphBuilder } from '../engine/graph-builder.js';
 import { assertQuantizerConfig, findParams, maxQ, type QuantGrid, type QuantizerConfig } from '../quant/quantizer.js';
 import { deadColumnsOf, inverseHessianFactor, type FactorPrecision, type PreparedHessian } from './cholesky.js';
 import { assertNM, assertNMGroups, pickNSmallest } from './nm-mask.js';
-import { applyChunk, copyTransposedBlock, emitColumn, scatterSelection, scoreBlock, zeroWhere } from './obs-kernels.js';
+import { applyChunk, copyTransposedBlock, emitColumn, selectBlockUnstructured, transposeF32, transposeU8, zeroWhere } from './obs-kernels.js';
 import { runInto } from './run-into.js';
-import { assertSparsity, markSmallest, pruneCount } from './select.js';
+import { assertSparsity, pruneCount } from './select.js';
 import { assertFinite, assertLength, SolverInputError, type MaskRule, type PruneSpec, type QuantResult, type SolverResult } from './types.js';
 
 /** Quantization inside the column loop. */
@@ -94,15 +94,6 @@ function validate(rows: number, cols: number, W: Float32Array, H: Float32Array |
     if (!Number.isInteger(q.groupsize) || (q.groupsize !== -1 && q.groupsize < 1)) throw new SolverInputError(`groupsize must be -1 or a positive integer, got ${q.groupsize}`);
     if (q.staticGroups && q.groupsize === -1) throw new SolverInputError('static groups need a groupsize (got -1)');
   }
-}
-
-function transpose(src: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(rows * cols);
-  for (let r = 0; r < rows; r++) {
-    const row = r * cols;
-    for (let c = 0; c < cols; c++) out[c * rows + r] = src[row + c]!;
-  }
-  return out;
 }
 
 /** torch.argsort(diag(H), descending=True) on the dead-fixed diagonal (0 reads as 1), ties to the lower index. */
@@ -184,7 +175,8 @@ export async function obsSolve(engine: Engine, W: Float32Array, rows: number, co
   const gs = quant ? quant.groupsize : -1;
   const ngroups = gs > 0 ? Math.ceil(cols / gs) : 1;
 
-  const Wt = transpose(W, rows, cols);
+  const Wt = new Float32Array(rows * cols);
+  transposeF32(W, rows, cols, Wt);
   // The per-row grid is fixed on the dense W before the dead columns are zeroed (README §7.4).
   let grid: QuantGrid | null = quant ? findParams(quant, Wt, rows, 0, cols) : null;
   const prepared = H instanceof Float32Array ? null : H;
@@ -236,15 +228,14 @@ export async function obsSolve(engine: Engine, W: Float32Array, rows: number, co
   const zeroOut = quant ? new Float32Array(rows * ngroups) : null;
   const unstructured = prune?.kind === 'unstructured' ? prune : null;
   const nm = prune?.kind === 'nm' ? prune : null;
-  const scoresRM = unstructured ? new Float32Array(Bmax * rows) : null;
-  const selRM = unstructured ? new Uint8Array(Bmax * rows) : null;
-  const work = unstructured ? new Float32Array(Bmax * rows) : null;
+  const scores = unstructured ? new Float32Array(Bmax * rows) : null;
+  const hist = unstructured ? new Uint32Array(65536) : null;
   const nmScores = nm ? new Float32Array(nm.m) : null;
   const nmPick = nm ? new Uint8Array(nm.m) : null;
   // W's state: `cur` holds every column not yet emitted (as the reference's W: earlier blocks' updates in); the
   // inter-block update reads its tail and writes the new tail into `next`, then the two swap. Emitted columns (the
   // reference's Q1) go to Qt.
-  let cur = Wp;
+  let cur: Float32Array = Wp;
   let next: Float32Array | null = null;
   const Qt = new Float32Array(cols * rows);
   if (grid && gs === -1) {
@@ -296,12 +287,12 @@ export async function obsSolve(engine: Engine, W: Float32Array, rows: number, co
       const skip = mask0 ? mask0.subarray(i1 * rows, i2 * rows) : null;
       if (unstructured) {
         // Score w²/U_jj² on the block as it stands (earlier blocks' updates in), one threshold for the whole
-        // rows × count block (sparsegpt.py l.95–98). Row-major (r, j) order so exact-rule ties go to the lower index.
-        scoreBlock(W1, rows, count, U, cols, i1, scoresRM!);
+        // rows × count block (sparsegpt.py l.95–98), by markSmallest's rules (exact-rule ties to the lower row-major
+        // index) without leaving the block layout.
         const n = rows * count;
-        selRM!.fill(0);
-        markSmallest(scoresRM!, n, pruneCount(n, unstructured.sparsity), rule, selRM!, work!);
-        scatterSelection(selRM!, rows, count, mask1);
+        const k = pruneCount(n, unstructured.sparsity);
+        if (rule === 'reference' && k >= n) throw new SolverInputError(`reference mask rule: threshold index ${k} is past the ${n} scores of the group (the reference raises here)`);
+        selectBlockUnstructured(W1, rows, count, U, cols, i1, k, rule === 'exact', scores!, hist!, mask1);
       }
       if (skip) for (let k = 0; k < count * rows; k++) if (skip[k]) mask1[k] = 1;
 
@@ -372,14 +363,20 @@ export async function obsSolve(engine: Engine, W: Float32Array, rows: number, co
   const Wout = new Float32Array(rows * cols);
   const mask = new Uint8Array(rows * cols);
   const codes = codesP ? new Uint8Array(rows * cols) : null;
-  for (let c = 0; c < cols; c++) {
-    const orig = perm ? perm[c]! : c;
-    const base = c * rows;
-    for (let r = 0; r < rows; r++) {
-      Wout[r * cols + orig] = Qt[base + r]!;
-      mask[r * cols + orig] = maskP[base + r]!;
-      if (codes) codes[r * cols + orig] = codesP![base + r]!;
+  if (perm) {
+    for (let c = 0; c < cols; c++) {
+      const orig = perm[c]!;
+      const base = c * rows;
+      for (let r = 0; r < rows; r++) {
+        Wout[r * cols + orig] = Qt[base + r]!;
+        mask[r * cols + orig] = maskP[base + r]!;
+        if (codes) codes[r * cols + orig] = codesP![base + r]!;
+      }
     }
+  } else {
+    transposeF32(Qt, cols, rows, Wout);
+    transposeU8(maskP, cols, rows, mask);
+    if (codes) transposeU8(codesP!, cols, rows, codes);
   }
   let quantResult: QuantResult | undefined;
   if (quant) {
