@@ -171,16 +171,16 @@ export function kthSmallestNonNegative(values: Float32Array, n: number, k: numbe
   return out;
 }
 
-/** dst [cols, rows] = src [rows, cols]ᵀ (row-major), in cache tiles. */
+/** dst [cols, rows] = src [rows, cols]ᵀ (row-major), in 32 × 32 tiles, writing contiguous runs (measured fastest here). */
 export function transposeF32(src: Float32Array, rows: number, cols: number, dst: Float32Array): void {
   const T = 32;
   for (let r0 = 0; r0 < rows; r0 += T) {
     const r1 = Math.min(r0 + T, rows);
     for (let c0 = 0; c0 < cols; c0 += T) {
       const c1 = Math.min(c0 + T, cols);
-      for (let r = r0; r < r1; r++) {
-        const row = r * cols;
-        for (let c = c0; c < c1; c++) dst[c * rows + r] = src[row + c]!;
+      for (let c = c0; c < c1; c++) {
+        const o = c * rows;
+        for (let r = r0; r < r1; r++) dst[o + r] = src[r * cols + c]!;
       }
     }
   }
@@ -193,9 +193,9 @@ export function transposeU8(src: Uint8Array, rows: number, cols: number, dst: Ui
     const r1 = Math.min(r0 + T, rows);
     for (let c0 = 0; c0 < cols; c0 += T) {
       const c1 = Math.min(c0 + T, cols);
-      for (let r = r0; r < r1; r++) {
-        const row = r * cols;
-        for (let c = c0; c < c1; c++) dst[c * rows + r] = src[row + c]!;
+      for (let c = c0; c < c1; c++) {
+        const o = c * rows;
+        for (let r = r0; r < r1; r++) dst[o + r] = src[r * cols + c]!;
       }
     }
   }
