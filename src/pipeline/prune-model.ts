@@ -184,27 +184,7 @@ export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
         const rows = l.outFeatures, cols = l.inFeatures;
         const W = toRowsCols(stored, l);
         const ts = performance.now();
-        let res: SolverResult | null = null;
-        const quant = quantizes(l) ? job.quant : null;
-        if (t.method === 'sparsegpt') {
-          res = await sparsegptPrune(engine, W, rows, cols, await factorOf(l.input), {
-            prune: t.target!, maskRule: job.maskRule, blocksize: job.blocksize, percdamp: job.percdamp,
-            ...(quant ? { quant } : {}),
-          });
-        } else if (t.method === 'wanda' || t.method === 'magnitude') {
-          res = t.method === 'wanda'
-            ? wandaPrune(W, rows, cols, wanda.get(l.input)!.scalerRow, { prune: t.target!, maskRule: job.maskRule })
-            : magnitudePrune(W, rows, cols, { prune: t.target!, maskRule: job.maskRule });
-          if (quant) {
-            // Prune first, then GPTQ with the zeros preserved (the updates never refill them).
-            const pruned = res;
-            res = await gptqQuantize(engine, pruned.W, rows, cols, await factorOf(l.input), { ...quant, blocksize: job.blocksize, percdamp: job.percdamp, preserveMask: true });
-            res = { ...res, mask: pruned.mask };
-          }
-        } else if (quant) {
-          // Dense linear in a quantizing job (or `topiary quantize`): plain GPTQ, keeping any zeros already there.
-          res = await gptqQuantize(engine, W, rows, cols, await factorOf(l.input), { ...quant, blocksize: job.blocksize, percdamp: job.percdamp, preserveMask: true });
-        }
+        const res = await solveLinear(job, engine, t, W, quantizes(l) ? job.quant : null, factorOf, wanda.get(l.input)?.scalerRow);
         const seconds = (performance.now() - ts) / 1000;
         if (res && res.choleskyRetries > 0) {
           job.log?.(`${l.weight}: the Cholesky factorization needed ${res.choleskyRetries} retries with 10× damping (λ = ${res.dampUsed.toPrecision(3)})`);
@@ -217,7 +197,7 @@ export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
           solvedW = grid.W;
           quantResults.set(l.weight, grid.quant);
         }
-        const finalW = solvedW ? (isFloatDType(dtype) ? roundTo(dtype, solvedW) : solvedW) : toRowsCols(stored, l);
+        const finalW = solvedW ? (isFloatDType(dtype) ? roundTo(dtype, solvedW) : solvedW) : W;
         if (res) weights.set(l.weight, fromRowsCols(finalW, l));
         const rep = linearReport(t, finalW, rows, cols, res, seconds, exporter.describe(l));
         layerReports.push(rep);
@@ -291,6 +271,30 @@ export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
     await engine.release();
     await folder.close();
   }
+}
+
+/**
+ * One linear's solve: SparseGPT (optionally quantizing in its column loop), Wanda or magnitude (then GPTQ with the
+ * zeros preserved when quantizing), or plain GPTQ for a linear that is only quantized. null: left as it is.
+ */
+async function solveLinear(job: PruneJob, engine: Engine, t: LinearTask, W: Float32Array, quant: QuantRequest | null, factorOf: (input: LinearInput) => Promise<PreparedHessian>, scalerRow: Float32Array | undefined): Promise<SolverResult | null> {
+  const l = t.linear;
+  const rows = l.outFeatures, cols = l.inFeatures;
+  const gptq = (w: Float32Array) => factorOf(l.input).then((H) => gptqQuantize(engine, w, rows, cols, H, { ...quant!, blocksize: job.blocksize, percdamp: job.percdamp, preserveMask: true }));
+  if (t.method === 'sparsegpt') {
+    return sparsegptPrune(engine, W, rows, cols, await factorOf(l.input), {
+      prune: t.target!, maskRule: job.maskRule, blocksize: job.blocksize, percdamp: job.percdamp, ...(quant ? { quant } : {}),
+    });
+  }
+  if (t.method === 'wanda' || t.method === 'magnitude') {
+    const pruned = t.method === 'wanda'
+      ? wandaPrune(W, rows, cols, scalerRow!, { prune: t.target!, maskRule: job.maskRule })
+      : magnitudePrune(W, rows, cols, { prune: t.target!, maskRule: job.maskRule });
+    // Prune first, then GPTQ with the zeros preserved (its updates never refill them).
+    return quant ? { ...(await gptq(pruned.W)), mask: pruned.mask } : pruned;
+  }
+  // A dense linear in a quantizing job (or `topiary quantize`): plain GPTQ, keeping any zeros already there.
+  return quant ? gptq(W) : null;
 }
 
 function concatSequences(hidden: Float32Array[], s0: number, B: number): Float32Array {
