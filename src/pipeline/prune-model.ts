@@ -15,6 +15,7 @@ import { defaultBatch, embedTokens, runLoadedLayer } from '../eval/forward.js';
 import { HessianAccumulator } from '../prune/hessian.js';
 import { prepareHessian, type PreparedHessian } from '../prune/cholesky.js';
 import { WandaStats } from '../prune/wanda-stats.js';
+import { transposeF32 } from '../prune/obs-kernels.js';
 import { sparsegptPrune } from '../prune/sparsegpt.js';
 import { wandaPrune } from '../prune/wanda.js';
 import { magnitudePrune } from '../prune/magnitude.js';
@@ -60,20 +61,19 @@ export interface PruneOutcome {
   readonly outDir: string;
 }
 
-/** [rows=out, cols=in] view of a linear's weight from its stored layout. */
+/** [rows=out, cols=in] view of a linear's weight from its stored layout (GPT-2 Conv1D stores [in, out]). */
 function toRowsCols(w: Float32Array, l: LinearSpec): Float32Array {
   if (!l.transposed) return w;
   const out = new Float32Array(w.length);
-  const R = l.outFeatures, C = l.inFeatures; // stored [C, R]
-  for (let c = 0; c < C; c++) for (let r = 0; r < R; r++) out[r * C + c] = w[c * R + r]!;
+  transposeF32(w, l.inFeatures, l.outFeatures, out);
   return out;
 }
 
+/** Back to the stored layout. */
 function fromRowsCols(w: Float32Array, l: LinearSpec): Float32Array {
   if (!l.transposed) return w;
   const out = new Float32Array(w.length);
-  const R = l.outFeatures, C = l.inFeatures;
-  for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) out[c * R + r] = w[r * C + c]!;
+  transposeF32(w, l.outFeatures, l.inFeatures, out);
   return out;
 }
 

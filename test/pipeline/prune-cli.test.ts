@@ -220,3 +220,30 @@ test('--device cuda without the CUDA provider binaries: one line saying how to g
   assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   assert.ok(!existsSync(out));
 });
+
+test('GPT-2 (Conv1D weights stored [in, out]): 2:4 holds along the input dimension of every linear', async () => {
+  const { generateModel } = await import('../../scripts/gen-model.js');
+  const dir = join(work, 'gpt2-tiny');
+  await generateModel({ arch: 'gpt2', hidden: 64, layers: 2, heads: 4, intermediate: 128, vocab: 512, dtype: 'bf16', seed: 3, out: dir, tokenizerFrom: MODEL });
+  const out = join(work, 'gpt2-24');
+  const r = topiary('prune', dir, '--method', 'sparsegpt', '--nm', '2:4', ...CALIB, '--out', out);
+  assert.equal(r.status, 0, r.stderr);
+  const f = await ModelFolder.open(out);
+  try {
+    for (const layer of f.arch.layers) {
+      for (const l of layer.linears) {
+        assert.ok(l.transposed, l.weight);
+        const stored = await f.readFloat32(l.weight); // [in, out]
+        for (let o = 0; o < l.outFeatures; o++) {
+          for (let i0 = 0; i0 < l.inFeatures; i0 += 4) {
+            let z = 0;
+            for (let i = i0; i < i0 + 4; i++) if (stored[i * l.outFeatures + o] === 0) z++;
+            assert.equal(z, 2, `${l.weight} output ${o} inputs ${i0}..${i0 + 3}`);
+          }
+        }
+      }
+    }
+  } finally {
+    await f.close();
+  }
+});
