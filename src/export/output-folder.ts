@@ -21,22 +21,27 @@ export class OutputFolderError extends Error {
 }
 
 /**
- * Refuses early (before any heavy work) an output path that exists without `force`, a parent folder that does not
- * exist, or a disk with less free space than `neededBytes` (plus 1 % slack).
+ * Refuses early (before any heavy work) an output path that exists without `force`, one whose nearest existing
+ * ancestor is not a folder, or a disk with less free space than `neededBytes` (plus 1 % slack). Missing parent
+ * folders are fine: they are created when the output is (as save_pretrained does).
  */
 export async function checkOutputPath(out: string, force: boolean, neededBytes: number): Promise<void> {
   const abs = resolve(out);
   const existing = await stat(abs).catch(() => null);
   if (existing && !force) throw new OutputFolderError(abs, 'already exists; pass --force to replace it');
   if (existing && !existing.isDirectory()) throw new OutputFolderError(abs, 'exists and is not a folder');
-  const parent = dirname(abs);
-  const p = await stat(parent).catch(() => null);
-  if (!p?.isDirectory()) throw new OutputFolderError(parent, 'the output\'s parent folder does not exist');
-  const fs = await statfs(parent);
+  let ancestor = dirname(abs);
+  let st = await stat(ancestor).catch(() => null);
+  while (!st && dirname(ancestor) !== ancestor) {
+    ancestor = dirname(ancestor);
+    st = await stat(ancestor).catch(() => null);
+  }
+  if (!st?.isDirectory()) throw new OutputFolderError(ancestor, 'is not a folder, so the output cannot be created under it');
+  const fs = await statfs(ancestor);
   const free = fs.bavail * fs.bsize;
   const need = Math.ceil(neededBytes * 1.01);
   if (free < need) {
-    throw new OutputFolderError(parent, `too little free disk space for the output: ${(free / 1e9).toFixed(2)} GB free, about ${(need / 1e9).toFixed(2)} GB needed`);
+    throw new OutputFolderError(ancestor, `too little free disk space for the output: ${(free / 1e9).toFixed(2)} GB free, about ${(need / 1e9).toFixed(2)} GB needed`);
   }
 }
 
@@ -55,6 +60,7 @@ export class OutputFolder {
   static async create(out: string, opts: { force: boolean; writer?: WriterOptions }): Promise<OutputFolder> {
     const abs = resolve(out);
     const tmp = join(dirname(abs), `.${basename(abs)}.topiary-partial-${process.pid}`);
+    await mkdir(dirname(abs), { recursive: true });
     await rm(tmp, { recursive: true, force: true });
     await mkdir(tmp);
     try {

@@ -11,12 +11,14 @@ import { checkOutputPath, OutputFolder } from '../../src/export/output-folder.js
 const work = mkdtempSync(join(tmpdir(), 'topiary-outfolder-'));
 process.on('exit', () => rmSync(work, { recursive: true, force: true }));
 
-test('checkOutputPath: existing folder, missing parent, too little disk', async () => {
+test('checkOutputPath: existing folder, a file in the way, too little disk', async () => {
   const existing = join(work, 'existing');
   mkdirSync(existing);
   await assert.rejects(checkOutputPath(existing, false, 1), /already exists; pass --force/);
   await checkOutputPath(existing, true, 1);
-  await assert.rejects(checkOutputPath(join(work, 'no', 'such', 'out'), false, 1), /parent folder does not exist/);
+  await checkOutputPath(join(work, 'not', 'yet', 'out'), false, 1); // missing parents are created with the output
+  writeFileSync(join(work, 'a-file'), 'x');
+  await assert.rejects(checkOutputPath(join(work, 'a-file', 'out'), false, 1), /is not a folder/);
   const fs = statfsSync(work);
   const free = fs.bavail * fs.bsize;
   await assert.rejects(checkOutputPath(join(work, 'big'), false, free * 2), /too little free disk space/);
@@ -41,6 +43,12 @@ test('OutputFolder: nothing at the final path until commit; abort removes the pa
   await a.abort();
   assert.ok(!existsSync(other));
   assert.equal(readdirSync(work).filter((n) => n.includes('partial')).length, 0);
+
+  // Missing parent folders are created.
+  const nested = await OutputFolder.create(join(work, 'deep', 'er', 'model'), { force: false });
+  await nested.addFloat32('w', 'F32', [1], new Float32Array([1]));
+  await nested.commit();
+  assert.ok(existsSync(join(work, 'deep', 'er', 'model', 'model.safetensors')));
 
   // --force replaces an existing folder only at commit.
   writeFileSync(join(out, 'stale.txt'), 'old');
