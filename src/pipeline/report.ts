@@ -1,6 +1,7 @@
 // topiary-report.json: what the run did to every linear (achieved sparsity counted on the exported values, whether
 // 2:4 / 4:8 hold, OBS error, Cholesky retries, seconds) and totals, with the command line and versions.
 
+import { holdsNM } from '../model/inspect.js';
 import type { SolverResult } from '../prune/types.js';
 import type { LinearTask, Method } from './prune-plan.js';
 
@@ -55,22 +56,10 @@ export interface PruneReport {
   readonly versions: Readonly<Record<string, string>>;
 }
 
-/** True when every group of m consecutive inputs (per output row) has at least n zeros. W is [rows, cols]. */
-export function holdsNM(W: Float32Array, rows: number, cols: number, n: number, m: number): boolean {
-  if (cols % m !== 0) return false;
-  for (let r = 0; r < rows; r++) {
-    for (let c0 = 0; c0 < cols; c0 += m) {
-      let z = 0;
-      for (let c = c0; c < c0 + m; c++) if (W[r * cols + c] === 0) z++;
-      if (z < n) return false;
-    }
-  }
-  return true;
-}
-
 export function linearReport(task: LinearTask, W: Float32Array, rows: number, cols: number, res: SolverResult | null, seconds: number, quantization: string | null): LinearReport {
+  const zeroAt = new Uint8Array(W.length);
   let zeros = 0;
-  for (let i = 0; i < W.length; i++) if (W[i] === 0) zeros++;
+  for (let i = 0; i < W.length; i++) if (W[i] === 0) { zeroAt[i] = 1; zeros++; }
   let masked: number | null = null;
   if (res && task.method) {
     masked = 0;
@@ -89,8 +78,8 @@ export function linearReport(task: LinearTask, W: Float32Array, rows: number, co
     zeros,
     sparsity: W.length ? zeros / W.length : 0,
     masked,
-    holds2of4: holdsNM(W, rows, cols, 2, 4),
-    holds4of8: holdsNM(W, rows, cols, 4, 8),
+    holds2of4: holdsNM(zeroAt, rows, cols, false, 2, 4) ?? false,
+    holds4of8: holdsNM(zeroAt, rows, cols, false, 4, 8) ?? false,
     obsError: res ? res.error : null,
     choleskyRetries: res ? res.choleskyRetries : 0,
     damp: res && res.dampUsed > 0 ? res.dampUsed : null,

@@ -111,7 +111,11 @@ test('2:4 with every method: every group of 4 inputs has exactly 2 zeros; wanda 
     }
     const insp = topiary('inspect', out, '--json');
     assert.equal(insp.status, 0, insp.stderr);
-    assert.match(insp.stdout, /"2:4"|holds|2of4|nm/);
+    const linears = (JSON.parse(insp.stdout) as { linears: { nm: Record<string, boolean | null> }[] }).linears;
+    assert.equal(linears.length, 35);
+    for (const l of linears) assert.equal(l.nm['2:4'], true);
+    const report = JSON.parse(readFileSync(join(out, 'topiary-report.json'), 'utf8')) as { linears: { holds2of4: boolean }[] };
+    assert.ok(report.linears.every((l) => l.holds2of4), `${method}: report says 2:4 holds`);
   }
   const wanda = await linearsOf(prune('wanda-50', '--method', 'wanda', '--sparsity', '0.5', ...CALIB));
   for (const { name, rows, cols, W } of wanda) {
