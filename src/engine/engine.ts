@@ -4,9 +4,6 @@
 import * as ort from 'onnxruntime-node';
 import type { GraphBuilder } from './graph-builder.js';
 
-// ORT's default logger prints provider failures itself; Topiary reports them as one clear error instead.
-ort.env.logLevel = 'fatal';
-
 export const DEVICES = ['cpu', 'cuda', 'webgpu'] as const;
 export type Device = (typeof DEVICES)[number];
 
@@ -69,6 +66,9 @@ export class Engine {
       logSeverityLevel: 4,
       ...(this.intraOpThreads > 0 ? { intraOpNumThreads: this.intraOpThreads } : {}),
     };
+    // ORT's default logger prints provider failures itself; Topiary reports them as one clear error instead. Set
+    // here, not at import: other packages (transformers.js) set this global when they load.
+    ort.env.logLevel = 'fatal';
     try {
       return await ort.InferenceSession.create(bytes, opts);
     } catch (e) {
