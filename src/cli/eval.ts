@@ -3,13 +3,13 @@
 // (scripts/eval-table.ts turns a folder of them into a markdown table).
 
 import type { Command } from 'commander';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { KNOWN_CORPORA, openCorpus } from '../calib/corpora.js';
-import { packageRoot } from '../calib/data-root.js';
 import { TextTokenizer } from '../calib/tokenizer.js';
-import { Engine, ort, parseDevice } from '../engine/engine.js';
+import { Engine, parseDevice } from '../engine/engine.js';
+import { runtimeVersions, type RuntimeVersions } from '../engine/versions.js';
 import { checkSeqlen, PerplexityError, perplexity, planChunks } from '../eval/perplexity.js';
 import { ModelFolder } from '../model/model-folder.js';
 import { formatSeconds, Progress } from './progress.js';
@@ -28,7 +28,7 @@ export interface EvalRecord {
   readonly tokens_per_s: number;
   readonly tokenize_seconds: number;
   readonly device: string;
-  readonly versions: { readonly topiary: string; readonly 'onnxruntime-node': string; readonly node: string };
+  readonly versions: RuntimeVersions;
   readonly date: string;
 }
 
@@ -132,7 +132,7 @@ export async function runEval(model: string, flags: EvalFlags): Promise<EvalReco
         tokens_per_s: result.tokensPerSecond,
         tokenize_seconds: tokenizeSeconds,
         device,
-        versions: versions(),
+        versions: runtimeVersions(),
         date: new Date().toISOString(),
       };
       if (flags.json !== undefined) await writeJsonAtomically(flags.json, record);
@@ -143,11 +143,6 @@ export async function runEval(model: string, flags: EvalFlags): Promise<EvalReco
   } finally {
     await folder.close();
   }
-}
-
-function versions(): EvalRecord['versions'] {
-  const pkg = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
-  return { topiary: pkg.version, 'onnxruntime-node': ort.env.versions.node ?? 'unknown', node: process.versions.node };
 }
 
 /** Writes under a temporary name and renames, so a failed run never leaves a record that looks complete. */

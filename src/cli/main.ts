@@ -3,13 +3,11 @@
 // own module under src/cli/ and registers itself on the program here. Errors print one clear line and exit non-zero.
 
 import { Command } from 'commander';
-import { readFileSync } from 'node:fs';
-
-const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+import { topiaryVersion } from '../engine/versions.js';
 
 const program = new Command('topiary')
   .description('One-shot pruning and quantization of transformer language models, streamed layer by layer.')
-  .version(pkg.version)
+  .version(topiaryVersion())
   .showHelpAfterError();
 
 // Subcommands (each module exports register(program)).

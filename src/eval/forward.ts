@@ -85,6 +85,15 @@ export async function embedTokens(folder: ModelFolder, tokens: TokenBatch): Prom
   return out;
 }
 
+/** Sequences s0 … s0+B−1 of `hidden` as one [B, T, hidden] array (the sequence itself when B = 1, no copy). */
+export function concatSequences(hidden: readonly Float32Array[], s0: number, B: number): Float32Array {
+  if (B === 1) return hidden[s0]!;
+  const n = hidden[s0]!.length;
+  const x = new Float32Array(B * n);
+  for (let b = 0; b < B; b++) x.set(hidden[s0 + b]!, b * n);
+  return x;
+}
+
 /** Every tensor of one decoder layer, as float32 in stored layout. */
 export async function readLayerWeights(folder: ModelFolder, index: number): Promise<Map<string, Float32Array>> {
   const layer = folder.arch.layers[index];
@@ -99,13 +108,7 @@ export async function runLoadedLayer(runner: BlockRunner, hidden: Float32Array[]
   const H = runner.arch.hidden;
   for (let s0 = 0; s0 < hidden.length; s0 += batch) {
     const B = Math.min(batch, hidden.length - s0);
-    let x: Float32Array;
-    if (B === 1) x = hidden[s0]!;
-    else {
-      x = new Float32Array(B * T * H);
-      for (let b = 0; b < B; b++) x.set(hidden[s0 + b]!, b * T * H);
-    }
-    const { out } = await runner.forward(x, B, T);
+    const { out } = await runner.forward(concatSequences(hidden, s0, B), B, T);
     for (let b = 0; b < B; b++) hidden[s0 + b] = B === 1 ? out : out.slice(b * T * H, (b + 1) * T * H);
   }
 }
@@ -144,9 +147,7 @@ export async function headNll(engine: Engine, folder: ModelFolder, hidden: Float
   for (let s0 = 0; s0 < nseq; s0 += batch) {
     const B = Math.min(batch, nseq - s0);
     const N = B * T;
-    const x = new Float32Array(N * H);
-    for (let b = 0; b < B; b++) x.set(hidden[s0 + b]!, b * T * H);
-    const h = await runFinalNorm(engine, arch, x, N, normW);
+    const h = await runFinalNorm(engine, arch, concatSequences(hidden, s0, B), N, normW);
     // Row n = (b, t) predicts ids[b, t+1]; the last position of each sequence predicts nothing.
     const target = new Int32Array(N).fill(-1);
     for (let b = 0; b < B; b++) for (let t = 0; t + 1 < T; t++) target[b * T + t] = ids[(s0 + b) * T + t + 1]!;

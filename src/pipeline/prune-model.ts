@@ -11,7 +11,8 @@ import { BlockRunner, layerSlots } from '../engine/block-graph.js';
 import { Engine, type Device } from '../engine/engine.js';
 import type { LinearInput, LinearSpec } from '../model/arch.js';
 import { ModelFolder } from '../model/model-folder.js';
-import { defaultBatch, embedTokens, runLoadedLayer } from '../eval/forward.js';
+import { concatSequences, defaultBatch, embedTokens, runLoadedLayer } from '../eval/forward.js';
+import { runtimeVersions } from '../engine/versions.js';
 import { HessianAccumulator } from '../prune/hessian.js';
 import { prepareHessian, type PreparedHessian } from '../prune/cholesky.js';
 import { WandaStats } from '../prune/wanda-stats.js';
@@ -259,7 +260,7 @@ export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
       linears: reports,
       totals: totals(reports),
       seconds: { total: (performance.now() - t0) / 1000, forward: forwardSeconds, statistics: statsSeconds, solve: solveSeconds, io: ioSeconds },
-      versions: await versions(),
+      versions: runtimeVersions(),
     };
     await out.writeJson('topiary-report.json', report);
     await out.commit();
@@ -297,14 +298,6 @@ async function solveLinear(job: PruneJob, engine: Engine, t: LinearTask, W: Floa
   return quant ? gptq(W) : null;
 }
 
-function concatSequences(hidden: Float32Array[], s0: number, B: number): Float32Array {
-  if (B === 1) return hidden[s0]!;
-  const n = hidden[s0]!.length;
-  const x = new Float32Array(B * n);
-  for (let b = 0; b < B; b++) x.set(hidden[s0 + b]!, b * n);
-  return x;
-}
-
 function totals(reports: readonly LinearReport[]): PruneReport['totals'] {
   let params = 0, zeros = 0, error = 0, retries = 0, pruned = 0;
   for (const r of reports) {
@@ -312,15 +305,4 @@ function totals(reports: readonly LinearReport[]): PruneReport['totals'] {
     if (r.method) pruned++;
   }
   return { linears: reports.length, prunedLinears: pruned, linearParams: params, linearZeros: zeros, linearSparsity: params ? zeros / params : 0, obsError: error, choleskyRetries: retries };
-}
-
-async function versions(): Promise<Record<string, string>> {
-  const { readFile } = await import('node:fs/promises');
-  const read = async (u: URL) => (JSON.parse(await readFile(u, 'utf8')) as { version: string }).version;
-  const ort = await import('onnxruntime-node');
-  return {
-    topiary: await read(new URL('../../../package.json', import.meta.url)),
-    'onnxruntime-node': ort.env.versions.node ?? 'unknown',
-    node: process.versions.node,
-  };
 }

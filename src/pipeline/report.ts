@@ -2,6 +2,7 @@
 // 2:4 / 4:8 hold, OBS error, Cholesky retries, seconds) and totals, with the command line and versions.
 
 import { holdsNM } from '../model/inspect.js';
+import type { RuntimeVersions } from '../engine/versions.js';
 import type { SolverResult } from '../prune/types.js';
 import type { LinearTask, Method } from './prune-plan.js';
 
@@ -53,7 +54,7 @@ export interface PruneReport {
     readonly choleskyRetries: number;
   };
   readonly seconds: Readonly<Record<string, number>>;
-  readonly versions: Readonly<Record<string, string>>;
+  readonly versions: RuntimeVersions;
 }
 
 export function linearReport(task: LinearTask, W: Float32Array, rows: number, cols: number, res: SolverResult | null, seconds: number, quantization: string | null): LinearReport {
