@@ -4,6 +4,10 @@
 
 import { Command } from 'commander';
 import { topiaryVersion } from '../engine/versions.js';
+import { installSignalCleanup } from '../export/output-folder.js';
+
+// Ctrl-C and SIGTERM remove partial outputs and exit 130 / 143.
+installSignalCleanup();
 
 const program = new Command('topiary')
   .description('One-shot pruning and quantization of transformer language models, streamed layer by layer.')

@@ -15,6 +15,7 @@ import { pruneModel, type PruneJob, type QuantRequest } from '../pipeline/prune-
 import { checkQuantRequest, parseFormat } from '../export/quantized-export.js';
 import type { MaskRule, PruneSpec } from '../prune/types.js';
 import { Progress } from './progress.js';
+import { parseByteSize } from '../io/byte-size.js';
 import { evaluateDatasets } from './eval.js';
 
 interface CommonFlags {
@@ -56,13 +57,6 @@ function int(v: string, flag: string, min: number): number {
   return n;
 }
 
-function parseShardSize(v: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?$/i.exec(v.trim());
-  if (!m) throw new PlanError(`--max-shard-size ${v}: expected e.g. 5GB, 500MB or a byte count`);
-  const unit = (m[2] ?? 'B').toUpperCase();
-  const mult: Record<string, number> = { B: 1, KB: 1e3, MB: 1e6, GB: 1e9, KIB: 1024, MIB: 1024 ** 2, GIB: 1024 ** 3 };
-  return Math.floor(Number(m[1]) * mult[unit]!);
-}
 
 function addCommonOptions(cmd: Command): Command {
   return cmd
@@ -128,7 +122,7 @@ async function buildJob(modelDir: string, f: CommonFlags, tasksFor: (folder: Mod
   const job: PruneJob = {
     modelDir, out: f.out, force: Boolean(f.force), tasks, maskRule, blocksize, percdamp, quant, format, device,
     ...(f.batch !== undefined ? { batch: int(f.batch, '--batch', 1) } : {}),
-    ...(f.maxShardSize !== undefined ? { maxShardBytes: parseShardSize(f.maxShardSize) } : {}),
+    ...(f.maxShardSize !== undefined ? { maxShardBytes: parseByteSize(f.maxShardSize, '--max-shard-size') } : {}),
     calibration: async (m, saveTo) => {
       const cal = f.calibTokens !== undefined
         ? await loadCalibrationTokens(f.calibTokens, m.arch)

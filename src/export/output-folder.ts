@@ -1,11 +1,20 @@
 // The output model folder, built in a temporary sibling folder and renamed into place only when everything is
 // written, so an interrupted or failed run never leaves a folder that looks like a complete model. Holds the sharded
-// safetensors writer, copies the source's config/generation/tokenizer files, and writes JSON side files.
+// safetensors writer, copies the source's config/generation/tokenizer files, and writes JSON side files. The last
+// file written is the manifest (src/export/output-guard.ts): it lists every file, so a later --force knows what it
+// may replace. Ctrl-C / SIGTERM remove the partial folder (installSignalCleanup).
 
+import { rmSync } from 'node:fs';
 import { chmod, copyFile, mkdir, readdir, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { SafetensorsWriter, type WriterOptions } from '../io/safetensors-writer.js';
 import { fromFloat32, type DType } from '../io/dtype.js';
+import { formatBytes } from '../io/byte-size.js';
+import { topiaryVersion } from '../engine/versions.js';
+import {
+  checkOutputTarget, currentOwner, filesNotOurs, listFiles, MANIFEST_FILE, OutputPathError, OWNER_FILE, partialPath, replacedPath, TOPIARY_DIR,
+  type Manifest,
+} from './output-guard.js';
 
 /** Files copied from the source folder when present (config.json is written by the caller, possibly amended). */
 export const COPIED_FILES = [
@@ -13,40 +22,35 @@ export const COPIED_FILES = [
   'vocab.json', 'merges.txt', 'added_tokens.json', 'chat_template.jinja', 'chat_template.json',
 ] as const;
 
-export class OutputFolderError extends Error {
-  constructor(readonly path: string, detail: string) {
-    super(`${path}: ${detail}`);
-    this.name = 'OutputFolderError';
-  }
-}
-
 /**
- * Refuses early (before any heavy work) an output path that exists without `force`, one whose nearest existing
- * ancestor is not a folder, or a disk with less free space than `neededBytes` (plus 1 % slack). Missing parent
- * folders are fine: they are created when the output is (as save_pretrained does).
+ * Refuses early (before any heavy work) an output path that output-guard's checkOutputTarget refuses (exists without
+ * --force, holds files Topiary did not write, is or surrounds an input, `/`, a mount point), one whose nearest
+ * existing ancestor is not a folder, or a disk with less free space than `neededBytes` (plus 1 % slack). Missing
+ * parent folders are fine: they are created when the output is (as save_pretrained does).
  */
-export async function checkOutputPath(out: string, force: boolean, neededBytes: number): Promise<void> {
+export async function checkOutputPath(out: string, force: boolean, neededBytes: number, inputs: readonly string[] = []): Promise<void> {
   const abs = resolve(out);
-  const existing = await stat(abs).catch(() => null);
-  if (existing && !force) throw new OutputFolderError(abs, 'already exists; pass --force to replace it');
-  if (existing && !existing.isDirectory()) throw new OutputFolderError(abs, 'exists and is not a folder');
+  await checkOutputTarget(abs, { force, inputs });
   let ancestor = dirname(abs);
   let st = await stat(ancestor).catch(() => null);
   while (!st && dirname(ancestor) !== ancestor) {
     ancestor = dirname(ancestor);
     st = await stat(ancestor).catch(() => null);
   }
-  if (!st?.isDirectory()) throw new OutputFolderError(ancestor, 'is not a folder, so the output cannot be created under it');
+  if (!st?.isDirectory()) throw new OutputPathError(ancestor, 'is not a folder, so the output cannot be created under it');
   const fs = await statfs(ancestor);
   const free = fs.bavail * fs.bsize;
   const need = Math.ceil(neededBytes * 1.01);
   if (free < need) {
-    throw new OutputFolderError(ancestor, `too little free disk space for the output: ${(free / 1e9).toFixed(2)} GB free, about ${(need / 1e9).toFixed(2)} GB needed`);
+    throw new OutputPathError(ancestor, `too little free disk space for the output: ${formatBytes(free)} free, about ${formatBytes(need)} needed`);
   }
 }
 
+/** Output folders being written by this process, for the signal handler. */
+const active = new Set<OutputFolder>();
+
 export class OutputFolder {
-  private finished = false;
+  private phase: 'writing' | 'committing' | 'done' = 'writing';
 
   private constructor(
     /** Final path. */
@@ -59,13 +63,16 @@ export class OutputFolder {
 
   static async create(out: string, opts: { force: boolean; writer?: WriterOptions }): Promise<OutputFolder> {
     const abs = resolve(out);
-    const tmp = join(dirname(abs), `.${basename(abs)}.topiary-partial-${process.pid}`);
+    const tmp = partialPath(abs, process.pid);
     await mkdir(dirname(abs), { recursive: true });
     await rm(tmp, { recursive: true, force: true });
-    await mkdir(tmp);
+    await mkdir(join(tmp, TOPIARY_DIR), { recursive: true });
     try {
+      await writeFile(join(tmp, OWNER_FILE), `${JSON.stringify(currentOwner())}\n`);
       const writer = await SafetensorsWriter.create(tmp, opts.writer ?? {});
-      return new OutputFolder(abs, tmp, writer, opts.force);
+      const folder = new OutputFolder(abs, tmp, writer, opts.force);
+      active.add(folder);
+      return folder;
     } catch (e) {
       await rm(tmp, { recursive: true, force: true });
       throw e;
@@ -103,26 +110,82 @@ export class OutputFolder {
     return copied;
   }
 
-  /** Finishes the weights and moves the folder into place (replacing an old one only now, with --force). */
+  /**
+   * Finishes the weights, writes the manifest and moves the folder into place. An existing output is replaced only
+   * now, only with --force, and only if it still holds nothing but files Topiary wrote (checked again: hours may have
+   * passed). The replace is two renames with the old folder parked beside it; output-guard's
+   * recoverInterruptedReplace completes or undoes it after a kill between them.
+   */
   async commit(): Promise<void> {
     await this.writer.finish();
-    const old = await stat(this.out).catch(() => null);
-    if (old) {
-      if (!this.force) throw new OutputFolderError(this.out, 'appeared while the run was writing; not replaced (pass --force)');
-      const trash = `${this.tmp}.old`;
-      await rename(this.out, trash);
-      await rename(this.tmp, this.out);
-      await rm(trash, { recursive: true, force: true });
-    } else {
-      await rename(this.tmp, this.out);
+    await rm(join(this.tmp, OWNER_FILE), { force: true });
+    const manifest: Manifest = { tool: 'topiary', version: topiaryVersion(), files: (await listFiles(this.tmp)).filter((f) => f !== MANIFEST_FILE) };
+    await writeFile(join(this.tmp, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
+    this.phase = 'committing';
+    try {
+      const old = await stat(this.out).catch(() => null);
+      if (old) {
+        if (!this.force) throw new OutputPathError(this.out, 'appeared while the run was writing; not replaced (pass --force)');
+        if (!old.isDirectory()) throw new OutputPathError(this.out, 'appeared while the run was writing and is not a folder; not replaced');
+        const foreign = await filesNotOurs(this.out);
+        if (foreign.length > 0) throw new OutputPathError(this.out, `now holds files Topiary did not write (${foreign.slice(0, 8).join(', ')}); not replaced`);
+        const trash = replacedPath(this.out, process.pid);
+        await rename(this.out, trash);
+        await rename(this.tmp, this.out);
+        await rm(trash, { recursive: true, force: true });
+      } else {
+        await rename(this.tmp, this.out);
+      }
+      this.phase = 'done';
+    } finally {
+      if (this.phase !== 'done') this.phase = 'writing';
+      else active.delete(this);
+      if (pendingSignal !== null) {
+        if (this.phase !== 'done') this.abortNow();
+        exitOnSignal(pendingSignal);
+      }
     }
-    this.finished = true;
   }
 
   /** Removes everything written so far. Safe to call after a failure, and a no-op after commit(). */
   async abort(): Promise<void> {
-    if (this.finished) return;
+    if (this.phase === 'done') return;
+    active.delete(this);
     await this.writer.abort().catch(() => undefined);
     await rm(this.tmp, { recursive: true, force: true });
+  }
+
+  /** The signal handler's abort: synchronous, since the process exits right after. */
+  abortNow(): void {
+    rmSync(this.tmp, { recursive: true, force: true });
+  }
+
+  get committing(): boolean {
+    return this.phase === 'committing';
+  }
+}
+
+const SIGNAL_NUMBERS: Readonly<Record<string, number>> = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 };
+let pendingSignal: NodeJS.Signals | null = null;
+
+function exitOnSignal(signal: NodeJS.Signals): never {
+  process.stderr.write(`topiary: stopped by ${signal}; partial output removed\n`);
+  process.exit(128 + (SIGNAL_NUMBERS[signal] ?? 1));
+}
+
+/**
+ * Ctrl-C, SIGTERM and SIGHUP remove every partial output folder and exit with 128 + the signal number (130, 143,
+ * 129). A folder in the middle of its commit renames finishes it first (two renames), then the process exits.
+ */
+export function installSignalCleanup(): void {
+  for (const signal of Object.keys(SIGNAL_NUMBERS) as NodeJS.Signals[]) {
+    process.on(signal, () => {
+      if ([...active].some((f) => f.committing)) {
+        pendingSignal = signal;
+        return;
+      }
+      for (const f of active) f.abortNow();
+      exitOnSignal(signal);
+    });
   }
 }

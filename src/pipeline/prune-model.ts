@@ -25,6 +25,7 @@ import type { MaskRule, QuantResult, SolverResult } from '../prune/types.js';
 import type { QuantSpec } from '../prune/obs-solver.js';
 import { fromFloat32, isFloatDType, toFloat32, type DType } from '../io/dtype.js';
 import { checkOutputPath, OutputFolder } from '../export/output-folder.js';
+import { checkOutputTarget, settleLeftovers } from '../export/output-guard.js';
 import { QuantizedExporter, type ExportFormat } from '../export/quantized-export.js';
 import type { Calibration } from '../calib/calibration.js';
 import type { LinearTask } from './prune-plan.js';
@@ -95,12 +96,15 @@ export function denseOutputBytes(folder: ModelFolder): number {
 
 export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
   const t0 = performance.now();
+  // The output may never be, contain or sit inside the input (before anything is read).
+  await checkOutputTarget(job.out, { force: job.force, inputs: [job.modelDir] });
   const folder = await ModelFolder.open(job.modelDir);
   const engine = new Engine(job.device);
   let out: OutputFolder | null = null;
   try {
     const arch = folder.arch;
-    await checkOutputPath(job.out, job.force, denseOutputBytes(folder));
+    await settleLeftovers(job.out, job.force, (m) => job.log?.(m));
+    await checkOutputPath(job.out, job.force, denseOutputBytes(folder), [folder.dir]);
     await engine.probe();
     out = await OutputFolder.create(job.out, { force: job.force, writer: { ...(job.maxShardBytes !== undefined ? { maxShardBytes: job.maxShardBytes } : {}), metadata: { topiary: 'pruned' } } });
     const exporter = new QuantizedExporter(job.format, job.quant, folder);

@@ -32,7 +32,7 @@ test('OutputFolder: nothing at the final path until commit; abort removes the pa
   await o.writeJson('config.json', { model_type: 'llama' });
   assert.ok(!existsSync(out), 'not visible before commit');
   await o.commit();
-  assert.deepEqual(readdirSync(out).sort(), ['config.json', 'model.safetensors']);
+  assert.deepEqual(readdirSync(out).sort(), ['config.json', 'model.safetensors', 'topiary']);
   assert.equal(readdirSync(work).filter((n) => n.includes('partial')).length, 0);
   // A small shard carries an exact header, not the writer's 64 KiB reservation.
   assert.ok(statSync(join(out, 'model.safetensors')).size < 8 + 256 + 8, `${statSync(join(out, 'model.safetensors')).size} bytes`);
@@ -50,11 +50,10 @@ test('OutputFolder: nothing at the final path until commit; abort removes the pa
   await nested.commit();
   assert.ok(existsSync(join(work, 'deep', 'er', 'model', 'model.safetensors')));
 
-  // --force replaces an existing folder only at commit.
-  writeFileSync(join(out, 'stale.txt'), 'old');
+  // --force replaces an existing folder (one Topiary wrote) only at commit.
   const f = await OutputFolder.create(out, { force: true });
   await f.addFloat32('v', 'F16', [1], new Float32Array([1]));
-  assert.ok(existsSync(join(out, 'stale.txt')), 'old folder intact until commit');
+  assert.ok(existsSync(join(out, 'config.json')), 'old folder intact until commit');
   await f.commit();
-  assert.deepEqual(readdirSync(out), ['model.safetensors']);
+  assert.deepEqual(readdirSync(out).sort(), ['model.safetensors', 'topiary']);
 });

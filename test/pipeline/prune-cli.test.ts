@@ -188,7 +188,14 @@ test('bad input: one clear error each, non-zero exit, no output folder', async (
   const r = topiary('prune', MODEL, '--method', 'magnitude', '--sparsity', '0.5', '--out', existing);
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /already exists.*--force/);
-  const forced = topiary('prune', MODEL, '--method', 'magnitude', '--sparsity', '0.5', '--quiet', '--force', '--out', existing);
+  // A model folder of the user's is not Topiary's to replace, even with --force; a Topiary output is.
+  const refused = topiary('prune', MODEL, '--method', 'magnitude', '--sparsity', '0.5', '--quiet', '--force', '--out', existing);
+  assert.notEqual(refused.status, 0);
+  assert.match(refused.stderr, /holds files Topiary did not write \(.*model\.safetensors/);
+  assert.ok(existsSync(join(existing, 'model.safetensors')));
+  const ours = join(work, 'ours');
+  assert.equal(topiary('prune', MODEL, '--method', 'magnitude', '--sparsity', '0.5', '--quiet', '--out', ours).status, 0);
+  const forced = topiary('prune', MODEL, '--method', 'magnitude', '--sparsity', '0.5', '--quiet', '--force', '--out', ours);
   assert.equal(forced.status, 0, forced.stderr);
   assert.equal(readdirSync(work).filter((n) => n.includes('topiary-partial')).length, 0);
 });
