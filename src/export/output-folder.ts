@@ -46,10 +46,14 @@ export async function checkOutputPath(out: string, force: boolean, neededBytes: 
   }
 }
 
-/** Output folders being written by this process, for the signal handler. */
-const active = new Set<OutputFolder>();
+/** What the signal handler must clean up: output folders being written by this process (or being created). */
+interface ActiveOutput {
+  readonly committing: boolean;
+  abortNow(): void;
+}
+const active = new Set<ActiveOutput>();
 
-export class OutputFolder {
+export class OutputFolder implements ActiveOutput {
   private phase: 'writing' | 'committing' | 'done' = 'writing';
 
   private constructor(
@@ -64,6 +68,9 @@ export class OutputFolder {
   static async create(out: string, opts: { force: boolean; writer?: WriterOptions }): Promise<OutputFolder> {
     const abs = resolve(out);
     const tmp = partialPath(abs, process.pid);
+    // Registered before the folder exists: a signal during creation must remove it too.
+    const creating: ActiveOutput = { committing: false, abortNow: () => rmSync(tmp, { recursive: true, force: true }) };
+    active.add(creating);
     await mkdir(dirname(abs), { recursive: true });
     await rm(tmp, { recursive: true, force: true });
     await mkdir(join(tmp, TOPIARY_DIR), { recursive: true });
@@ -76,6 +83,8 @@ export class OutputFolder {
     } catch (e) {
       await rm(tmp, { recursive: true, force: true });
       throw e;
+    } finally {
+      active.delete(creating);
     }
   }
 
