@@ -7,7 +7,7 @@
 
 import { Command } from 'commander';
 import * as ort from 'onnxruntime-node';
-import { BlockRunner, buildBlockGraph, layerSlots } from '../src/engine/block-graph.js';
+import { BlockRunner, buildBlockGraph, layerSlots } from '../src/forward/block-graph.js';
 import { Engine, f32 } from '../src/engine/engine.js';
 import { describeArchitecture } from '../src/model/registry.js';
 import { makeConfig, tensorValues } from './gen-model.js';

@@ -1,4 +1,4 @@
-// Benchmark of the streamed full-model forward (src/eval/forward.ts) on a generated Llama-shaped model, beside a
+// Benchmark of the streamed full-model forward (src/forward/forward.ts) on a generated Llama-shaped model, beside a
 // single large MatMul measured in the same run: tokens/s, achieved GFLOP/s of the decoder blocks and of the whole
 // forward, and their ratio to the MatMul rate. Prints a markdown table.
 //
@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { Engine, parseDevice } from '../src/engine/engine.js';
-import { embedTokens, headNll, runAllLayers } from '../src/eval/forward.js';
+import { embedTokens, headNll, runAllLayers } from '../src/forward/forward.js';
 import { ModelFolder } from '../src/model/model-folder.js';
 import { generateModel } from './gen-model.js';
 import { matmulRate } from './matmul-rate.js';

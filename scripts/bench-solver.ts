@@ -13,10 +13,10 @@ import { Command } from 'commander';
 import { cpus, loadavg } from 'node:os';
 import { Engine, ort, parseDevice } from '../src/engine/engine.js';
 import { GraphBuilder } from '../src/engine/graph-builder.js';
-import { HessianAccumulator } from '../src/prune/hessian.js';
-import { prepareHessian } from '../src/prune/cholesky.js';
-import { obsSolve } from '../src/prune/obs-solver.js';
-import type { PruneSpec } from '../src/prune/types.js';
+import { HessianAccumulator } from '../src/obs/hessian.js';
+import { prepareHessian } from '../src/obs/cholesky.js';
+import { obsSolve } from '../src/obs/obs-solver.js';
+import type { PruneSpec } from '../src/obs/types.js';
 
 /** Seeded N(0, 1) (xorshift32 + Box–Muller). */
 function normals(n: number, seed: number): Float32Array {

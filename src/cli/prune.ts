@@ -13,7 +13,7 @@ const CALIBRATION_FILE = 'calibration.safetensors';
 import { parseMethod, parseNM, parseSparsity, planLinears, PlanError, readRecipe, type LinearTask } from '../pipeline/prune-plan.js';
 import { pruneModel, type PruneJob, type QuantRequest } from '../pipeline/prune-model.js';
 import { checkQuantRequest, parseFormat } from '../export/quantized-export.js';
-import type { MaskRule, PruneSpec } from '../prune/types.js';
+import type { MaskRule, PruneSpec } from '../obs/types.js';
 import { Progress } from './progress.js';
 import { parseByteSize } from '../io/byte-size.js';
 import { evaluateDatasets } from './eval.js';

@@ -1,12 +1,12 @@
 // Perplexity the reference way (sparsegpt llama_eval / opt_eval, wanda eval_ppl): the token ids of the whole
 // evaluation text are cut into nsamples = floor(len / seqlen) chunks (the tail is dropped), every chunk runs through
-// the streamed full-model forward (src/eval/forward.ts), and ppl = exp(mean over chunks of the chunk's mean
+// the streamed full-model forward (src/forward/forward.ts), and ppl = exp(mean over chunks of the chunk's mean
 // next-token NLL). Chunks are processed in groups sized so that their hidden states fit a memory budget; a group
 // reads every layer's weights once.
 
 import type { Engine } from '../engine/engine.js';
 import type { ModelFolder } from '../model/model-folder.js';
-import { defaultBatch, forward } from './forward.js';
+import { defaultBatch, forward } from '../forward/forward.js';
 
 export class PerplexityError extends Error {
   constructor(detail: string) {

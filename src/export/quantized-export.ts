@@ -2,16 +2,16 @@
 //   dense               the dequantized ("fake-quantized") values in the source dtype, as the references save;
 //   gptq                GPTQ v1 tensors (qweight, qzeros, scales, g_idx) + quantization_config + quantize_config.json;
 //   compressed-tensors  pack-quantized tensors (weight_packed, weight_scale, [weight_zero_point], weight_shape).
-// Packing itself lives in src/quant/formats/; this module checks a request up front and writes one linear at a time.
+// Packing itself lives in src/formats/; this module checks a request up front and writes one linear at a time.
 
 import { fromFloat32, toFloat32, type DType } from '../io/dtype.js';
 import type { LinearSpec } from '../model/arch.js';
 import type { ModelFolder } from '../model/model-folder.js';
-import type { QuantResult } from '../prune/types.js';
-import { assertNoFormatErrors, checkExport } from '../quant/formats/format-validation.js';
-import { packGptq, gptqTensors, gptqQuantizationConfig, type GptqScaleDType } from '../quant/formats/gptq-format.js';
-import { compressedTensorsQuantizationConfig, compressedTensorsTensors, packCompressedTensors, type CtScaleDType } from '../quant/formats/compressed-tensors-format.js';
-import { QuantFormatError, type ActOrder, type QuantizedLinear, type QuantSpec as FormatSpec } from '../quant/formats/quantized-linear.js';
+import type { QuantResult } from '../obs/types.js';
+import { assertNoFormatErrors, checkExport } from '../formats/format-validation.js';
+import { packGptq, gptqTensors, gptqQuantizationConfig, type GptqScaleDType } from '../formats/gptq-format.js';
+import { compressedTensorsQuantizationConfig, compressedTensorsTensors, packCompressedTensors, type CtScaleDType } from '../formats/compressed-tensors-format.js';
+import { QuantFormatError, type ActOrder, type QuantizedLinear, type QuantSpec as FormatSpec } from '../formats/quantized-linear.js';
 import type { OutputFolder } from './output-folder.js';
 
 export const FORMATS = ['dense', 'gptq', 'compressed-tensors'] as const;

@@ -4,7 +4,7 @@
 // Tensors are then read one at a time by name across shards.
 //
 // Quantized and compressed folders (GPTQ, compressed-tensors pack-quantized / int-quantized, sparse-bitmask and
-// sparse-24-bitmask; see src/quant/formats/quantized-model.ts) are presented as the dense model they encode: a linear
+// sparse-24-bitmask; see src/formats/quantized-model.ts) are presented as the dense model they encode: a linear
 // stored as e.g. `X.qweight/qzeros/scales/g_idx` appears under its dense name `X.weight` (in `tensorNames`, `has`,
 // `info`), and reading it dequantizes that one linear then (nothing is expanded up front). The stored tensors behind
 // it are hidden from the dense view and reachable through `storedTensorNames` / `storedInfo` / `readStoredBytes`.
@@ -16,9 +16,9 @@ import { describeArchitecture, expectedTensors } from './registry.js';
 import { SafetensorsFile, type TensorInfo } from '../io/safetensors-reader.js';
 import { DTYPE_BYTES, fromFloat32, isFloatDType, type DType } from '../io/dtype.js';
 import { INDEX_FILE_NAME, SINGLE_FILE_NAME } from '../io/safetensors-writer.js';
-import { QuantFormatError } from '../quant/formats/quantized-linear.js';
-import { QuantizedModelReader, type LinearStorage, type QuantizationInfo, type StorageKind } from '../quant/formats/quantized-model.js';
-import type { TensorSource } from '../quant/formats/tensor-source.js';
+import { QuantFormatError } from '../formats/quantized-linear.js';
+import { QuantizedModelReader, type LinearStorage, type QuantizationInfo, type StorageKind } from '../formats/quantized-model.js';
+import type { TensorSource } from '../formats/tensor-source.js';
 
 export class ModelFolderError extends Error {
   constructor(readonly file: string, detail: string, readonly tensor?: string) {

@@ -7,22 +7,22 @@
 // Everything that is not a decoder-layer tensor (embeddings, final norm, lm_head, extras) is copied byte for byte.
 
 import pLimit from 'p-limit';
-import { BlockRunner, layerSlots } from '../engine/block-graph.js';
+import { BlockRunner, layerSlots } from '../forward/block-graph.js';
 import { Engine, type Device } from '../engine/engine.js';
 import type { LinearInput, LinearSpec } from '../model/arch.js';
 import { ModelFolder } from '../model/model-folder.js';
-import { concatSequences, defaultBatch, embedTokens, runLoadedLayer } from '../eval/forward.js';
+import { concatSequences, defaultBatch, embedTokens, runLoadedLayer } from '../forward/forward.js';
 import { runtimeVersions } from '../engine/versions.js';
-import { HessianAccumulator } from '../prune/hessian.js';
-import { prepareHessian, type PreparedHessian } from '../prune/cholesky.js';
+import { HessianAccumulator } from '../obs/hessian.js';
+import { prepareHessian, type PreparedHessian } from '../obs/cholesky.js';
 import { WandaStats } from '../prune/wanda-stats.js';
-import { transposeF32 } from '../prune/obs-kernels.js';
+import { transposeF32 } from '../obs/obs-kernels.js';
 import { sparsegptPrune } from '../prune/sparsegpt.js';
 import { wandaPrune } from '../prune/wanda.js';
 import { magnitudePrune } from '../prune/magnitude.js';
 import { gptqQuantize } from '../quant/gptq.js';
-import type { MaskRule, QuantResult, SolverResult } from '../prune/types.js';
-import type { QuantSpec } from '../prune/obs-solver.js';
+import type { MaskRule, QuantResult, SolverResult } from '../obs/types.js';
+import type { QuantSpec } from '../obs/obs-solver.js';
 import { fromFloat32, isFloatDType, toFloat32, type DType } from '../io/dtype.js';
 import { checkOutputPath, OutputFolder } from '../export/output-folder.js';
 import { checkOutputTarget, settleLeftovers } from '../export/output-guard.js';

@@ -4,7 +4,7 @@
 
 import { readFile } from 'node:fs/promises';
 import type { ArchSpec, LinearSpec } from '../model/arch.js';
-import type { MaskRule, PruneSpec } from '../prune/types.js';
+import type { MaskRule, PruneSpec } from '../obs/types.js';
 
 export const METHODS = ['sparsegpt', 'wanda', 'magnitude'] as const;
 export type Method = (typeof METHODS)[number];

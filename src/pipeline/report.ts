@@ -3,7 +3,7 @@
 
 import { holdsNM } from '../model/inspect.js';
 import type { RuntimeVersions } from '../engine/versions.js';
-import type { SolverResult } from '../prune/types.js';
+import type { SolverResult } from '../obs/types.js';
 import type { LinearTask, Method } from './prune-plan.js';
 
 export interface LinearReport {

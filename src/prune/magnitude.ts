@@ -3,10 +3,10 @@
 // (k + 1 plus ties, README §7.1), `exact`: exactly int(numel·S) smallest, ties to the lower (row, column) index.
 // N:M: the N smallest |W| of each group of M absolute columns.
 
-import { nmMaskByColumns } from './nm-mask.js';
+import { nmMaskByColumns } from '../obs/nm-mask.js';
 import { maskOnlyResult } from './mask-result.js';
-import { assertSparsity, markSmallest, pruneCount } from './select.js';
-import { assertFinite, assertLength, type MaskRule, type PruneSpec, type SolverResult } from './types.js';
+import { assertSparsity, markSmallest, pruneCount } from '../obs/select.js';
+import { assertFinite, assertLength, type MaskRule, type PruneSpec, type SolverResult } from '../obs/types.js';
 
 export interface MagnitudeOptions {
   readonly prune: PruneSpec;

@@ -1,7 +1,7 @@
 // The SolverResult of the update-free pruners (Wanda, magnitude): W with the mask applied, and per-row losses
 // Σ metric² over the pruned weights (the quantity each method's metric stands for).
 
-import type { SolverResult } from './types.js';
+import type { SolverResult } from '../obs/types.js';
 
 export function maskOnlyResult(W: Float32Array, rows: number, cols: number, mask: Uint8Array, metric: Float32Array, deadColumns: readonly number[], t0: number): SolverResult {
   const Wout = W.slice();

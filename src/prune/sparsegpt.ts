@@ -3,9 +3,9 @@
 // column loop (joint sparsity + quantization, `opt.py --wbits`). The column loop is the shared OBS solver.
 
 import type { Engine } from '../engine/engine.js';
-import type { FactorPrecision, PreparedHessian } from './cholesky.js';
-import { obsSolve, type QuantSpec } from './obs-solver.js';
-import type { MaskRule, PruneSpec, SolverResult } from './types.js';
+import type { FactorPrecision, PreparedHessian } from '../obs/cholesky.js';
+import { obsSolve, type QuantSpec } from '../obs/obs-solver.js';
+import type { MaskRule, PruneSpec, SolverResult } from '../obs/types.js';
 
 export interface SparseGPTOptions {
   readonly prune: PruneSpec;
@@ -25,7 +25,7 @@ export interface SparseGPTOptions {
 
 /**
  * Prunes W [rows, cols] (row-major; not modified) with the layer Hessian H [cols, cols] (not modified), or with a
- * PreparedHessian (src/prune/cholesky.ts) shared by the linears that see the same input.
+ * PreparedHessian (src/obs/cholesky.ts) shared by the linears that see the same input.
  */
 export function sparsegptPrune(engine: Engine, W: Float32Array, rows: number, cols: number, H: Float32Array | PreparedHessian, opts: SparseGPTOptions): Promise<SolverResult> {
   return obsSolve(engine, W, rows, cols, H, opts);

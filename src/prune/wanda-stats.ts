@@ -4,7 +4,7 @@
 // input sequentially over tokens in float32, so the sum of squares does the same: that reproduces the stored
 // `scaler_row` bit for bit. O(tokens·cols) per batch, so plain TS.
 
-import { SolverInputError } from './types.js';
+import { SolverInputError } from '../obs/types.js';
 
 export class WandaStats {
   /** [cols] float32: the reference's `scaler_row`. */

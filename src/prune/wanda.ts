@@ -3,10 +3,10 @@
 // reference's stable sort: ties to the lower column, the same under both mask rules). N:M: the N smallest of each
 // group of M absolute columns (a short last group: N of what is there under `reference`, refused under `exact`).
 
-import { nmMaskByColumns } from './nm-mask.js';
+import { nmMaskByColumns } from '../obs/nm-mask.js';
 import { maskOnlyResult } from './mask-result.js';
-import { assertSparsity, markSmallest, pruneCount } from './select.js';
-import { assertFinite, assertLength, SolverInputError, type MaskRule, type PruneSpec, type SolverResult } from './types.js';
+import { assertSparsity, markSmallest, pruneCount } from '../obs/select.js';
+import { assertFinite, assertLength, SolverInputError, type MaskRule, type PruneSpec, type SolverResult } from '../obs/types.js';
 
 export interface WandaOptions {
   readonly prune: PruneSpec;

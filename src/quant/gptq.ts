@@ -1,14 +1,14 @@
 // GPTQ (Frantar et al. 2023; IST-DASLab/gptq `fasterquant`) for one weight matrix: OBS-compensated rounding to a
 // 2–8-bit grid per output row or per group of columns, with act-order and static groups. It is the same solver as
-// SparseGPT (src/prune/obs-solver.ts: one Hessian, one inverse factor, one block loop) with quantization on and
+// SparseGPT (src/obs/obs-solver.ts: one Hessian, one inverse factor, one block loop) with quantization on and
 // pruning off. Group grids are taken at each group start from W as updated by earlier BLOCKS only (stale inside a
 // block, as the reference does: README §7.5); act-order groups are contiguous in the processing order (§7.7).
 
 import type { Engine } from '../engine/engine.js';
-import type { FactorPrecision, PreparedHessian } from '../prune/cholesky.js';
-import { obsSolve } from '../prune/obs-solver.js';
-import type { SolverResult, QuantResult } from '../prune/types.js';
-import type { QuantizerConfig } from './quantizer.js';
+import type { FactorPrecision, PreparedHessian } from '../obs/cholesky.js';
+import { obsSolve } from '../obs/obs-solver.js';
+import type { SolverResult, QuantResult } from '../obs/types.js';
+import type { QuantizerConfig } from '../obs/quant-grid.js';
 
 export interface GptqOptions extends QuantizerConfig {
   /** −1 (default): one grid per output row; else one per `groupsize` columns. */
@@ -29,7 +29,7 @@ export interface GptqResult extends SolverResult {
 
 /**
  * Quantizes W [rows, cols] (row-major; not modified) with the layer Hessian H [cols, cols] (not modified), or with a
- * PreparedHessian (src/prune/cholesky.ts) shared by the linears that see the same input.
+ * PreparedHessian (src/obs/cholesky.ts) shared by the linears that see the same input.
  */
 export async function gptqQuantize(engine: Engine, W: Float32Array, rows: number, cols: number, H: Float32Array | PreparedHessian, opts: GptqOptions): Promise<GptqResult> {
   const { groupsize = -1, actOrder = false, staticGroups = false, blocksize, percdamp, preserveMask, maxDampRetries, choleskyPrecision, ...quantizer } = opts;

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { TextTokenizer } from '../../src/calib/tokenizer.js';
 import { Engine } from '../../src/engine/engine.js';
-import { forward } from '../../src/eval/forward.js';
+import { forward } from '../../src/forward/forward.js';
 import { ModelFolder } from '../../src/model/model-folder.js';
 import { REPO_ROOT, modelDir, sharedPath } from '../shared-data.js';
 

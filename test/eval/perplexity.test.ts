@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Engine } from '../../src/engine/engine.js';
-import { forward } from '../../src/eval/forward.js';
+import { forward } from '../../src/forward/forward.js';
 import { chunkCount, perplexity, PerplexityError } from '../../src/eval/perplexity.js';
 import { ModelFolder } from '../../src/model/model-folder.js';
 import { modelDir } from '../shared-data.js';

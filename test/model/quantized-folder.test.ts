@@ -17,10 +17,10 @@ import { formatInspect, inspectModel, type InspectReport, type LinearReport } fr
 import { writeSafetensorsFile, type TensorToWrite } from '../../src/io/safetensors-writer.js';
 import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits, toFloat32 } from '../../src/io/dtype.js';
 import type { LinearSpec } from '../../src/model/arch.js';
-import { gptqQuantizationConfig, gptqTensors, packGptq } from '../../src/quant/formats/gptq-format.js';
-import { compressedTensorsQuantizationConfig, compressedTensorsTensors, packCompressedTensors } from '../../src/quant/formats/compressed-tensors-format.js';
-import { packSparse24Bitmask, packSparseBitmask } from '../../src/quant/formats/sparse-bitmask-format.js';
-import type { EncodedTensor, QuantizedLinear } from '../../src/quant/formats/quantized-linear.js';
+import { gptqQuantizationConfig, gptqTensors, packGptq } from '../../src/formats/gptq-format.js';
+import { compressedTensorsQuantizationConfig, compressedTensorsTensors, packCompressedTensors } from '../../src/formats/compressed-tensors-format.js';
+import { packSparse24Bitmask, packSparseBitmask } from '../../src/formats/sparse-bitmask-format.js';
+import type { EncodedTensor, QuantizedLinear } from '../../src/formats/quantized-linear.js';
 import { REPO_ROOT, modelDir, sharedPath } from '../shared-data.js';
 import { tempDir } from '../io/st-bytes.js';
 import { TINY_GPT2, writeTinyModel } from './tiny-model.js';

@@ -8,8 +8,8 @@ import { Engine } from '../../src/engine/engine.js';
 import { sparsegptPrune } from '../../src/prune/sparsegpt.js';
 import { wandaPrune } from '../../src/prune/wanda.js';
 import { magnitudePrune } from '../../src/prune/magnitude.js';
-import { SolverInputError } from '../../src/prune/types.js';
-import { normals, randomHessian } from './plain-linalg.js';
+import { SolverInputError } from '../../src/obs/types.js';
+import { normals, randomHessian } from '../obs/plain-linalg.js';
 
 const engine = new Engine('cpu');
 

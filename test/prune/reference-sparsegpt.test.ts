@@ -6,9 +6,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Engine } from '../../src/engine/engine.js';
-import { HessianAccumulator } from '../../src/prune/hessian.js';
-import { fixDeadColumns, inverseHessianFactor } from '../../src/prune/cholesky.js';
-import { obsSolve, type ObsSolveOptions } from '../../src/prune/obs-solver.js';
+import { HessianAccumulator } from '../../src/obs/hessian.js';
+import { fixDeadColumns, inverseHessianFactor } from '../../src/obs/cholesky.js';
+import { obsSolve, type ObsSolveOptions } from '../../src/obs/obs-solver.js';
 import { sparsegptPrune } from '../../src/prune/sparsegpt.js';
 import { casesOf, countDifferent, maxAbs, maxAbsDiff, openCase, pruneSpecOf } from './reference-vectors.js';
 

@@ -5,7 +5,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { SafetensorsFile } from '../../src/io/safetensors-reader.js';
 import { sharedPath } from '../shared-data.js';
-import type { PruneSpec } from '../../src/prune/types.js';
+import type { PruneSpec } from '../../src/obs/types.js';
 
 export const SOLVER_DIR = (): string => sharedPath('reference', 'solver');
 

@@ -7,9 +7,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Engine } from '../../src/engine/engine.js';
-import { fixDeadColumns, inverseHessianFactor } from '../../src/prune/cholesky.js';
+import { fixDeadColumns, inverseHessianFactor } from '../../src/obs/cholesky.js';
 import { gptqQuantize } from '../../src/quant/gptq.js';
-import { dequant } from '../../src/quant/quantizer.js';
+import { dequant } from '../../src/obs/quant-grid.js';
 import { casesOf, countDifferent, maxAbs, maxAbsDiff, openCase, rowSums } from '../prune/reference-vectors.js';
 
 const engine = new Engine('cpu');

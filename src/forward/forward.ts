@@ -4,9 +4,9 @@
 // next-token negative log-likelihood without ever holding [tokens, vocab] logits. Held in memory: the hidden states
 // of all sequences (nseq × T × hidden float32), one layer's weights, and the embedding / lm_head matrix while used.
 
-import { BlockRunner, layerSlots, type LayerWeights } from '../engine/block-graph.js';
+import { BlockRunner, layerSlots, type LayerWeights } from './block-graph.js';
 import type { Engine } from '../engine/engine.js';
-import { RunningLse, runFinalNorm, runLmHeadChunk } from '../engine/head-graph.js';
+import { RunningLse, runFinalNorm, runLmHeadChunk } from './head-graph.js';
 import type { ArchSpec } from '../model/arch.js';
 import type { ModelFolder } from '../model/model-folder.js';
 

@@ -15,11 +15,11 @@
 
 import { Engine, f32 } from '../engine/engine.js';
 import { GraphBuilder } from '../engine/graph-builder.js';
-import { assertQuantizerConfig, findParams, maxQ, type QuantGrid, type QuantizerConfig } from '../quant/quantizer.js';
+import { assertQuantizerConfig, findParams, maxQ, type QuantGrid, type QuantizerConfig } from './quant-grid.js';
 import { deadColumnsOf, inverseHessianFactor, type FactorPrecision, type PreparedHessian } from './cholesky.js';
 import { assertNM, assertNMGroups, pickNSmallest } from './nm-mask.js';
 import { applyChunk, copyTransposedBlock, emitColumn, selectBlockUnstructured, transposeF32, transposeU8, zeroWhere } from './obs-kernels.js';
-import { runInto } from './run-into.js';
+import { runInto } from '../engine/run-into.js';
 import { assertSparsity, pruneCount } from './select.js';
 import { assertFinite, assertLength, SolverInputError, type MaskRule, type PruneSpec, type QuantResult, type SolverResult } from './types.js';
 

@@ -3,7 +3,7 @@
 // Every step is float32 as torch does it (Math.fround after each operation, the quotient before rounding) and
 // rounding is half-to-even (torch.round), README §7.6: a float64 quotient or JS Math.round flips codes at ±7.5 ties.
 
-import { SolverInputError } from '../prune/types.js';
+import { SolverInputError } from './types.js';
 
 export interface QuantizerConfig {
   readonly bits: number;

@@ -5,8 +5,8 @@
 
 import type { ArchSpec } from '../model/arch.js';
 import { addNorm } from './block-graph.js';
-import { Engine, f32, i64, type Feeds } from './engine.js';
-import { GraphBuilder } from './graph-builder.js';
+import { Engine, f32, i64, type Feeds } from '../engine/engine.js';
+import { GraphBuilder } from '../engine/graph-builder.js';
 
 /** Final norm weights (bias for LayerNorm architectures). */
 export interface NormWeights {

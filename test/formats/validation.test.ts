@@ -4,8 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   assertNoFormatErrors, checkExport, checkLinear, checkSpec,
-} from '../../src/quant/formats/format-validation.js';
-import { QuantFormatError, type QuantSpec } from '../../src/quant/formats/quantized-linear.js';
+} from '../../src/formats/format-validation.js';
+import { QuantFormatError, type QuantSpec } from '../../src/formats/quantized-linear.js';
 
 const spec = (o: Partial<QuantSpec> = {}): QuantSpec => ({ bits: 4, groupSize: 128, sym: true, actOrder: 'none', ...o });
 

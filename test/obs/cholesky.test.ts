@@ -4,12 +4,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Engine } from '../../src/engine/engine.js';
-import { baseInverseFactor, dampingOf, fixDeadColumns, inverseHessianFactor, prepareHessian } from '../../src/prune/cholesky.js';
+import { baseInverseFactor, dampingOf, fixDeadColumns, inverseHessianFactor, prepareHessian } from '../../src/obs/cholesky.js';
 import { gptqQuantize } from '../../src/quant/gptq.js';
 import { sparsegptPrune } from '../../src/prune/sparsegpt.js';
-import { SolverInputError } from '../../src/prune/types.js';
+import { SolverInputError } from '../../src/obs/types.js';
 import { normals, randomHessian, referenceInverseFactor } from './plain-linalg.js';
-import { countDifferent, maxAbs, maxAbsDiff } from './reference-vectors.js';
+import { countDifferent, maxAbs, maxAbsDiff } from '../prune/reference-vectors.js';
 
 const engine = new Engine('cpu');
 

@@ -21,7 +21,7 @@
 // `weight_shape` is written as I64: compressed-tensors builds it with `torch.tensor(weight.shape)` (int64) and
 // vLLM declares it int64; I32 is accepted when reading.
 
-import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../../io/dtype.js';
+import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../io/dtype.js';
 import { denseWords, packDense, paddedWords, unpackDense, unpackPadded, type PackAxis } from './bit-packing.js';
 import {
   QuantFormatError, bytesOf, checkQuantizedLinear, groupCount, isTrivialGIdx, trivialGIdx,

@@ -3,8 +3,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { kthSmallestNonNegative, selectBlockUnstructured } from '../../src/prune/obs-kernels.js';
-import { markSmallest, pruneCount } from '../../src/prune/select.js';
+import { kthSmallestNonNegative, selectBlockUnstructured } from '../../src/obs/obs-kernels.js';
+import { markSmallest, pruneCount } from '../../src/obs/select.js';
 import { normals } from './plain-linalg.js';
 
 const fr = Math.fround;

@@ -5,7 +5,7 @@
 
 import { f32, type Engine } from '../engine/engine.js';
 import { GraphBuilder } from '../engine/graph-builder.js';
-import { runInto } from './run-into.js';
+import { runInto } from '../engine/run-into.js';
 import { SolverInputError } from './types.js';
 
 export class HessianAccumulator {

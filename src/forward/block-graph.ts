@@ -13,8 +13,8 @@
 
 import { createHash } from 'node:crypto';
 import type { ArchSpec, LayerSpec, LinearInput, LinearRole, LinearSpec, NormSpec } from '../model/arch.js';
-import { Engine, f32, type Feeds } from './engine.js';
-import { GraphBuilder } from './graph-builder.js';
+import { Engine, f32, type Feeds } from '../engine/engine.js';
+import { GraphBuilder } from '../engine/graph-builder.js';
 import { ropeTables } from './rope.js';
 
 /** One layer's tensors by their full names (as in the safetensors files), in stored layout, float32. */

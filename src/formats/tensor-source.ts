@@ -2,8 +2,8 @@
 // shards, a single safetensors file, or tensors held in memory), with typed read helpers that check dtypes and
 // name the tensor when one is wrong.
 
-import { toFloat32, viewAs, type DType } from '../../io/dtype.js';
-import type { SafetensorsFile } from '../../io/safetensors-reader.js';
+import { toFloat32, viewAs, type DType } from '../io/dtype.js';
+import type { SafetensorsFile } from '../io/safetensors-reader.js';
 import { QuantFormatError, type EncodedTensor } from './quantized-linear.js';
 
 /**

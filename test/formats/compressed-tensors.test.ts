@@ -8,9 +8,9 @@ import { viewAs } from '../../src/io/dtype.js';
 import {
   compressedTensorsQuantizationConfig, compressedTensorsTensors, dequantizeSignedWeight, packCompressedTensors,
   unpackCompressedTensors, type CtStoredLinear,
-} from '../../src/quant/formats/compressed-tensors-format.js';
-import { dequantizeCodes, type QuantizedLinear } from '../../src/quant/formats/quantized-linear.js';
-import { randomLinear, w32 } from './formats-fixtures.test.js';
+} from '../../src/formats/compressed-tensors-format.js';
+import { dequantizeCodes, type QuantizedLinear } from '../../src/formats/quantized-linear.js';
+import { randomLinear, w32 } from './fixtures.test.js';
 
 function ql(rows: number, cols: number, bits: number, codes: number[], o: Partial<QuantizedLinear> = {}): QuantizedLinear {
   const groupSize = o.groupSize ?? -1;

@@ -1,10 +1,10 @@
-// Rotary tables (src/engine/rope.ts) against the float64 reference inv_freq of test/reference-forward.ts and
+// Rotary tables (src/forward/rope.ts) against the float64 reference inv_freq of test/reference-forward.ts and
 // hand-computed values, for the default, linear and Llama 3.1 scalings (tolerance: a few float32 ulps, as the
 // tables follow HF's float32 steps).
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ropeInvFreq, ropeTables, type RopePositions } from '../../src/engine/rope.js';
+import { ropeInvFreq, ropeTables, type RopePositions } from '../../src/forward/rope.js';
 import type { ArchSpec } from '../../src/model/arch.js';
 import { referenceInvFreq } from '../reference-forward.js';
 

@@ -1,8 +1,8 @@
 // Runs a cached engine graph with caller-owned output buffers (ORT pre-allocated fetches), so the solvers' large
 // per-call results (a Hessian, an inter-block update) land in reused typed arrays instead of fresh allocations.
 
-import { ort, type Engine, type Feeds } from '../engine/engine.js';
-import type { GraphBuilder } from '../engine/graph-builder.js';
+import { ort, type Engine, type Feeds } from './engine.js';
+import type { GraphBuilder } from './graph-builder.js';
 
 export interface OutputBuffer {
   readonly data: Float32Array;

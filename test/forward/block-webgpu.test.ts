@@ -4,15 +4,15 @@
 
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { BlockRunner } from '../../src/engine/block-graph.js';
+import { BlockRunner } from '../../src/forward/block-graph.js';
 import { Engine } from '../../src/engine/engine.js';
-import { forward, readLayerWeights } from '../../src/eval/forward.js';
+import { forward, readLayerWeights } from '../../src/forward/forward.js';
 import type { LinearInput } from '../../src/model/arch.js';
 import { ModelFolder } from '../../src/model/model-folder.js';
 import type { GenerateOptions } from '../../scripts/gen-model.js';
 import { referenceForward } from '../reference-forward.js';
 import { modelDir } from '../shared-data.js';
-import { allTensors, maxAbsDiff, tempModel, tokenIds } from './helpers.js';
+import { allTensors, maxAbsDiff, tempModel, tokenIds } from '../engine/helpers.js';
 
 const TOL = 1e-4;
 const REQUIRED = process.env['TOPIARY_REQUIRE_WEBGPU'] === '1';

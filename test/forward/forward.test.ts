@@ -1,4 +1,4 @@
-// Parity of the ONNX block graphs and the streamed forward (src/engine/block-graph.ts, src/eval/forward.ts) with
+// Parity of the ONNX block graphs and the streamed forward (src/forward/block-graph.ts, src/forward/forward.ts) with
 // (a) the published stories260K reference logits and (b) the float64 plain-loop reference (test/reference-forward.ts)
 // on llama2-tiny-random and on generated tiny models of every architecture: logits, per-token NLL, and the linear
 // inputs the pruning pipeline captures.
@@ -6,15 +6,15 @@
 import { readFile } from 'node:fs/promises';
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { BlockRunner } from '../../src/engine/block-graph.js';
+import { BlockRunner } from '../../src/forward/block-graph.js';
 import { Engine } from '../../src/engine/engine.js';
-import { forward, readLayerWeights } from '../../src/eval/forward.js';
+import { forward, readLayerWeights } from '../../src/forward/forward.js';
 import type { LinearInput } from '../../src/model/arch.js';
 import { ModelFolder } from '../../src/model/model-folder.js';
 import type { GenerateOptions } from '../../scripts/gen-model.js';
 import { referenceForward, referenceNll } from '../reference-forward.js';
 import { modelDir } from '../shared-data.js';
-import { allTensors, maxAbs, maxAbsDiff, tempModel, tokenIds } from './helpers.js';
+import { allTensors, maxAbs, maxAbsDiff, tempModel, tokenIds } from '../engine/helpers.js';
 
 const TOL = 1e-4;
 

@@ -5,10 +5,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   findSparseTensors, packSparse24Bitmask, packSparseBitmask, readSparseWeight,
-} from '../../src/quant/formats/sparse-bitmask-format.js';
-import { InMemoryTensorSource } from '../../src/quant/formats/tensor-source.js';
+} from '../../src/formats/sparse-bitmask-format.js';
+import { InMemoryTensorSource } from '../../src/formats/tensor-source.js';
 import { f32ToF16Bits } from '../../src/io/dtype.js';
-import { tensor } from './formats-fixtures.test.js';
+import { tensor } from './fixtures.test.js';
 
 // 3 × 10: row 0 keeps columns 1, 4, 9; row 1 is empty; row 2 keeps 0, 7, 8.
 const DENSE_3x10 = [

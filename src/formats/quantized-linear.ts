@@ -6,7 +6,7 @@
 // with scale and zero per (output row, group) and g_idx[c] the group of input column c. Symmetric quantization
 // fixes zero = 2^(bits−1) (GPTQ: `zero = (maxq + 1) / 2`).
 
-import type { DType } from '../../io/dtype.js';
+import type { DType } from '../io/dtype.js';
 
 /** A format cannot hold what was asked, or stored tensors are inconsistent; names the tensor or setting. */
 export class QuantFormatError extends Error {

@@ -13,8 +13,8 @@
 // sparse-24-bitmask sparsity formats, alone or stacked on int-quantized (compressed-tensors-format.ts,
 // sparse-bitmask-format.ts). float-quantized (FP8), marlin-24 and the nvfp4/mxfp4 formats are refused by name.
 
-import type { Matrix } from '../../engine/matrix.js';
-import { isFloatDType } from '../../io/dtype.js';
+import type { Matrix } from './matrix.js';
+import { isFloatDType } from '../io/dtype.js';
 import { dequantizeSignedWeight, unpackCompressedTensors, type CtStoredLinear } from './compressed-tensors-format.js';
 import { unpackGptq, type GptqCheckpointFormat } from './gptq-format.js';
 import { QuantFormatError, dequantizeCodes, type ActOrder } from './quantized-linear.js';

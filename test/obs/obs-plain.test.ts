@@ -7,11 +7,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Engine } from '../../src/engine/engine.js';
-import { fixDeadColumns, inverseHessianFactor } from '../../src/prune/cholesky.js';
-import { obsSolve, type ObsSolveOptions } from '../../src/prune/obs-solver.js';
-import { findParams } from '../../src/quant/quantizer.js';
+import { fixDeadColumns, inverseHessianFactor } from '../../src/obs/cholesky.js';
+import { obsSolve, type ObsSolveOptions } from '../../src/obs/obs-solver.js';
+import { findParams } from '../../src/obs/quant-grid.js';
 import { normals, randomHessian } from './plain-linalg.js';
-import { countDifferent, maxAbs, maxAbsDiff } from './reference-vectors.js';
+import { countDifferent, maxAbs, maxAbsDiff } from '../prune/reference-vectors.js';
 
 const fr = Math.fround;
 const engine = new Engine('cpu');

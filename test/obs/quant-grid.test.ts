@@ -4,12 +4,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Engine } from '../../src/engine/engine.js';
-import { dequant, findParams, quantCode, roundHalfEven } from '../../src/quant/quantizer.js';
+import { dequant, findParams, quantCode, roundHalfEven } from '../../src/obs/quant-grid.js';
 import { gptqQuantize } from '../../src/quant/gptq.js';
 import { magnitudePrune } from '../../src/prune/magnitude.js';
 import { sparsegptPrune } from '../../src/prune/sparsegpt.js';
-import { SolverInputError } from '../../src/prune/types.js';
-import { normals, randomHessian } from '../prune/plain-linalg.js';
+import { SolverInputError } from '../../src/obs/types.js';
+import { normals, randomHessian } from './plain-linalg.js';
 
 const engine = new Engine('cpu');
 

@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SafetensorsFile } from '../../src/io/safetensors-reader.js';
 import type { DType } from '../../src/io/dtype.js';
-import type { EncodedTensor, QuantizedLinear } from '../../src/quant/formats/quantized-linear.js';
+import type { EncodedTensor, QuantizedLinear } from '../../src/formats/quantized-linear.js';
 
 /** mulberry32: small deterministic PRNG for test data. */
 export function rng(seed: number): () => number {

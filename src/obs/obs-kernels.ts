@@ -1,4 +1,4 @@
-// The tight typed-array kernels of the OBS block loop (src/prune/obs-solver.ts): column emit (mask, quantize, error,
+// The tight typed-array kernels of the OBS block loop (src/obs/obs-solver.ts): column emit (mask, quantize, error,
 // loss), the in-block rank-1 updates, the block mask (scores + radix select), and the copies and transposes around
 // the engine GEMMs.
 // Small standalone functions so V8 optimizes each loop on its own. Float32 semantics as torch's: every product
@@ -8,7 +8,7 @@
 // order, fround(fround(w − fround(e_i·h_ij)) − …): exactly the sequence of the reference's per-column
 // `W1[:, i:] -= err1 ⊗ Hinv1[i, i:]`, with one pass over W1[:, j] instead of k.
 
-import { dequant, quantCode } from '../quant/quantizer.js';
+import { dequant, quantCode } from './quant-grid.js';
 
 const fr = Math.fround;
 
@@ -109,7 +109,7 @@ export function copyTransposedBlock(U: Float32Array, cols: number, i1: number, c
 
 /**
  * The unstructured mask of one block: scores w²/U_jj² (block layout, `scores` [count·rows]) and mask1 = 1 for the
- * pruned entries, by `markSmallest`'s rules (src/prune/select.ts) over the rows × count block in row-major (r, j)
+ * pruned entries, by `markSmallest`'s rules (src/obs/select.ts) over the rows × count block in row-major (r, j)
  * order: `reference` prunes every score <= the k-th smallest (k + 1 plus ties), `exact` the k smallest with ties
  * broken by the lower row-major index. The k-th value comes from a two-pass radix select on the float32 bits
  * (scores are ≥ 0, so their bit patterns sort as the values do), so no row-major copy or comparison sort is needed.

@@ -12,7 +12,7 @@
 // GPTQModel's internal "gptq_v2" stores zeros without the −1 (`convert_gptq_v2_to_v1_format`); it is read here, not
 // written. 3-bit (32 values in 3 words) is not supported yet.
 
-import { f16BitsToF32, f32ToBf16Bits, f32ToF16Bits, bf16BitsToF32 } from '../../io/dtype.js';
+import { f16BitsToF32, f32ToBf16Bits, f32ToF16Bits, bf16BitsToF32 } from '../io/dtype.js';
 import { packDense, unpackDense } from './bit-packing.js';
 import {
   QuantFormatError, bytesOf, checkQuantizedLinear, groupCount, isTrivialGIdx, trivialGIdx,

@@ -6,9 +6,9 @@ import assert from 'node:assert/strict';
 import { viewAs } from '../../src/io/dtype.js';
 import {
   gptqQuantizationConfig, gptqSafetensorsMetadata, gptqTensors, packGptq, unpackGptq,
-} from '../../src/quant/formats/gptq-format.js';
-import { QuantFormatError, dequantizeCodes, type QuantizedLinear } from '../../src/quant/formats/quantized-linear.js';
-import { randomLinear, w32 } from './formats-fixtures.test.js';
+} from '../../src/formats/gptq-format.js';
+import { QuantFormatError, dequantizeCodes, type QuantizedLinear } from '../../src/formats/quantized-linear.js';
+import { randomLinear, w32 } from './fixtures.test.js';
 
 /** codes[o][i] = f(o, i) for an [out, in] linear. */
 function codesOf(rows: number, cols: number, f: (o: number, i: number) => number): Uint8Array {

@@ -1,12 +1,12 @@
-// The chunked lm_head (src/engine/head-graph.ts) against a plain float64 computation: per-chunk log-sum-exp and
+// The chunked lm_head (src/forward/head-graph.ts) against a plain float64 computation: per-chunk log-sum-exp and
 // picked logits with a bias, the running combination across uneven chunks, and the forward's input checks.
 
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { Engine } from '../../src/engine/engine.js';
-import { RunningLse, runLmHeadChunk } from '../../src/engine/head-graph.js';
-import { forward } from '../../src/eval/forward.js';
-import { maxAbsDiff, tempModel } from './helpers.js';
+import { RunningLse, runLmHeadChunk } from '../../src/forward/head-graph.js';
+import { forward } from '../../src/forward/forward.js';
+import { maxAbsDiff, tempModel } from '../engine/helpers.js';
 
 function lcg(seed: number): () => number {
   let s = seed >>> 0;

@@ -11,13 +11,13 @@ import { f16BitsToF32, f32ToF16Bits } from '../../src/io/dtype.js';
 import { SafetensorsFile } from '../../src/io/safetensors-reader.js';
 import {
   compressedTensorsQuantizationConfig, compressedTensorsTensors, compressedTensorsWeightArgs, packCompressedTensors,
-} from '../../src/quant/formats/compressed-tensors-format.js';
-import { gptqQuantizationConfig, gptqTensors, packGptq } from '../../src/quant/formats/gptq-format.js';
-import { dequantizeCodes, type QuantizedLinear } from '../../src/quant/formats/quantized-linear.js';
-import { QuantizedModelReader, describeQuantization, parseQuantizationInfo } from '../../src/quant/formats/quantized-model.js';
-import { InMemoryTensorSource, safetensorsTensorSource } from '../../src/quant/formats/tensor-source.js';
+} from '../../src/formats/compressed-tensors-format.js';
+import { gptqQuantizationConfig, gptqTensors, packGptq } from '../../src/formats/gptq-format.js';
+import { dequantizeCodes, type QuantizedLinear } from '../../src/formats/quantized-linear.js';
+import { QuantizedModelReader, describeQuantization, parseQuantizationInfo } from '../../src/formats/quantized-model.js';
+import { InMemoryTensorSource, safetensorsTensorSource } from '../../src/formats/tensor-source.js';
 import { modelDir } from '../shared-data.js';
-import { randomLinear, tensor, w32, writeSafetensorsFile } from './formats-fixtures.test.js';
+import { randomLinear, tensor, w32, writeSafetensorsFile } from './fixtures.test.js';
 
 test('detection: none, gptq (config.json or quantize_config.json), compressed-tensors (current and legacy), refusals', () => {
   assert.deepEqual(parseQuantizationInfo({ model_type: 'llama' }), { method: 'none' });
