@@ -4,7 +4,7 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { EvalRecord } from '../src/cli/eval.js';
+import type { EvalRecord } from '../src/eval/eval-record.js';
 
 const REQUIRED: readonly (keyof EvalRecord)[] = ['model', 'dataset', 'seqlen', 'nsamples', 'ppl', 'seconds', 'tokens_per_s', 'device', 'versions'];
 

@@ -9,28 +9,11 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { KNOWN_CORPORA, openCorpus } from '../calib/corpora.js';
 import { TextTokenizer } from '../calib/tokenizer.js';
 import { Engine, parseDevice } from '../engine/engine.js';
-import { runtimeVersions, type RuntimeVersions } from '../engine/versions.js';
+import { runtimeVersions } from '../engine/versions.js';
+import type { EvalRecord } from '../eval/eval-record.js';
 import { checkSeqlen, PerplexityError, perplexity, planChunks } from '../eval/perplexity.js';
 import { ModelFolder } from '../model/model-folder.js';
 import { formatSeconds, Progress } from './progress.js';
-
-/** The record --json writes (one per run). */
-export interface EvalRecord {
-  readonly model: string;
-  readonly model_path: string;
-  readonly dataset: string;
-  readonly seqlen: number;
-  readonly nsamples: number;
-  readonly ppl: number;
-  readonly mean_nll: number;
-  /** Forward seconds (tokenization excluded; see tokenize_seconds). */
-  readonly seconds: number;
-  readonly tokens_per_s: number;
-  readonly tokenize_seconds: number;
-  readonly device: string;
-  readonly versions: RuntimeVersions;
-  readonly date: string;
-}
 
 export interface EvalFlags {
   dataset: string;
