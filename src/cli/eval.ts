@@ -12,6 +12,7 @@ import { Engine, parseDevice } from '../engine/engine.js';
 import { runtimeVersions } from '../engine/versions.js';
 import type { EvalRecord } from '../eval/eval-record.js';
 import { checkSeqlen, PerplexityError, perplexity, planChunks } from '../eval/perplexity.js';
+import { modelArgument } from './model-arg.js';
 import { ModelFolder } from '../model/model-folder.js';
 import { formatSeconds, Progress } from './progress.js';
 
@@ -37,7 +38,7 @@ export function register(program: Command): void {
   program
     .command('eval')
     .description('Perplexity of a model on an evaluation corpus (WikiText-2, PTB, C4 as the SparseGPT/Wanda papers build them).')
-    .argument('<model>', 'local model folder (config.json, safetensors, tokenizer.json)')
+    .argument('<model>', 'model folder (config.json, safetensors, tokenizer.json) or Hub id org/name[@revision]')
     .requiredOption('--dataset <name>', `evaluation corpus: ${KNOWN_CORPORA.join(', ')} (.txt, .jsonl, .jsonl.gz)`)
     .option('--seqlen <n>', 'tokens per chunk (default: min(2048, max_position_embeddings))')
     .option('--nsamples <n>', 'evaluate at most this many chunks (default: all, floor(tokens / seqlen))')
@@ -77,7 +78,7 @@ export async function runEval(model: string, flags: EvalFlags): Promise<EvalReco
     throw new PerplexityError(`--json ${flags.json}: folder ${dirname(resolve(flags.json))} does not exist`);
   }
   const corpus = openCorpus(flags.dataset, flags.dataDir !== undefined ? { dataDir: flags.dataDir } : {});
-  const folder = await ModelFolder.open(model);
+  const folder = await ModelFolder.open(await modelArgument(model));
   try {
     const seqlen = seqlenFlag ?? Math.min(2048, folder.arch.maxPositions);
     checkSeqlen(seqlen, folder.arch.maxPositions);

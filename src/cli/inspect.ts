@@ -5,15 +5,16 @@
 import type { Command } from 'commander';
 import { ModelFolder } from '../model/model-folder.js';
 import { formatInspect, inspectModel } from '../model/inspect.js';
+import { modelArgument } from './model-arg.js';
 
 export function register(program: Command): void {
   program
     .command('inspect')
     .description('Describe a model folder: architecture, parameters by kind, dtypes, shards, per-linear sparsity and 2:4 / 4:8 patterns, and the quantization of GPTQ / compressed-tensors folders.')
-    .argument('<model>', 'local model folder (config.json + safetensors; dense, GPTQ or compressed-tensors)')
+    .argument('<model>', 'model folder (config.json + safetensors; dense, GPTQ or compressed-tensors) or Hub id org/name[@revision]')
     .option('--json', 'print one JSON record instead of tables')
     .action(async (model: string, opts: { json?: boolean }) => {
-      const folder = await ModelFolder.open(model);
+      const folder = await ModelFolder.open(await modelArgument(model));
       try {
         const report = await inspectModel(folder);
         process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatInspect(report));

@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { parseDevice } from '../engine/engine.js';
+import { modelArgument } from './model-arg.js';
 import { ModelFolder } from '../model/model-folder.js';
 import { buildCalibration, loadCalibrationTokens } from '../calib/calibration.js';
 import { copyFile } from 'node:fs/promises';
@@ -84,7 +85,7 @@ function addCommonOptions(cmd: Command): Command {
 }
 
 /** Validates everything that can be checked without loading weights; returns the job (minus the plan). */
-async function buildJob(modelDir: string, f: CommonFlags, tasksFor: (folder: ModelFolder) => LinearTask[], maskRule: MaskRule): Promise<{ job: PruneJob; evalSets: string[] }> {
+async function buildJob(modelArg: string, f: CommonFlags, tasksFor: (folder: ModelFolder) => LinearTask[], maskRule: MaskRule): Promise<{ job: PruneJob; evalSets: string[] }> {
   if (!f.out) throw new PlanError('--out DIR is required (the folder the result is written to)');
   const device = parseDevice(f.device);
   const nsamples = int(f.nsamples, '--nsamples', 1);
@@ -106,6 +107,7 @@ async function buildJob(modelDir: string, f: CommonFlags, tasksFor: (folder: Mod
   const evalSets = f.eval ? f.eval.split(',').map((s) => s.trim()).filter(Boolean) : [];
 
   // Model-dependent checks, before any heavy work.
+  const modelDir = await modelArgument(modelArg, Boolean(f.quiet));
   const folder = await ModelFolder.open(modelDir);
   let tasks: LinearTask[];
   let seqlen: number;
