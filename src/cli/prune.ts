@@ -13,7 +13,7 @@ import { copyFile } from 'node:fs/promises';
 const CALIBRATION_FILE = 'calibration.safetensors';
 import { parseMethod, parseNM, parseSparsity, planLinears, PlanError, readRecipe, type LinearTask } from '../pipeline/prune-plan.js';
 import { pruneModel, type PruneJob, type QuantRequest } from '../pipeline/prune-model.js';
-import { checkQuantRequest, parseFormat } from '../export/quantized-export.js';
+import { checkFusedGroups, checkQuantRequest, parseFormat } from '../export/quantized-export.js';
 import type { MaskRule, PruneSpec } from '../obs/types.js';
 import { Progress } from './progress.js';
 import { parseByteSize } from '../io/byte-size.js';
@@ -49,6 +49,7 @@ interface PruneFlags extends CommonFlags {
   nm?: string;
   maskRule: string;
   ignore?: string;
+  quantIgnore?: string;
   recipe?: string;
 }
 
@@ -85,7 +86,20 @@ function addCommonOptions(cmd: Command): Command {
 }
 
 /** Validates everything that can be checked without loading weights; returns the job (minus the plan). */
-async function buildJob(modelArg: string, f: CommonFlags, tasksFor: (folder: ModelFolder) => LinearTask[], maskRule: MaskRule): Promise<{ job: PruneJob; evalSets: string[] }> {
+/** A linear kept out of quantization, by weight name, and the flag that said so (for messages). */
+interface QuantExclusion {
+  readonly flag: string;
+  readonly test: (weightName: string) => boolean;
+}
+
+const NO_EXCLUSION: QuantExclusion = { flag: '', test: () => false };
+
+function regexFlag(flag: string, value: string | undefined): RegExp | null {
+  if (value === undefined) return null;
+  try { return new RegExp(value); } catch (e) { throw new PlanError(`${flag} ${value}: ${(e as Error).message}`); }
+}
+
+async function buildJob(modelArg: string, f: CommonFlags, tasksFor: (folder: ModelFolder) => LinearTask[], maskRule: MaskRule, exclusion: QuantExclusion = NO_EXCLUSION): Promise<{ job: PruneJob; evalSets: string[] }> {
   if (!f.out) throw new PlanError('--out DIR is required (the folder the result is written to)');
   const device = parseDevice(f.device);
   const nsamples = int(f.nsamples, '--nsamples', 1);
@@ -116,13 +130,17 @@ async function buildJob(modelArg: string, f: CommonFlags, tasksFor: (folder: Mod
     seqlen = f.seqlen === undefined ? Math.min(2048, arch.maxPositions) : int(f.seqlen, '--seqlen', 1);
     if (seqlen > arch.maxPositions) throw new PlanError(`--seqlen ${seqlen} exceeds the model's ${arch.maxPositions} positions (max_position_embeddings)`);
     tasks = tasksFor(folder);
-    checkQuantRequest(format, quant, tasks.map((t) => t.linear));
+    const quantized = tasks.map((t) => t.linear).filter((l) => !exclusion.test(l.weight));
+    const first = quantized[0];
+    const warnings = checkQuantRequest(format, quant, quantized, first !== undefined ? folder.dtypeOf(first.weight) : 'F32');
+    if (!f.quiet) for (const w of warnings) process.stderr.write(`topiary: warning: ${w}\n`);
+    if (quant !== null) checkFusedGroups(arch.layers, (l) => !exclusion.test(l.weight), exclusion.flag);
   } finally {
     await folder.close();
   }
 
   const job: PruneJob = {
-    modelDir, out: f.out, force: Boolean(f.force), tasks, maskRule, blocksize, percdamp, quant, format, device,
+    modelDir, out: f.out, force: Boolean(f.force), tasks, maskRule, blocksize, percdamp, quant, format, device, keepUnquantized: exclusion.test,
     ...(f.batch !== undefined ? { batch: int(f.batch, '--batch', 1) } : {}),
     ...(f.maxShardSize !== undefined ? { maxShardBytes: parseByteSize(f.maxShardSize, '--max-shard-size') } : {}),
     calibration: async (m, saveTo) => {
@@ -167,7 +185,8 @@ export function register(program: Command): void {
       .option('--sparsity <s>', 'unstructured sparsity in [0, 1)')
       .option('--nm <N:M>', 'N:M sparsity: N zeroed of every M consecutive inputs (2:4, 4:8)')
       .option('--mask-rule <r>', 'exact (exactly the asked count) | reference (the original <= threshold)', 'exact')
-      .option('--ignore <regex>', 'keep linears whose tensor name matches dense')
+      .option('--ignore <regex>', 'keep linears whose tensor name matches dense (they are still quantized with --wbits)')
+      .option('--quant-ignore <regex>', 'with --wbits: keep linears whose tensor name matches unquantized (they are still pruned)')
       .option('--recipe <file>', 'JSON rules: tensor-name pattern -> method, sparsity or N:M, or dense'),
   ).action(async (model: string, f: PruneFlags) => {
     const method = parseMethod(f.method);
@@ -181,9 +200,11 @@ export function register(program: Command): void {
     }
     const recipe = f.recipe !== undefined ? await readRecipe(f.recipe) : undefined;
     const blocksize = int(f.blocksize, '--blocksize', 1);
+    const quantIgnore = regexFlag('--quant-ignore', f.quantIgnore);
+    if (quantIgnore !== null && f.wbits === undefined) throw new PlanError('--quant-ignore needs --wbits');
     const { job, evalSets } = await buildJob(model, f, (folder) => planLinears(folder.arch, {
       method, target, maskRule, blocksize, ...(ignore ? { ignore } : {}), ...(recipe ? { recipe } : {}),
-    }), maskRule);
+    }), maskRule, quantIgnore === null ? NO_EXCLUSION : { flag: '--quant-ignore', test: (w) => quantIgnore.test(w) });
     await runJob(job, evalSets, f, 'prune');
   });
 
@@ -199,7 +220,8 @@ export function register(program: Command): void {
     }
     const { job, evalSets } = await buildJob(model, f, (folder) => folder.arch.layers.flatMap((layer) => layer.linears
       .filter((linear) => !(ignore?.test(linear.weight)))
-      .map((linear): LinearTask => ({ layer: layer.index, linear, method: null, target: null, rule: 'quantize' }))), 'exact');
+      .map((linear): LinearTask => ({ layer: layer.index, linear, method: null, target: null, rule: 'quantize' }))), 'exact',
+      ignore === null ? NO_EXCLUSION : { flag: '--ignore', test: (w) => ignore.test(w) });
     await runJob(job, evalSets, f, 'quantize');
   });
 }

@@ -8,7 +8,7 @@ import { fromFloat32, toFloat32, type DType } from '../io/dtype.js';
 import type { LinearSpec } from '../model/arch.js';
 import type { ModelFolder } from '../model/model-folder.js';
 import type { QuantResult } from '../obs/types.js';
-import { assertNoFormatErrors, checkExport } from '../formats/format-validation.js';
+import { assertNoFormatErrors, checkExport, vllmGptqWarnings } from '../formats/format-validation.js';
 import { packGptq, gptqTensors, gptqQuantizationConfig, type GptqScaleDType } from '../formats/gptq-format.js';
 import { compressedTensorsQuantizationConfig, compressedTensorsTensors, packCompressedTensors, type CtScaleDType } from '../formats/compressed-tensors-format.js';
 import { QuantFormatError, type ActOrder, type QuantizedLinear, type QuantSpec as FormatSpec } from '../formats/quantized-linear.js';
@@ -45,11 +45,31 @@ export function modulePath(l: LinearSpec): string {
   return l.weight.endsWith('.weight') ? l.weight.slice(0, -'.weight'.length) : l.weight;
 }
 
-/** Refuses, before any work, a format that cannot hold the chosen scheme (or bits/groups that make no sense). */
-export function checkQuantRequest(format: ExportFormat, q: QuantChoice | null, linears: readonly LinearSpec[]): void {
+/**
+ * Linears that read the same input form one module in vLLM (q/k/v → qkv_proj, gate/up → gate_up_proj), which refuses
+ * a checkpoint where only part of such a group is quantized ("some but not all shards are quantized"): refused here,
+ * naming the group and the pattern that keeps it whole.
+ */
+export function checkFusedGroups(layers: readonly { index: number; linears: readonly LinearSpec[] }[], quantized: (l: LinearSpec) => boolean, flag: string): void {
+  for (const layer of layers) {
+    const groups = new Map<string, LinearSpec[]>();
+    for (const l of layer.linears) groups.set(l.input, [...(groups.get(l.input) ?? []), l]);
+    for (const group of groups.values()) {
+      const kept = group.filter((l) => !quantized(l));
+      if (kept.length === 0 || kept.length === group.length) continue;
+      const names = group.map((l) => modulePath(l));
+      throw new QuantFormatError(`${flag} keeps ${kept.map((l) => modulePath(l)).join(', ')} unquantized but not the rest of its fused group `
+        + `(${names.join(', ')}): vLLM refuses a partly quantized fused module; keep the whole group out (e.g. a pattern matching all of `
+        + `${group.map((l) => modulePath(l).split('.').pop()).join('|')}) or none of it`);
+    }
+  }
+}
+
+/** Refuses, before any work, a format that cannot hold the chosen scheme (or bits/groups that make no sense); returns the warnings. */
+export function checkQuantRequest(format: ExportFormat, q: QuantChoice | null, linears: readonly LinearSpec[], modelDType: DType = 'F32'): string[] {
   if (q === null) {
     if (format !== 'dense') throw new QuantFormatError(`--format ${format} stores quantized weights: add --wbits (e.g. --wbits 4)`);
-    return;
+    return [];
   }
   if (!Number.isInteger(q.bits) || q.bits < 2 || q.bits > 8) throw new QuantFormatError(`--wbits ${q.bits}: bits must be an integer from 2 to 8`);
   if (q.staticGroups && q.groupsize === -1) throw new QuantFormatError('--static-groups needs --group-size');
@@ -59,10 +79,11 @@ export function checkQuantRequest(format: ExportFormat, q: QuantChoice | null, l
       throw new QuantFormatError(`--group-size ${q.groupsize} does not divide the input width ${l.inFeatures} of ${l.weight}`);
     }
   }
-  if (format === 'dense') return;
-  const check = checkExport(format, formatSpec(q), linears.map((l) => ({ name: modulePath(l), rows: l.outFeatures, cols: l.inFeatures })));
+  if (format === 'dense') return [];
+  const shapes = linears.map((l) => ({ name: modulePath(l), rows: l.outFeatures, cols: l.inFeatures }));
+  const check = checkExport(format, formatSpec(q), shapes);
   assertNoFormatErrors(format, check);
-  for (const w of check.warnings) process.stderr.write(`topiary: warning: ${w}\n`);
+  return format === 'gptq' ? [...check.warnings, ...vllmGptqWarnings(formatSpec(q), modelDType, shapes)] : check.warnings;
 }
 
 /** Scales are stored in the model's float dtype (as GPTQModel and llm-compressor do). */
@@ -70,21 +91,40 @@ export function scaleDTypeFor(modelDType: DType): GptqScaleDType & CtScaleDType 
   return modelDType === 'F16' || modelDType === 'BF16' ? modelDType : 'F32';
 }
 
+/** What the run did that the quantization config reports (not constants of the format). */
+export interface QuantRunFacts {
+  /** λ as a fraction of the mean Hessian diagonal (`--percdamp`), GPTQ's damp_percent. */
+  readonly dampPercent: number;
+  /** Decoder linears the job keeps out of quantization (`prune --quant-ignore`, `quantize --ignore`). */
+  readonly keepUnquantized: (weightName: string) => boolean;
+}
+
+/** A decoder linear as the export config names it: full module path, path inside its block, sequential group. */
+interface BlockModule {
+  readonly path: string;
+  readonly inBlock: string;
+  readonly group: string;
+}
+
 export class QuantizedExporter {
   private readonly packed = new Set<string>();
   private readonly scaleDType: GptqScaleDType & CtScaleDType;
-  /** Module paths of every decoder linear (those not packed are listed as left unquantized). */
-  private readonly allModules: string[];
+  /** Every decoder linear (those not packed are listed as left unquantized). */
+  private readonly modules: BlockModule[];
 
-  constructor(readonly format: ExportFormat, readonly quant: QuantChoice | null, folder: ModelFolder) {
-    this.allModules = folder.arch.layers.flatMap((layer) => layer.linears.map(modulePath));
+  constructor(readonly format: ExportFormat, readonly quant: QuantChoice | null, folder: ModelFolder, private readonly run: QuantRunFacts) {
+    this.modules = folder.arch.layers.flatMap((layer) => layer.linears.map((l) => {
+      const path = modulePath(l);
+      const at = path.indexOf(`.${layer.index}.`);
+      return { path, inBlock: at >= 0 ? path.slice(at + `.${layer.index}.`.length) : path, group: l.input };
+    }));
     const firstLinear = folder.arch.layers[0]?.linears[0];
     this.scaleDType = scaleDTypeFor(firstLinear ? folder.dtypeOf(firstLinear.weight) : 'F32');
   }
 
-  /** Every decoder linear is quantized when the job quantizes (embeddings and lm_head never are). */
-  quantizes(_l: LinearSpec): boolean {
-    return this.quant !== null;
+  /** Decoder linears are quantized when the job quantizes, except those it keeps out (embeddings and lm_head never are). */
+  quantizes(l: LinearSpec): boolean {
+    return this.quant !== null && !this.run.keepUnquantized(l.weight);
   }
 
   /** Whether a quantized linear is stored packed (not as dense values). */
@@ -141,9 +181,43 @@ export class QuantizedExporter {
 
   private quantizationConfig(): Record<string, unknown> {
     const spec = formatSpec(this.quant!);
-    const skipped = this.allModules.filter((m) => !this.packed.has(m));
-    if (this.format === 'gptq') return gptqQuantizationConfig(spec, { skipModules: skipped });
+    const skipped = this.modules.filter((m) => !this.packed.has(m.path)).map((m) => m.path);
+    if (this.format === 'gptq') {
+      return gptqQuantizationConfig(spec, {
+        dampPercent: this.run.dampPercent,
+        // Every linear of a block is solved from the block's inputs captured in one pass (the reference's default),
+        // not re-captured after each sub-group as AutoGPTQ's true_sequential does.
+        trueSequential: false,
+        skipModules: skipped,
+        ...(skipped.length > 0 ? { modulesInBlockToQuantize: this.modulesInBlockToQuantize() } : {}),
+      });
+    }
     return compressedTensorsQuantizationConfig(spec, { ignore: ['lm_head', ...skipped] });
+  }
+
+  /**
+   * optimum's list (see GptqConfigOptions): names inside the block when every block packs the same linears, so the
+   * list stays short; otherwise every packed linear's full path — a full path is matched by `endswith` only by
+   * itself. Grouped by shared input, the order the solver runs them.
+   */
+  private modulesInBlockToQuantize(): string[][] {
+    const packed = this.modules.filter((m) => this.packed.has(m.path));
+    const perBlock = new Map<string, Set<string>>();
+    for (const m of this.modules) {
+      const block = m.path.slice(0, m.path.length - m.inBlock.length);
+      if (!perBlock.has(block)) perBlock.set(block, new Set());
+      if (this.packed.has(m.path)) perBlock.get(block)!.add(m.inBlock);
+    }
+    const sets = [...perBlock.values()].map((s) => [...s].sort().join('\n'));
+    const uniform = sets.every((s) => s === sets[0]);
+    const groups = new Map<string, string[]>();
+    for (const m of packed) {
+      const name = uniform ? m.inBlock : m.path;
+      const g = groups.get(m.group) ?? [];
+      if (!g.includes(name)) g.push(name);
+      groups.set(m.group, g);
+    }
+    return [...groups.values()];
   }
 
   /** Extra JSON files: GPTQ's quantize_config.json. */

@@ -106,6 +106,31 @@ export function checkExport(format: QuantExportFormat, spec: QuantSpec, linears:
   return { errors, warnings };
 }
 
+/** vLLM's Marlin limits (vllm/model_executor/layers/quantization/utils/marlin_utils.py): tile sizes and group sizes. */
+const MARLIN_MIN_THREAD_N = 64;
+const MARLIN_MIN_THREAD_K = 128;
+const MARLIN_GROUP_SIZES = [-1, 32, 64, 128];
+
+/**
+ * How vLLM will run a GPTQ export: with `gptq_marlin` only for symmetric 4/8-bit, Marlin group sizes and shapes
+ * (out % 64, in % 128); otherwise its `gptq` kernels, which run in float16 only — so a bf16 model then needs
+ * `--dtype float16`. One warning per cause, naming up to three linears.
+ */
+export function vllmGptqWarnings(spec: QuantSpec, modelDType: string, linears: readonly LinearShape[]): string[] {
+  const why: string[] = [];
+  if (!spec.sym) why.push('asymmetric quantization');
+  if (spec.bits !== 4 && spec.bits !== 8) why.push(`${spec.bits}-bit weights`);
+  if (!MARLIN_GROUP_SIZES.includes(spec.groupSize)) why.push(`group size ${spec.groupSize}`);
+  const odd = linears.filter((l) => l.rows % MARLIN_MIN_THREAD_N !== 0 || l.cols % MARLIN_MIN_THREAD_K !== 0);
+  if (odd.length > 0) {
+    const named = odd.slice(0, 3).map((l) => `${l.name} [${l.rows}, ${l.cols}]`).join(', ');
+    why.push(`shapes not multiples of [${MARLIN_MIN_THREAD_N}, ${MARLIN_MIN_THREAD_K}] (${named}${odd.length > 3 ? `, and ${odd.length - 3} more` : ''})`);
+  }
+  if (why.length === 0) return [];
+  const dtype = modelDType === 'BF16' ? '; the model is bfloat16, so serve it with vLLM --dtype float16' : '';
+  return [`vLLM cannot use its Marlin kernels for this GPTQ export (${why.join('; ')}) and falls back to the float16-only gptq kernels${dtype}`];
+}
+
 /** Throws one QuantFormatError listing every error (the warnings are the caller's to print). */
 export function assertNoFormatErrors(format: QuantExportFormat, check: FormatCheck): void {
   if (check.errors.length === 0) return;

@@ -201,6 +201,12 @@ export interface GptqConfigOptions {
    * (`gptq_utils.get_dynamic_override`) and GPTQModel honour; AutoGPTQ ignores them.
    */
   readonly skipModules?: readonly string[];
+  /**
+   * What transformers/optimum and AutoGPTQ read instead of `dynamic`: the module names inside a decoder block that
+   * are quantized, in sequential groups. optimum's `GPTQQuantizer.convert_model` (optimum/gptq/quantizer.py) replaces
+   * a block linear by a QuantLinear only when its full name ends with one of them; without the key it replaces all.
+   */
+  readonly modulesInBlockToQuantize?: readonly (readonly string[])[];
 }
 
 function escapeRegex(s: string): string {
@@ -228,6 +234,7 @@ export function gptqQuantizationConfig(spec: QuantSpec, opts: GptqConfigOptions 
   if (opts.skipModules && opts.skipModules.length > 0) {
     cfg['dynamic'] = Object.fromEntries(opts.skipModules.map((m) => [`-:^${escapeRegex(m)}$`, {}]));
   }
+  if (opts.modulesInBlockToQuantize !== undefined) cfg['modules_in_block_to_quantize'] = opts.modulesInBlockToQuantize.map((g) => [...g]);
   return cfg;
 }
 

@@ -45,6 +45,8 @@ export interface PruneJob {
   readonly blocksize: number;
   readonly percdamp: number;
   readonly quant: QuantRequest | null;
+  /** Decoder linears left out of quantization (by weight name); default none. */
+  readonly keepUnquantized?: (weightName: string) => boolean;
   readonly format: ExportFormat;
   readonly device: Device;
   /** Sequences per block run (default: about 4096 tokens' worth). */
@@ -107,7 +109,7 @@ export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
     await checkOutputPath(job.out, job.force, denseOutputBytes(folder), [folder.dir]);
     await engine.probe();
     out = await OutputFolder.create(job.out, { force: job.force, writer: { ...(job.maxShardBytes !== undefined ? { maxShardBytes: job.maxShardBytes } : {}), metadata: { topiary: 'pruned' } } });
-    const exporter = new QuantizedExporter(job.format, job.quant, folder);
+    const exporter = new QuantizedExporter(job.format, job.quant, folder, { dampPercent: job.percdamp, keepUnquantized: job.keepUnquantized ?? (() => false) });
 
     const tasksByLayer = new Map<number, LinearTask[]>();
     for (const t of job.tasks) tasksByLayer.set(t.layer, [...(tasksByLayer.get(t.layer) ?? []), t]);

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  assertNoFormatErrors, checkExport, checkLinear, checkSpec,
+  assertNoFormatErrors, checkExport, checkLinear, checkSpec, vllmGptqWarnings,
 } from '../../src/formats/format-validation.js';
 import { QuantFormatError, type QuantSpec } from '../../src/formats/quantized-linear.js';
 
@@ -60,4 +60,19 @@ test('checkExport collects every linear; assertNoFormatErrors throws one error l
   assert.throws(() => assertNoFormatErrors('gptq', c), (e: unknown) => e instanceof QuantFormatError && /cannot export GPTQ:\n {2}- b: group size 32/.test(e.message));
   assert.doesNotThrow(() => assertNoFormatErrors('compressed-tensors', checkExport('compressed-tensors', spec({ groupSize: -1 }), linears)));
   assert.equal(checkExport('gptq', spec({ bits: 3 }), linears).errors.length, 1, 'spec errors stop before shapes');
+});
+
+test('vLLM GPTQ kernels: Marlin only for symmetric 4/8-bit, its group sizes and shapes; otherwise float16 (bf16 models need --dtype float16)', () => {
+  const big = [{ name: 'model.layers.0.mlp.down_proj', rows: 2048, cols: 5632 }];
+  assert.deepEqual(vllmGptqWarnings(spec({ bits: 4, groupSize: 128, sym: true }), 'BF16', big), []);
+  assert.deepEqual(vllmGptqWarnings(spec({ bits: 8, groupSize: -1, sym: true }), 'F16', big), []);
+  const asym = vllmGptqWarnings(spec({ bits: 4, groupSize: 128, sym: false }), 'BF16', big);
+  assert.equal(asym.length, 1);
+  assert.match(asym[0]!, /\(asymmetric quantization\).*--dtype float16/);
+  assert.doesNotMatch(vllmGptqWarnings(spec({ bits: 4, groupSize: 128, sym: false }), 'F16', big)[0]!, /--dtype/);
+  assert.match(vllmGptqWarnings(spec({ bits: 2, groupSize: 128, sym: true }), 'F16', big)[0]!, /2-bit weights/);
+  assert.match(vllmGptqWarnings(spec({ bits: 4, groupSize: 256, sym: true }), 'F16', big)[0]!, /group size 256/);
+  // stories260K: 64-wide attention (in 64 < 128), 172-wide MLP
+  const small = [{ name: 'a.q_proj', rows: 64, cols: 64 }, { name: 'a.down_proj', rows: 64, cols: 172 }, { name: 'b', rows: 128, cols: 128 }];
+  assert.match(vllmGptqWarnings(spec({ bits: 4, groupSize: -1, sym: true }), 'F32', small)[0]!, /shapes not multiples of \[64, 128\] \(a\.q_proj \[64, 64\], a\.down_proj \[64, 172\]\)/);
 });

@@ -38,6 +38,25 @@ async function linears(dir: string): Promise<Map<string, Float32Array>> {
   }
 }
 
+/** Tensor names in a safetensors file, read from its header directly (8-byte length + JSON). */
+function tensorNames(file: string): string[] {
+  const buf = readFileSync(file);
+  const n = Number(buf.readBigUInt64LE(0));
+  return Object.keys(JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, unknown>).filter((k) => k !== '__metadata__');
+}
+
+/**
+ * The block linears transformers/optimum turns into QuantLinear when loading a GPTQ folder, transcribed from
+ * optimum/gptq/quantizer.py `GPTQQuantizer.convert_model`: all of them, unless `modules_in_block_to_quantize` is
+ * set; then those whose name ends with one of its (flattened) entries. It ignores GPTQModel's `dynamic`.
+ */
+function optimumQuantLinears(qc: { modules_in_block_to_quantize?: string[][] }, blockLinears: readonly string[]): Set<string> {
+  const keep = qc.modules_in_block_to_quantize;
+  if (keep === undefined) return new Set(blockLinears);
+  const flat = keep.flat();
+  return new Set(blockLinears.filter((name) => flat.some((layer) => name.endsWith(layer))));
+}
+
 /** Distinct values per output row: a b-bit per-channel grid has at most 2^b. */
 function maxDistinctPerRow(W: Float32Array, cols: number): number {
   let most = 0;
@@ -95,6 +114,33 @@ test('quantize keeps the zeros of a pruned model; 4-bit GPTQ of stories260K need
   assert.equal(config.quantization_config.bits, 4);
   assert.equal(config.quantization_config.sym, true);
   assert.ok(Object.keys(config.quantization_config.dynamic ?? {}).some((k) => k.includes('mlp')));
+
+  // transformers/optimum (which ignore `dynamic`) must expect qweight exactly where it was written.
+  const qc = JSON.parse(readFileSync(join(q, 'quantize_config.json'), 'utf8')) as { modules_in_block_to_quantize?: string[][]; damp_percent: number; true_sequential: boolean };
+  const stored = tensorNames(join(q, 'model.safetensors'));
+  const withQweight = new Set(stored.filter((n) => n.endsWith('.qweight')).map((n) => n.slice(0, -'.qweight'.length)));
+  const blockLinears = [...before.keys()].map((w) => w.slice(0, -'.weight'.length));
+  assert.equal(withQweight.size, blockLinears.filter((m) => !m.includes('mlp')).length);
+  assert.deepEqual(optimumQuantLinears(qc, blockLinears), withQweight);
+  assert.deepEqual(qc.modules_in_block_to_quantize, [['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'], ['self_attn.o_proj']]);
+  assert.equal(qc.damp_percent, 0.01);
+  assert.equal(qc.true_sequential, false);
+});
+
+test('GPTQ metadata comes from the run: --percdamp, and --quant-ignore of one layer (pruned, not quantized) listed by full path', async () => {
+  const q = join(work, 'q8-layer0');
+  ok('prune', MODEL, '--method', 'magnitude', '--sparsity', '0.3', '--wbits', '8', '--format', 'gptq', '--percdamp', '0.05', '--quant-ignore', 'layers\\.0\\.', '--calib', 'tinystories', '--nsamples', '8', '--seqlen', '128', '--quiet', '--out', q);
+  const qc = JSON.parse(readFileSync(join(q, 'quantize_config.json'), 'utf8')) as { modules_in_block_to_quantize?: string[][]; damp_percent: number };
+  assert.equal(qc.damp_percent, 0.05);
+  const stored = tensorNames(join(q, 'model.safetensors'));
+  const withQweight = new Set(stored.filter((n) => n.endsWith('.qweight')).map((n) => n.slice(0, -'.qweight'.length)));
+  const blockLinears = stored.filter((n) => n.endsWith('.qweight') || (n.includes('layers.') && n.endsWith('_proj.weight'))).map((n) => n.replace(/\.(qweight|weight)$/, ''));
+  assert.ok(withQweight.size > 0 && [...withQweight].every((m) => !m.includes('layers.0.')));
+  assert.ok(blockLinears.some((m) => m.includes('layers.0.')));
+  assert.deepEqual(optimumQuantLinears(qc, blockLinears), withQweight);
+  assert.ok(!stored.some((n) => n.includes('layers.0.') && n.endsWith('.qweight')));
+  const W = (await linears(q)).get('model.layers.0.self_attn.q_proj.weight')!;
+  assert.equal(W.filter((x) => x === 0).length, Math.floor(0.3 * W.length), 'layer 0 is still pruned (magnitude: exactly ⌊0.3·n⌋ per row group)');
 });
 
 test('bad quantization flags fail before any work', () => {
@@ -104,6 +150,9 @@ test('bad quantization flags fail before any work', () => {
     [['--wbits', '3', '--format', 'gptq'], /3-bit/],
     [['--wbits', '4', '--static-groups'], /static-groups/],
     [['--group-size', '32'], /need --wbits/],
+    [['--quant-ignore', 'mlp'], /--quant-ignore needs --wbits/],
+    [['--wbits', '8', '--quant-ignore', 'self_attn\\.k_proj'], /--quant-ignore keeps model\.layers\.0\.self_attn\.k_proj unquantized but not the rest of its fused group \(model\.layers\.0\.self_attn\.q_proj, .*vLLM refuses/],
+    [['--wbits', '8', '--quant-ignore', '('], /--quant-ignore \(: /],
   ];
   for (const [args, re] of cases) {
     const out = join(work, 'never2');
