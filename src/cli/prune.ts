@@ -200,6 +200,13 @@ export function register(program: Command): void {
     }
     const recipe = f.recipe !== undefined ? await readRecipe(f.recipe) : undefined;
     const blocksize = int(f.blocksize, '--blocksize', 1);
+    // SparseGPT's joint prune-and-quantize sweep runs the columns in stored order (the reference sparsegpt.py has no
+    // act-order there); refusing beats writing a config that claims desc_act. Wanda/magnitude quantize after pruning,
+    // with act-order applied by GPTQ.
+    if (method === 'sparsegpt' && f.actOrder && f.wbits !== undefined) {
+      throw new PlanError('--act-order with --method sparsegpt: the joint SparseGPT + quantization solve keeps the column order; drop --act-order, '
+        + 'or prune first and quantize the result with `topiary quantize --act-order`');
+    }
     const quantIgnore = regexFlag('--quant-ignore', f.quantIgnore);
     if (quantIgnore !== null && f.wbits === undefined) throw new PlanError('--quant-ignore needs --wbits');
     const { job, evalSets } = await buildJob(model, f, (folder) => planLinears(folder.arch, {

@@ -154,6 +154,10 @@ test('bad quantization flags fail before any work', () => {
     [['--wbits', '8', '--quant-ignore', 'self_attn\\.k_proj'], /--quant-ignore keeps model\.layers\.0\.self_attn\.k_proj unquantized but not the rest of its fused group \(model\.layers\.0\.self_attn\.q_proj, .*vLLM refuses/],
     [['--wbits', '8', '--quant-ignore', '('], /--quant-ignore \(: /],
   ];
+  const sgpt = topiary('prune', MODEL, '--method', 'sparsegpt', '--sparsity', '0.5', '--wbits', '4', '--act-order', '--out', join(work, 'never3'));
+  assert.equal(sgpt.status, 1);
+  assert.match(sgpt.stderr, /--act-order with --method sparsegpt: .*topiary quantize --act-order/);
+  assert.ok(!existsSync(join(work, 'never3')));
   for (const [args, re] of cases) {
     const out = join(work, 'never2');
     const r = topiary('prune', MODEL, '--method', 'magnitude', '--sparsity', '0.5', ...args, '--out', out);
