@@ -72,8 +72,13 @@ export type PositionsRow =
       readonly kind: 'rope';
       /** rope_parameters.rope_theta (transformers v5 configs) wins over these keys. */
       readonly theta: KeyChain<number>;
-      /** Fraction of each head that rotates; rope_parameters.partial_rotary_factor wins over these keys. */
-      readonly partial: KeyChain<number>;
+      /**
+       * Fraction of each head that rotates; rope_parameters.partial_rotary_factor wins over these keys. `whole_head`:
+       * the family's modeling code rotates the whole head (transformers' llama-family rotary builds cos/sin for
+       * head_dim × partial_rotary_factor but applies them to the full head, which fails for a factor < 1), so a config
+       * asking for less is refused rather than given a model transformers does not compute.
+       */
+      readonly partial: KeyChain<number> | 'whole_head';
     }
   | {
       readonly kind: 'learned';
@@ -91,9 +96,11 @@ export interface ArchRow {
   readonly dims: {
     readonly hidden: Key<number>;
     readonly layers: Key<number>;
-    /** A null default: the file must give the head count. */
-    readonly heads: Key<number | null>;
-    /** null: the family has no grouped-query attention (kv heads = heads; no key is read). */
+    readonly heads: Key<number>;
+    /**
+     * null: the family has no grouped-query attention (kv heads = heads; no key is read). An explicit null in the
+     * file means kv heads = heads (every config class's `if num_key_value_heads is None` fallback).
+     */
     readonly kvHeads: Key<KvHeadsDefault> | null;
     /** null: head_dim is always hidden / heads (no key is read). */
     readonly headDim: Key<HeadDimDefault> | null;
@@ -175,7 +182,7 @@ const LLAMA_FAMILY = {
   positions: {
     kind: 'rope',
     theta: { keys: ['rope_theta'], default: 10000 },
-    partial: { keys: ['partial_rotary_factor'], default: 1 },
+    partial: 'whole_head',
   },
   mlp: { kind: 'gated', activation: key('hidden_act', 'silu') },
   parallelResidual: false,
@@ -188,7 +195,7 @@ const LLAMA_FAMILY = {
 /** The standard Hugging Face key names with one family's defaults. */
 function hfDims(d: {
   readonly vocab: number; readonly hidden: number; readonly intermediate: number; readonly layers: number;
-  readonly heads: number | null; readonly kvHeads: KvHeadsDefault; readonly headDim: HeadDimDefault; readonly maxPositions: number;
+  readonly heads: number; readonly kvHeads: KvHeadsDefault; readonly headDim: HeadDimDefault; readonly maxPositions: number;
 }): ArchRow['dims'] {
   return {
     hidden: key('hidden_size', d.hidden),
@@ -211,12 +218,12 @@ const LLAMA: ArchRow = {
   linears: llamaLinears({ qkv: ATTENTION_BIAS, o: ATTENTION_BIAS, mlp: key('mlp_bias', false) }),
 };
 
-/** MistralConfig: no biases; sliding_window only matters for sequences longer than the window (4096 by default). */
+/** MistralConfig: no biases, 8 kv heads by default; sliding_window only matters for sequences longer than the window (4096 by default). */
 const MISTRAL: ArchRow = {
   ...LLAMA_FAMILY,
   modelType: 'mistral',
   configClass: 'MistralConfig',
-  dims: hfDims({ vocab: 32000, hidden: 4096, intermediate: 14336, layers: 32, heads: 32, kvHeads: 'num_heads', headDim: 'hidden/heads', maxPositions: 4096 * 32 }),
+  dims: hfDims({ vocab: 32000, hidden: 4096, intermediate: 14336, layers: 32, heads: 32, kvHeads: 8, headDim: 'hidden/heads', maxPositions: 4096 * 32 }),
   linears: llamaLinears({ qkv: false, o: false, mlp: false }),
 };
 
@@ -225,7 +232,7 @@ const QWEN2: ArchRow = {
   ...LLAMA_FAMILY,
   modelType: 'qwen2',
   configClass: 'Qwen2Config',
-  dims: hfDims({ vocab: 151936, hidden: 4096, intermediate: 22016, layers: 32, heads: 32, kvHeads: 'num_heads', headDim: 'hidden/heads', maxPositions: 32768 }),
+  dims: hfDims({ vocab: 151936, hidden: 4096, intermediate: 22016, layers: 32, heads: 32, kvHeads: 32, headDim: 'hidden/heads', maxPositions: 32768 }),
   linears: llamaLinears({ qkv: true, o: false, mlp: false }),
 };
 
@@ -234,7 +241,7 @@ const QWEN3: ArchRow = {
   ...LLAMA_FAMILY,
   modelType: 'qwen3',
   configClass: 'Qwen3Config',
-  dims: hfDims({ vocab: 151936, hidden: 4096, intermediate: 22016, layers: 32, heads: 32, kvHeads: 'num_heads', headDim: 128, maxPositions: 32768 }),
+  dims: hfDims({ vocab: 151936, hidden: 4096, intermediate: 22016, layers: 32, heads: 32, kvHeads: 32, headDim: 128, maxPositions: 32768 }),
   names: { ...LLAMA_NAMES, qkNorm: { q: 'model.layers.{i}.self_attn.q_norm', k: 'model.layers.{i}.self_attn.k_norm' } },
   linears: llamaLinears({ qkv: ATTENTION_BIAS, o: ATTENTION_BIAS, mlp: false }),
 };
@@ -248,7 +255,7 @@ const GEMMA: ArchRow = {
   ...LLAMA_FAMILY,
   modelType: 'gemma',
   configClass: 'GemmaConfig',
-  dims: hfDims({ vocab: 256000, hidden: 3072, intermediate: 24576, layers: 28, heads: 16, kvHeads: 'num_heads', headDim: 256, maxPositions: 8192 }),
+  dims: hfDims({ vocab: 256000, hidden: 3072, intermediate: 24576, layers: 28, heads: 16, kvHeads: 16, headDim: 256, maxPositions: 8192 }),
   norm: { ...LLAMA_FAMILY.norm, unitOffset: true },
   mlp: { kind: 'gated', activation: key('hidden_activation', 'gelu_pytorch_tanh') },
   embedScale: 'sqrt_hidden',
@@ -261,9 +268,11 @@ const PHI3: ArchRow = {
   ...LLAMA_FAMILY,
   modelType: 'phi3',
   configClass: 'Phi3Config',
-  dims: hfDims({ vocab: 32064, hidden: 3072, intermediate: 8192, layers: 32, heads: null, kvHeads: 'num_heads', headDim: 'hidden/heads', maxPositions: 4096 }),
+  dims: hfDims({ vocab: 32064, hidden: 3072, intermediate: 8192, layers: 32, heads: 32, kvHeads: 'num_heads', headDim: 'hidden/heads', maxPositions: 4096 }),
   norm: { ...LLAMA_FAMILY.norm, eps: key('rms_norm_eps', 1e-5) },
   attention: { qkvLayout: 'concat', scaleFlag: null },
+  // Phi3Attention rotates the first head_dim × partial_rotary_factor channels and passes the rest through.
+  positions: { ...LLAMA_FAMILY.positions, partial: { keys: ['partial_rotary_factor'], default: 1 } },
   linears: [
     { role: 'qkv', path: 'model.layers.{i}.self_attn.qkv_proj', bias: false, layout: 'linear' },
     { role: 'o', path: 'model.layers.{i}.self_attn.o_proj', bias: false, layout: 'linear' },
@@ -286,7 +295,7 @@ const OPT: ArchRow = {
   dims: {
     hidden: key('hidden_size', 768),
     layers: key('num_hidden_layers', 12),
-    heads: key('num_attention_heads', null),
+    heads: key('num_attention_heads', 12),
     kvHeads: null,
     headDim: null,
     intermediate: key('ffn_dim', 3072),
@@ -334,7 +343,7 @@ const GPT2: ArchRow = {
   dims: {
     hidden: key('n_embd', 768),
     layers: key('n_layer', 12),
-    heads: key('n_head', null),
+    heads: key('n_head', 12),
     kvHeads: null,
     headDim: null,
     intermediate: key('n_inner', '4*hidden'),
@@ -369,8 +378,10 @@ const NEOX_ATTENTION_BIAS = key('attention_bias', true);
 
 /**
  * GPTNeoXConfig (Pythia): query_key_value rows laid out [heads, 3, head_dim], partial rotary, parallel residual,
- * LayerNorm with bias, separate embed_in / embed_out. Older configs spell the rotary fields rotary_pct /
- * rotary_emb_base, newer ones partial_rotary_factor / rope_theta.
+ * LayerNorm with bias, separate embed_in / embed_out. The rotary fields are rotary_pct and rotary_emb_base: transformers
+ * 4.x's GPTNeoXConfig.__init__ overwrites partial_rotary_factor / rope_theta with them (so top-level copies of those,
+ * which 4.x writes out equal, are ignored whatever their value), and v5 fills rope_parameters from them unless
+ * rope_parameters already has the value.
  */
 const GPT_NEOX: ArchRow = {
   modelType: 'gpt_neox',
@@ -378,7 +389,7 @@ const GPT_NEOX: ArchRow = {
   dims: {
     hidden: key('hidden_size', 6144),
     layers: key('num_hidden_layers', 44),
-    heads: key('num_attention_heads', null),
+    heads: key('num_attention_heads', 64),
     kvHeads: null,
     headDim: null,
     intermediate: key('intermediate_size', 24576),
@@ -389,8 +400,8 @@ const GPT_NEOX: ArchRow = {
   attention: { qkvLayout: 'per_head_interleaved', scaleFlag: null },
   positions: {
     kind: 'rope',
-    theta: { keys: ['rope_theta', 'rotary_emb_base'], default: 10000 },
-    partial: { keys: ['partial_rotary_factor', 'rotary_pct'], default: 0.25 },
+    theta: { keys: ['rotary_emb_base'], default: 10000 },
+    partial: { keys: ['rotary_pct'], default: 0.25 },
   },
   mlp: { kind: 'plain', activation: key('hidden_act', 'gelu') },
   parallelResidual: key('use_parallel_residual', true),

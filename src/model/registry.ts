@@ -64,7 +64,7 @@ function buildArchitecture(row: ArchRow, r: ConfigReader): ArchSpec {
       qkvLayout: row.attention.qkvLayout,
       scale: row.attention.scaleFlag === null || r.bool(row.attention.scaleFlag.key, row.attention.scaleFlag.default) ? 1 / Math.sqrt(dims.headDim) : 1,
     },
-    positions: positions(row.positions, r, dims.headDim),
+    positions: positions(row, r, dims.headDim),
     mlp: { kind: row.mlp.kind, activation: activation(r, act.key, activationName) },
     parallelResidual: row.parallelResidual === false ? false : r.bool(row.parallelResidual.key, row.parallelResidual.default),
     embedScale: row.embedScale === 'sqrt_hidden' ? Math.sqrt(dims.hidden) : 1,
@@ -82,10 +82,11 @@ function buildArchitecture(row: ArchRow, r: ConfigReader): ArchSpec {
 /** Dimensions with the row's defaults; derived defaults (kv heads = heads, head_dim = hidden / heads) as in transformers. */
 function readDims(row: ArchRow, r: ConfigReader, hidden: number): Dims {
   const d = row.dims;
-  const numHeads = r.int(d.heads.key, d.heads.default ?? undefined);
+  const numHeads = r.int(d.heads.key, d.heads.default);
   let numKvHeads = numHeads;
   if (d.kvHeads !== null) {
-    numKvHeads = r.int(d.kvHeads.key, d.kvHeads.default === 'num_heads' ? numHeads : d.kvHeads.default);
+    const fallback = r.config[d.kvHeads.key] === null || d.kvHeads.default === 'num_heads' ? numHeads : d.kvHeads.default;
+    numKvHeads = r.int(d.kvHeads.key, fallback);
     if (numHeads % numKvHeads !== 0) r.fail(`"${d.heads.key}" = ${numHeads} is not a multiple of "${d.kvHeads.key}" = ${numKvHeads}`);
   }
   let headDim: number;
@@ -168,9 +169,10 @@ function firstOf<T>(r: ConfigReader, chain: KeyChain<T>, read: (key: string, fal
   return read(present ?? chain.keys[0]!, chain.default);
 }
 
-function positions(p: PositionsRow, r: ConfigReader, headDim: number): Positions {
+function positions(row: ArchRow, r: ConfigReader, headDim: number): Positions {
+  const p = row.positions;
   if (p.kind === 'learned') return { kind: 'learned', weight: `${p.path}.weight`, offset: p.offset };
-  return ropePositions(p, r, headDim);
+  return ropePositions(row.modelType, p, r, headDim);
 }
 
 /**
@@ -178,15 +180,20 @@ function positions(p: PositionsRow, r: ConfigReader, headDim: number): Positions
  * rope_parameters in transformers v5 configs, which wins), and rope_scaling of type default, linear or llama3; any
  * other scaling is rejected.
  */
-function ropePositions(p: Extract<PositionsRow, { kind: 'rope' }>, r: ConfigReader, headDim: number): Positions {
+function ropePositions(modelType: string, p: Extract<PositionsRow, { kind: 'rope' }>, r: ConfigReader, headDim: number): Positions {
   // A key written into rope_parameters counts even as null (transformers' setdefault keeps it, and then fails).
   const params = r.nested('rope_parameters');
   const theta = params !== null && params.config['rope_theta'] !== undefined
     ? params.positive('rope_theta')
     : firstOf(r, p.theta, (k, d) => r.positive(k, d));
-  const partial = params !== null && params.config['partial_rotary_factor'] !== undefined
-    ? params.fraction('partial_rotary_factor', 1)
-    : firstOf(r, p.partial, (k, d) => r.fraction(k, d));
+  const partialFrom = params !== null && params.config['partial_rotary_factor'] !== undefined ? params : null;
+  const partialChain = p.partial === 'whole_head' ? { keys: ['partial_rotary_factor'], default: 1 } : p.partial;
+  const partial = partialFrom !== null
+    ? partialFrom.fraction('partial_rotary_factor', 1)
+    : firstOf(r, partialChain, (k, d) => r.fraction(k, d));
+  if (p.partial === 'whole_head' && partial < 1) {
+    (partialFrom ?? r).fail(`"partial_rotary_factor" = ${partial} is not supported for ${modelType}: its attention applies rotary to the whole head (transformers cannot run a factor < 1 there; partial rotary exists in phi3 and gpt_neox)`);
+  }
   const rotaryDim = Math.floor(headDim * partial);
   if (rotaryDim < 2 || rotaryDim % 2 !== 0) r.fail(`rotary dimension ${rotaryDim} (head_dim ${headDim} × ${partial}) must be an even number ≥ 2`);
   const rawScaling = r.config['rope_scaling'] ?? params?.config ?? null;
