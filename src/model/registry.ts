@@ -1,70 +1,155 @@
-// The architecture registry: turns a Hugging Face config.json into the plain ArchSpec of src/model/arch.ts, with the
-// defaults and tensor names of transformers' modeling code for each supported model_type. Nothing else in Topiary
-// reads config.json fields; a field this file does not understand is either ignored (when it cannot change the math
-// of a forward pass over calibration-length sequences) or rejected with a clear error naming the file and the key.
+// The architecture registry: turns a Hugging Face config.json into the plain ArchSpec of src/model/arch.ts. The
+// families themselves are data — one row each in src/model/arch-rows.ts (config keys with transformers' defaults,
+// tensor-name templates, linear roles and layouts, norm and activation kinds); this file is the one generic builder
+// that reads a row's keys from the config and fills in the spec. Nothing else in Topiary reads config.json fields; a
+// field the rows do not name is either ignored (when it cannot change the math of a forward pass over
+// calibration-length sequences) or rejected with a clear error naming the file and the key.
 
-import type {
-  Activation, ArchSpec, LayerSpec, LinearInput, LinearRole, LinearSpec, NormSpec, Positions,
-  RopeScalingLinear, RopeScalingLlama3,
-} from './arch.js';
+import type { Activation, ArchSpec, LayerSpec, LinearSpec, NormSpec, Positions, RopeScalingLinear, RopeScalingLlama3 } from './arch.js';
+import { ARCH_ROWS, LINEAR_ROLES, type ArchRow, type BiasRule, type KeyChain, type LinearRow, type PositionsRow, type Size } from './arch-rows.js';
+import { ConfigError, ConfigReader, isObject } from '../io/config-reader.js';
 
-export type Config = Readonly<Record<string, unknown>>;
+export { ConfigError } from '../io/config-reader.js';
+export type { Config } from '../io/config-reader.js';
 
-export class ConfigError extends Error {
-  constructor(readonly file: string, detail: string) {
-    super(`${file}: ${detail}`);
-    this.name = 'ConfigError';
+const ROWS: ReadonlyMap<string, ArchRow> = new Map(ARCH_ROWS.map((row) => [row.modelType, row]));
+
+export const SUPPORTED_MODEL_TYPES: readonly string[] = ARCH_ROWS.map((row) => row.modelType);
+
+/** config.json -> ArchSpec; `where` (the config's path) prefixes every error. */
+export function describeArchitecture(config: Record<string, unknown>, where: string): ArchSpec {
+  if (!isObject(config)) throw new ConfigError(where, 'config is not a JSON object');
+  const r: ConfigReader = new ConfigReader(config, where);
+  const type = config['model_type'];
+  if (typeof type !== 'string') r.fail(`"model_type" is missing or not a string (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`);
+  const row = ROWS.get(type);
+  if (row === undefined) return r.fail(`model_type ${JSON.stringify(type)} is not supported (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`);
+  return buildArchitecture(row, r);
+}
+
+interface Dims {
+  readonly numLayers: number; readonly hidden: number; readonly numHeads: number; readonly numKvHeads: number;
+  readonly headDim: number; readonly intermediate: number; readonly vocab: number; readonly maxPositions: number;
+}
+
+/** The generic builder: one row + one config -> ArchSpec. */
+function buildArchitecture(row: ArchRow, r: ConfigReader): ArchSpec {
+  for (const refusal of row.refused) {
+    if (refusal.kind === 'flag' && r.bool(refusal.key, !refusal.refused) === refusal.refused) {
+      r.fail(`"${refusal.key}": ${refusal.refused} ${refusal.why === null ? '' : `(${refusal.why}) `}is not supported`);
+    }
+  }
+  const hidden = r.int(row.dims.hidden.key, row.dims.hidden.default);
+  for (const refusal of row.refused) {
+    if (refusal.kind === 'equals_hidden' && r.has(refusal.key) && r.int(refusal.key) !== hidden) {
+      r.fail(`"${refusal.key}" = ${r.int(refusal.key)} differs from "${row.dims.hidden.key}" = ${hidden} (${refusal.why})`);
+    }
+  }
+  const dims = readDims(row, r, hidden);
+  const act = row.mlp.activation;
+  const activationName = r.str(act.key, act.default);
+  const tied = r.bool(row.tiedEmbeddings.key, row.tiedEmbeddings.default);
+  const layers: LayerSpec[] = [];
+  for (let i = 0; i < dims.numLayers; i++) layers.push(layerSpec(row, r, dims, i));
+  const n = row.names;
+  return {
+    modelType: row.modelType,
+    ...dims,
+    norm: {
+      kind: row.norm.kind,
+      eps: typeof row.norm.eps === 'number' ? row.norm.eps : r.positive(row.norm.eps.key, row.norm.eps.default),
+      unitOffset: row.norm.unitOffset,
+    },
+    attention: {
+      qkvLayout: row.attention.qkvLayout,
+      scale: row.attention.scaleFlag === null || r.bool(row.attention.scaleFlag.key, row.attention.scaleFlag.default) ? 1 / Math.sqrt(dims.headDim) : 1,
+    },
+    positions: positions(row, r, dims.headDim),
+    mlp: { kind: row.mlp.kind, activation: activation(r, act.key, activationName) },
+    parallelResidual: row.parallelResidual === false ? false : r.bool(row.parallelResidual.key, row.parallelResidual.default),
+    embedScale: row.embedScale === 'sqrt_hidden' ? Math.sqrt(dims.hidden) : 1,
+    tiedEmbeddings: tied,
+    names: {
+      embed: `${n.embed}.weight`,
+      finalNorm: norm(n.finalNorm, row.norm.bias),
+      lmHead: tied ? `${n.embed}.weight` : `${n.lmHead}.weight`,
+      lmHeadBias: null,
+    },
+    layers,
+  };
+}
+
+/** Dimensions with the row's defaults; derived defaults (kv heads = heads, head_dim = hidden / heads) as in transformers. */
+function readDims(row: ArchRow, r: ConfigReader, hidden: number): Dims {
+  const d = row.dims;
+  const numHeads = r.int(d.heads.key, d.heads.default);
+  let numKvHeads = numHeads;
+  if (d.kvHeads !== null) {
+    const fallback = r.config[d.kvHeads.key] === null || d.kvHeads.default === 'num_heads' ? numHeads : d.kvHeads.default;
+    numKvHeads = r.int(d.kvHeads.key, fallback);
+    if (numHeads % numKvHeads !== 0) r.fail(`"${d.heads.key}" = ${numHeads} is not a multiple of "${d.kvHeads.key}" = ${numKvHeads}`);
+  }
+  let headDim: number;
+  if (d.headDim !== null && (r.has(d.headDim.key) || d.headDim.default !== 'hidden/heads')) {
+    headDim = r.int(d.headDim.key, d.headDim.default === 'hidden/heads' ? undefined : d.headDim.default);
+  } else {
+    if (hidden % numHeads !== 0) {
+      r.fail(`"${d.hidden.key}" = ${hidden} is not divisible by "${d.heads.key}" = ${numHeads}${d.headDim === null ? '' : ` (and no "${d.headDim.key}")`}`);
+    }
+    headDim = hidden / numHeads;
+  }
+  return {
+    numLayers: r.int(d.layers.key, d.layers.default), hidden, numHeads, numKvHeads, headDim,
+    intermediate: r.int(d.intermediate.key, d.intermediate.default === '4*hidden' ? 4 * hidden : d.intermediate.default),
+    vocab: r.int(d.vocab.key, d.vocab.default),
+    maxPositions: r.int(d.maxPositions.key, d.maxPositions.default),
+  };
+}
+
+function layerSpec(row: ArchRow, r: ConfigReader, dims: Dims, i: number): LayerSpec {
+  const at = (template: string) => template.replaceAll('{i}', String(i));
+  const n = row.names;
+  return {
+    index: i,
+    linears: row.linears.map((l) => linearSpec(l, at(l.path), r, dims)),
+    attnNorm: norm(at(n.attnNorm), row.norm.bias),
+    mlpNorm: norm(at(n.mlpNorm), row.norm.bias),
+    // q/k norms are RMSNorms over head_dim without bias in every family that has them (qwen3).
+    qNorm: n.qkNorm === null ? null : norm(at(n.qkNorm.q), false),
+    kNorm: n.qkNorm === null ? null : norm(at(n.qkNorm.k), false),
+  };
+}
+
+function size(s: Size, d: Dims): number {
+  switch (s) {
+    case 'hidden': return d.hidden;
+    case 'q': return d.numHeads * d.headDim;
+    case 'kv': return d.numKvHeads * d.headDim;
+    case 'qkv': return (d.numHeads + 2 * d.numKvHeads) * d.headDim;
+    case 'intermediate': return d.intermediate;
+    case '2*intermediate': return 2 * d.intermediate;
   }
 }
 
-/** Reads typed config fields with transformers' defaults; every problem names the file and the key. */
-class ConfigReader {
-  constructor(readonly config: Config, readonly where: string) {}
+function hasBias(rule: BiasRule, r: ConfigReader): boolean {
+  return typeof rule === 'boolean' ? rule : r.bool(rule.key, rule.default);
+}
 
-  fail(detail: string): never {
-    throw new ConfigError(this.where, detail);
-  }
+function linearSpec(l: LinearRow, path: string, r: ConfigReader, dims: Dims): LinearSpec {
+  const role = LINEAR_ROLES[l.role];
+  return {
+    role: l.role,
+    weight: `${path}.weight`,
+    bias: hasBias(l.bias, r) ? `${path}.bias` : null,
+    inFeatures: size(role.in, dims),
+    outFeatures: size(role.out, dims),
+    transposed: l.layout === 'conv1d',
+    input: role.input,
+  };
+}
 
-  has(key: string): boolean {
-    return this.config[key] !== undefined && this.config[key] !== null;
-  }
-
-  /** A positive integer field (dimensions, counts). */
-  int(key: string, fallback?: number): number {
-    const v = this.config[key] ?? fallback;
-    if (v === undefined || v === null) this.fail(`"${key}" is missing`);
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) this.fail(`"${key}" must be a positive integer, got ${JSON.stringify(v)}`);
-    return v as number;
-  }
-
-  /** A finite positive number (eps, theta, factors). */
-  positive(key: string, fallback?: number): number {
-    const v = this.config[key] ?? fallback;
-    if (v === undefined || v === null) this.fail(`"${key}" is missing`);
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) this.fail(`"${key}" must be a positive number, got ${JSON.stringify(v)}`);
-    return v as number;
-  }
-
-  bool(key: string, fallback: boolean): boolean {
-    const v = this.config[key];
-    if (v === undefined || v === null) return fallback;
-    if (typeof v !== 'boolean') this.fail(`"${key}" must be true or false, got ${JSON.stringify(v)}`);
-    return v as boolean;
-  }
-
-  str(key: string, fallback?: string): string {
-    const v = this.config[key] ?? fallback;
-    if (v === undefined || v === null) this.fail(`"${key}" is missing`);
-    if (typeof v !== 'string') this.fail(`"${key}" must be a string, got ${JSON.stringify(v)}`);
-    return v as string;
-  }
-
-  /** A number in (0, 1] (partial rotary fractions). */
-  fraction(key: string, fallback: number): number {
-    const v = this.config[key] ?? fallback;
-    if (typeof v !== 'number' || !(v > 0 && v <= 1)) this.fail(`"${key}" must be a number in (0, 1], got ${JSON.stringify(v)}`);
-    return v as number;
-  }
+function norm(path: string, hasBias: boolean): NormSpec {
+  return { weight: `${path}.weight`, bias: hasBias ? `${path}.bias` : null };
 }
 
 /** Maps transformers' ACT2FN names onto the activations the block graphs implement. */
@@ -78,29 +163,41 @@ function activation(r: ConfigReader, key: string, name: string): Activation {
   }
 }
 
+/** The value of the first key of `chain` present in the config, or the chain's default, read by `read`. */
+function firstOf<T>(r: ConfigReader, chain: KeyChain<T>, read: (key: string, fallback: T) => T): T {
+  const present = chain.keys.find((k) => r.has(k));
+  return read(present ?? chain.keys[0]!, chain.default);
+}
+
+function positions(row: ArchRow, r: ConfigReader, headDim: number): Positions {
+  const p = row.positions;
+  if (p.kind === 'learned') return { kind: 'learned', weight: `${p.path}.weight`, offset: p.offset };
+  return ropePositions(row.modelType, p, r, headDim);
+}
+
 /**
- * Rotary positions as transformers computes them: rope_theta (or rope_parameters.rope_theta in newer configs),
- * partial_rotary_factor, and rope_scaling of type default, linear or llama3; any other scaling is rejected.
+ * Rotary positions as transformers computes them: theta and the partial rotary fraction from the row's keys (or from
+ * rope_parameters in transformers v5 configs, which wins), and rope_scaling of type default, linear or llama3; any
+ * other scaling is rejected.
  */
-function ropePositions(r: ConfigReader, headDim: number, thetaKey: string, thetaDefault: number, partialFromConfig: number): Positions {
-  let partial = partialFromConfig;
-  const params = r.config['rope_parameters'];
-  const paramObj = isObject(params) ? params : null;
-  const theta = paramObj && paramObj['rope_theta'] !== undefined
-    ? new ConfigReader(paramObj, `${r.where} rope_parameters`).positive('rope_theta')
-    : r.positive(thetaKey, thetaDefault);
-  // transformers v5 keeps partial_rotary_factor inside rope_parameters; it wins over the top-level value.
-  if (paramObj && paramObj['partial_rotary_factor'] !== undefined) {
-    partial = new ConfigReader(paramObj, `${r.where} rope_parameters`).fraction('partial_rotary_factor', 1);
+function ropePositions(modelType: string, p: Extract<PositionsRow, { kind: 'rope' }>, r: ConfigReader, headDim: number): Positions {
+  // A key written into rope_parameters counts even as null (transformers' setdefault keeps it, and then fails).
+  const params = r.nested('rope_parameters');
+  const theta = params !== null && params.config['rope_theta'] !== undefined
+    ? params.positive('rope_theta')
+    : firstOf(r, p.theta, (k, d) => r.positive(k, d));
+  const partialFrom = params !== null && params.config['partial_rotary_factor'] !== undefined ? params : null;
+  const partialChain = p.partial === 'whole_head' ? { keys: ['partial_rotary_factor'], default: 1 } : p.partial;
+  const partial = partialFrom !== null
+    ? partialFrom.fraction('partial_rotary_factor', 1)
+    : firstOf(r, partialChain, (k, d) => r.fraction(k, d));
+  if (p.partial === 'whole_head' && partial < 1) {
+    (partialFrom ?? r).fail(`"partial_rotary_factor" = ${partial} is not supported for ${modelType}: its attention applies rotary to the whole head (transformers cannot run a factor < 1 there; partial rotary exists in phi3 and gpt_neox)`);
   }
   const rotaryDim = Math.floor(headDim * partial);
   if (rotaryDim < 2 || rotaryDim % 2 !== 0) r.fail(`rotary dimension ${rotaryDim} (head_dim ${headDim} × ${partial}) must be an even number ≥ 2`);
-  const rawScaling = r.config['rope_scaling'] ?? paramObj;
+  const rawScaling = r.config['rope_scaling'] ?? params?.config ?? null;
   return { kind: 'rope', theta, rotaryDim, scaling: ropeScaling(r, rawScaling) };
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function ropeScaling(r: ConfigReader, raw: unknown): RopeScalingLlama3 | RopeScalingLinear | null {
@@ -120,379 +217,6 @@ function ropeScaling(r: ConfigReader, raw: unknown): RopeScalingLlama3 | RopeSca
     };
     default: return r.fail(`rope_scaling type ${JSON.stringify(type)} is not supported (supported: default, linear, llama3)`);
   }
-}
-
-function linear(role: LinearRole, weight: string, bias: string | null, inFeatures: number, outFeatures: number, input: LinearInput, transposed = false): LinearSpec {
-  return { role, weight: `${weight}.weight`, bias: bias === null ? null : `${bias}.bias`, inFeatures, outFeatures, transposed, input };
-}
-
-function norm(prefix: string, hasBias: boolean): NormSpec {
-  return { weight: `${prefix}.weight`, bias: hasBias ? `${prefix}.bias` : null };
-}
-
-/** Attention dims shared by every architecture: heads, kv heads, head dim (from config or hidden / heads). */
-function attentionDims(r: ConfigReader, hidden: number, headsKey: string, kvKey: string | null, headDimKey: string | null) {
-  const numHeads = r.int(headsKey);
-  const numKvHeads = kvKey !== null && r.has(kvKey) ? r.int(kvKey) : numHeads;
-  if (numHeads % numKvHeads !== 0) r.fail(`"${headsKey}" = ${numHeads} is not a multiple of "${kvKey}" = ${numKvHeads}`);
-  let headDim: number;
-  if (headDimKey !== null && r.has(headDimKey)) headDim = r.int(headDimKey);
-  else {
-    if (hidden % numHeads !== 0) r.fail(`hidden size ${hidden} is not divisible by "${headsKey}" = ${numHeads}`);
-    headDim = hidden / numHeads;
-  }
-  return { numHeads, numKvHeads, headDim };
-}
-
-interface Dims {
-  numLayers: number; hidden: number; numHeads: number; numKvHeads: number; headDim: number; intermediate: number;
-  vocab: number; maxPositions: number;
-}
-
-/** Llama-family decoders (llama, mistral, qwen2, qwen3, gemma): separate q/k/v, gated MLP, RMSNorm, rotary. */
-function llamaLike(r: ConfigReader, opts: {
-  modelType: string;
-  defaults: { vocab: number; hidden: number; intermediate: number; layers: number; heads: number; maxPositions: number; eps: number; theta: number; headDim?: number; act: string; tied: boolean };
-  qkvBias: boolean; oBias: boolean; mlpBias: boolean; qkNorm: boolean; gemma: boolean;
-}): ArchSpec {
-  const d = opts.defaults;
-  const hidden = r.int('hidden_size', d.hidden);
-  const numHeads = r.int('num_attention_heads', d.heads);
-  const numKvHeads = r.has('num_key_value_heads') ? r.int('num_key_value_heads') : numHeads;
-  if (numHeads % numKvHeads !== 0) r.fail(`"num_attention_heads" = ${numHeads} is not a multiple of "num_key_value_heads" = ${numKvHeads}`);
-  let headDim: number;
-  if (r.has('head_dim')) headDim = r.int('head_dim');
-  else if (d.headDim !== undefined) headDim = d.headDim;
-  else {
-    if (hidden % numHeads !== 0) r.fail(`"hidden_size" = ${hidden} is not divisible by "num_attention_heads" = ${numHeads} (and no "head_dim")`);
-    headDim = hidden / numHeads;
-  }
-  const dims: Dims = {
-    numLayers: r.int('num_hidden_layers', d.layers), hidden, numHeads, numKvHeads, headDim,
-    intermediate: r.int('intermediate_size', d.intermediate), vocab: r.int('vocab_size', d.vocab),
-    maxPositions: r.int('max_position_embeddings', d.maxPositions),
-  };
-  // Gemma's MLP uses hidden_activation (older configs only carry hidden_act, and transformers then used the tanh
-  // approximation regardless); the others use hidden_act.
-  const actKey = opts.gemma && r.has('hidden_activation') ? 'hidden_activation' : 'hidden_act';
-  const act = opts.gemma && actKey === 'hidden_act' ? 'gelu_pytorch_tanh' : r.str(actKey, d.act);
-  const tied = r.bool('tie_word_embeddings', d.tied);
-  const qOut = numHeads * headDim, kvOut = numKvHeads * headDim, I = dims.intermediate;
-  const layers: LayerSpec[] = [];
-  for (let i = 0; i < dims.numLayers; i++) {
-    const p = `model.layers.${i}`;
-    const a = `${p}.self_attn`, m = `${p}.mlp`;
-    const qb = (n: string) => (opts.qkvBias ? n : null);
-    const ob = (n: string) => (opts.oBias ? n : null);
-    const mb = (n: string) => (opts.mlpBias ? n : null);
-    layers.push({
-      index: i,
-      linears: [
-        linear('q', `${a}.q_proj`, qb(`${a}.q_proj`), hidden, qOut, 'attn_in'),
-        linear('k', `${a}.k_proj`, qb(`${a}.k_proj`), hidden, kvOut, 'attn_in'),
-        linear('v', `${a}.v_proj`, qb(`${a}.v_proj`), hidden, kvOut, 'attn_in'),
-        linear('o', `${a}.o_proj`, ob(`${a}.o_proj`), qOut, hidden, 'attn_out'),
-        linear('gate', `${m}.gate_proj`, mb(`${m}.gate_proj`), hidden, I, 'mlp_in'),
-        linear('up', `${m}.up_proj`, mb(`${m}.up_proj`), hidden, I, 'mlp_in'),
-        linear('down', `${m}.down_proj`, mb(`${m}.down_proj`), I, hidden, 'mlp_act'),
-      ],
-      attnNorm: norm(`${p}.input_layernorm`, false),
-      mlpNorm: norm(`${p}.post_attention_layernorm`, false),
-      qNorm: opts.qkNorm ? norm(`${a}.q_norm`, false) : null,
-      kNorm: opts.qkNorm ? norm(`${a}.k_norm`, false) : null,
-    });
-  }
-  return {
-    modelType: opts.modelType,
-    ...dims,
-    norm: { kind: 'rmsnorm', eps: r.positive('rms_norm_eps', d.eps), unitOffset: opts.gemma },
-    attention: { qkvLayout: 'separate', scale: 1 / Math.sqrt(headDim) },
-    positions: ropePositions(r, headDim, 'rope_theta', d.theta, r.fraction('partial_rotary_factor', 1)),
-    mlp: { kind: 'gated', activation: activation(r, actKey, act) },
-    parallelResidual: false,
-    embedScale: opts.gemma ? Math.sqrt(hidden) : 1,
-    tiedEmbeddings: tied,
-    names: {
-      embed: 'model.embed_tokens.weight',
-      finalNorm: norm('model.norm', false),
-      lmHead: tied ? 'model.embed_tokens.weight' : 'lm_head.weight',
-      lmHeadBias: null,
-    },
-    layers,
-  };
-}
-
-function llama(r: ConfigReader): ArchSpec {
-  // LlamaConfig: attention_bias applies to q, k, v and o; mlp_bias to gate, up and down.
-  const attnBias = r.bool('attention_bias', false);
-  return llamaLike(r, {
-    modelType: 'llama',
-    defaults: { vocab: 32000, hidden: 4096, intermediate: 11008, layers: 32, heads: 32, maxPositions: 2048, eps: 1e-6, theta: 10000, act: 'silu', tied: false },
-    qkvBias: attnBias, oBias: attnBias, mlpBias: r.bool('mlp_bias', false), qkNorm: false, gemma: false,
-  });
-}
-
-function mistral(r: ConfigReader): ArchSpec {
-  // MistralConfig: no biases; sliding_window only matters for sequences longer than the window (4096 by default).
-  return llamaLike(r, {
-    modelType: 'mistral',
-    defaults: { vocab: 32000, hidden: 4096, intermediate: 14336, layers: 32, heads: 32, maxPositions: 4096 * 32, eps: 1e-6, theta: 10000, act: 'silu', tied: false },
-    qkvBias: false, oBias: false, mlpBias: false, qkNorm: false, gemma: false,
-  });
-}
-
-function qwen2(r: ConfigReader): ArchSpec {
-  // Qwen2Attention: q/k/v always carry a bias, o_proj never.
-  return llamaLike(r, {
-    modelType: 'qwen2',
-    defaults: { vocab: 151936, hidden: 4096, intermediate: 22016, layers: 32, heads: 32, maxPositions: 32768, eps: 1e-6, theta: 10000, act: 'silu', tied: false },
-    qkvBias: true, oBias: false, mlpBias: false, qkNorm: false, gemma: false,
-  });
-}
-
-function qwen3(r: ConfigReader): ArchSpec {
-  // Qwen3: head_dim is its own config field (default 128), RMSNorm over head_dim on q and k, attention_bias on q/k/v/o.
-  const attnBias = r.bool('attention_bias', false);
-  return llamaLike(r, {
-    modelType: 'qwen3',
-    defaults: { vocab: 151936, hidden: 4096, intermediate: 22016, layers: 32, heads: 32, maxPositions: 32768, eps: 1e-6, theta: 10000, headDim: 128, act: 'silu', tied: false },
-    qkvBias: attnBias, oBias: attnBias, mlpBias: false, qkNorm: true, gemma: false,
-  });
-}
-
-function gemma(r: ConfigReader): ArchSpec {
-  // Gemma: RMSNorm multiplies by (1 + w), embeddings scaled by sqrt(hidden), head_dim from config, tied head.
-  const attnBias = r.bool('attention_bias', false);
-  return llamaLike(r, {
-    modelType: 'gemma',
-    defaults: { vocab: 256000, hidden: 3072, intermediate: 24576, layers: 28, heads: 16, maxPositions: 8192, eps: 1e-6, theta: 10000, headDim: 256, act: 'gelu_pytorch_tanh', tied: true },
-    qkvBias: attnBias, oBias: attnBias, mlpBias: false, qkNorm: false, gemma: true,
-  });
-}
-
-function phi3(r: ConfigReader): ArchSpec {
-  // Phi3: fused qkv_proj rows [q; k; v] and gate_up_proj rows [gate; up], no biases, RMSNorm, partial rotary.
-  const hidden = r.int('hidden_size', 3072);
-  const { numHeads, numKvHeads, headDim } = attentionDims(r, hidden, 'num_attention_heads', 'num_key_value_heads', 'head_dim');
-  const dims: Dims = {
-    numLayers: r.int('num_hidden_layers', 32), hidden, numHeads, numKvHeads, headDim,
-    intermediate: r.int('intermediate_size', 8192), vocab: r.int('vocab_size', 32064),
-    maxPositions: r.int('max_position_embeddings', 4096),
-  };
-  const tied = r.bool('tie_word_embeddings', false);
-  const I = dims.intermediate;
-  const layers: LayerSpec[] = [];
-  for (let i = 0; i < dims.numLayers; i++) {
-    const p = `model.layers.${i}`;
-    layers.push({
-      index: i,
-      linears: [
-        linear('qkv', `${p}.self_attn.qkv_proj`, null, hidden, (numHeads + 2 * numKvHeads) * headDim, 'attn_in'),
-        linear('o', `${p}.self_attn.o_proj`, null, numHeads * headDim, hidden, 'attn_out'),
-        linear('gate_up', `${p}.mlp.gate_up_proj`, null, hidden, 2 * I, 'mlp_in'),
-        linear('down', `${p}.mlp.down_proj`, null, I, hidden, 'mlp_act'),
-      ],
-      attnNorm: norm(`${p}.input_layernorm`, false),
-      mlpNorm: norm(`${p}.post_attention_layernorm`, false),
-      qNorm: null, kNorm: null,
-    });
-  }
-  return {
-    modelType: 'phi3',
-    ...dims,
-    norm: { kind: 'rmsnorm', eps: r.positive('rms_norm_eps', 1e-5), unitOffset: false },
-    attention: { qkvLayout: 'concat', scale: 1 / Math.sqrt(headDim) },
-    positions: ropePositions(r, headDim, 'rope_theta', 10000, r.fraction('partial_rotary_factor', 1)),
-    mlp: { kind: 'gated', activation: activation(r, 'hidden_act', r.str('hidden_act', 'silu')) },
-    parallelResidual: false,
-    embedScale: 1,
-    tiedEmbeddings: tied,
-    names: {
-      embed: 'model.embed_tokens.weight',
-      finalNorm: norm('model.norm', false),
-      lmHead: tied ? 'model.embed_tokens.weight' : 'lm_head.weight',
-      lmHeadBias: null,
-    },
-    layers,
-  };
-}
-
-function opt(r: ConfigReader): ArchSpec {
-  // OPT: learned positions offset by 2, biases everywhere (enable_bias), LayerNorm (eps 1e-5, torch's default),
-  // ReLU fc1/fc2, pre-norm only, final_layer_norm, head tied to embed_tokens by default.
-  if (!r.bool('do_layer_norm_before', true)) r.fail('"do_layer_norm_before": false (post-norm OPT, e.g. opt-350m) is not supported');
-  if (r.bool('_remove_final_layer_norm', false)) r.fail('"_remove_final_layer_norm": true is not supported');
-  if (!r.bool('layer_norm_elementwise_affine', true)) r.fail('"layer_norm_elementwise_affine": false is not supported');
-  const hidden = r.int('hidden_size', 768);
-  if (r.has('word_embed_proj_dim') && r.int('word_embed_proj_dim') !== hidden) {
-    r.fail(`"word_embed_proj_dim" = ${r.int('word_embed_proj_dim')} differs from "hidden_size" = ${hidden} (project_in/project_out are not supported)`);
-  }
-  const { numHeads, numKvHeads, headDim } = attentionDims(r, hidden, 'num_attention_heads', null, null);
-  const dims: Dims = {
-    numLayers: r.int('num_hidden_layers', 12), hidden, numHeads, numKvHeads, headDim,
-    intermediate: r.int('ffn_dim', 3072), vocab: r.int('vocab_size', 50272),
-    maxPositions: r.int('max_position_embeddings', 2048),
-  };
-  const bias = r.bool('enable_bias', true);
-  const b = (n: string) => (bias ? n : null);
-  const tied = r.bool('tie_word_embeddings', true);
-  const I = dims.intermediate;
-  const layers: LayerSpec[] = [];
-  for (let i = 0; i < dims.numLayers; i++) {
-    const p = `model.decoder.layers.${i}`;
-    const a = `${p}.self_attn`;
-    layers.push({
-      index: i,
-      linears: [
-        linear('q', `${a}.q_proj`, b(`${a}.q_proj`), hidden, hidden, 'attn_in'),
-        linear('k', `${a}.k_proj`, b(`${a}.k_proj`), hidden, hidden, 'attn_in'),
-        linear('v', `${a}.v_proj`, b(`${a}.v_proj`), hidden, hidden, 'attn_in'),
-        linear('o', `${a}.out_proj`, b(`${a}.out_proj`), hidden, hidden, 'attn_out'),
-        linear('fc_in', `${p}.fc1`, b(`${p}.fc1`), hidden, I, 'mlp_in'),
-        linear('fc_out', `${p}.fc2`, b(`${p}.fc2`), I, hidden, 'mlp_act'),
-      ],
-      attnNorm: norm(`${p}.self_attn_layer_norm`, true),
-      mlpNorm: norm(`${p}.final_layer_norm`, true),
-      qNorm: null, kNorm: null,
-    });
-  }
-  return {
-    modelType: 'opt',
-    ...dims,
-    norm: { kind: 'layernorm', eps: 1e-5, unitOffset: false },
-    attention: { qkvLayout: 'separate', scale: 1 / Math.sqrt(headDim) },
-    positions: { kind: 'learned', weight: 'model.decoder.embed_positions.weight', offset: 2 },
-    mlp: { kind: 'plain', activation: activation(r, 'activation_function', r.str('activation_function', 'relu')) },
-    parallelResidual: false,
-    embedScale: 1,
-    tiedEmbeddings: tied,
-    names: {
-      embed: 'model.decoder.embed_tokens.weight',
-      finalNorm: norm('model.decoder.final_layer_norm', true),
-      lmHead: tied ? 'model.decoder.embed_tokens.weight' : 'lm_head.weight',
-      lmHeadBias: null,
-    },
-    layers,
-  };
-}
-
-function gpt2(r: ConfigReader): ArchSpec {
-  // GPT-2: Conv1D weights stored [in, out], fused c_attn rows [q; k; v] (in the [out, in] view), learned positions
-  // (wpe), LayerNorm with bias, gelu_new, head tied to wte.
-  if (r.bool('scale_attn_by_inverse_layer_idx', false)) r.fail('"scale_attn_by_inverse_layer_idx": true is not supported');
-  const hidden = r.int('n_embd', 768);
-  const { numHeads, numKvHeads, headDim } = attentionDims(r, hidden, 'n_head', null, null);
-  const dims: Dims = {
-    numLayers: r.int('n_layer', 12), hidden, numHeads, numKvHeads, headDim,
-    intermediate: r.int('n_inner', 4 * hidden), vocab: r.int('vocab_size', 50257),
-    maxPositions: r.int('n_positions', 1024),
-  };
-  const tied = r.bool('tie_word_embeddings', true);
-  const I = dims.intermediate;
-  const layers: LayerSpec[] = [];
-  for (let i = 0; i < dims.numLayers; i++) {
-    const p = `transformer.h.${i}`;
-    layers.push({
-      index: i,
-      linears: [
-        linear('qkv', `${p}.attn.c_attn`, `${p}.attn.c_attn`, hidden, 3 * hidden, 'attn_in', true),
-        linear('o', `${p}.attn.c_proj`, `${p}.attn.c_proj`, hidden, hidden, 'attn_out', true),
-        linear('fc_in', `${p}.mlp.c_fc`, `${p}.mlp.c_fc`, hidden, I, 'mlp_in', true),
-        linear('fc_out', `${p}.mlp.c_proj`, `${p}.mlp.c_proj`, I, hidden, 'mlp_act', true),
-      ],
-      attnNorm: norm(`${p}.ln_1`, true),
-      mlpNorm: norm(`${p}.ln_2`, true),
-      qNorm: null, kNorm: null,
-    });
-  }
-  return {
-    modelType: 'gpt2',
-    ...dims,
-    norm: { kind: 'layernorm', eps: r.positive('layer_norm_epsilon', 1e-5), unitOffset: false },
-    attention: { qkvLayout: 'concat', scale: r.bool('scale_attn_weights', true) ? 1 / Math.sqrt(headDim) : 1 },
-    positions: { kind: 'learned', weight: 'transformer.wpe.weight', offset: 0 },
-    mlp: { kind: 'plain', activation: activation(r, 'activation_function', r.str('activation_function', 'gelu_new')) },
-    parallelResidual: false,
-    embedScale: 1,
-    tiedEmbeddings: tied,
-    names: {
-      embed: 'transformer.wte.weight',
-      finalNorm: norm('transformer.ln_f', true),
-      lmHead: tied ? 'transformer.wte.weight' : 'lm_head.weight',
-      lmHeadBias: null,
-    },
-    layers,
-  };
-}
-
-function gptNeox(r: ConfigReader): ArchSpec {
-  // GPT-NeoX (Pythia): query_key_value rows laid out [heads, 3, head_dim], partial rotary (rotary_pct), parallel
-  // residual, LayerNorm with bias, separate embed_in / embed_out.
-  const hidden = r.int('hidden_size', 6144);
-  const { numHeads, numKvHeads, headDim } = attentionDims(r, hidden, 'num_attention_heads', null, null);
-  const dims: Dims = {
-    numLayers: r.int('num_hidden_layers', 44), hidden, numHeads, numKvHeads, headDim,
-    intermediate: r.int('intermediate_size', 24576), vocab: r.int('vocab_size', 50432),
-    maxPositions: r.int('max_position_embeddings', 2048),
-  };
-  const attnBias = r.bool('attention_bias', true);
-  const ab = (n: string) => (attnBias ? n : null);
-  const tied = r.bool('tie_word_embeddings', false);
-  const I = dims.intermediate;
-  const layers: LayerSpec[] = [];
-  for (let i = 0; i < dims.numLayers; i++) {
-    const p = `gpt_neox.layers.${i}`;
-    layers.push({
-      index: i,
-      linears: [
-        linear('qkv', `${p}.attention.query_key_value`, ab(`${p}.attention.query_key_value`), hidden, 3 * hidden, 'attn_in'),
-        linear('o', `${p}.attention.dense`, ab(`${p}.attention.dense`), hidden, hidden, 'attn_out'),
-        linear('fc_in', `${p}.mlp.dense_h_to_4h`, `${p}.mlp.dense_h_to_4h`, hidden, I, 'mlp_in'),
-        linear('fc_out', `${p}.mlp.dense_4h_to_h`, `${p}.mlp.dense_4h_to_h`, I, hidden, 'mlp_act'),
-      ],
-      attnNorm: norm(`${p}.input_layernorm`, true),
-      mlpNorm: norm(`${p}.post_attention_layernorm`, true),
-      qNorm: null, kNorm: null,
-    });
-  }
-  // Older configs: rotary_pct / rotary_emb_base; newer: partial_rotary_factor / rope_theta.
-  const partial = r.has('partial_rotary_factor') ? r.fraction('partial_rotary_factor', 0.25) : r.fraction('rotary_pct', 0.25);
-  const thetaKey = r.has('rope_theta') || !r.has('rotary_emb_base') ? 'rope_theta' : 'rotary_emb_base';
-  return {
-    modelType: 'gpt_neox',
-    ...dims,
-    norm: { kind: 'layernorm', eps: r.positive('layer_norm_eps', 1e-5), unitOffset: false },
-    attention: { qkvLayout: 'per_head_interleaved', scale: 1 / Math.sqrt(headDim) },
-    positions: ropePositions(r, headDim, thetaKey, 10000, partial),
-    mlp: { kind: 'plain', activation: activation(r, 'hidden_act', r.str('hidden_act', 'gelu')) },
-    parallelResidual: r.bool('use_parallel_residual', true),
-    embedScale: 1,
-    tiedEmbeddings: tied,
-    names: {
-      embed: 'gpt_neox.embed_in.weight',
-      finalNorm: norm('gpt_neox.final_layer_norm', true),
-      lmHead: tied ? 'gpt_neox.embed_in.weight' : 'embed_out.weight',
-      lmHeadBias: null,
-    },
-    layers,
-  };
-}
-
-const ARCHITECTURES: Readonly<Record<string, (r: ConfigReader) => ArchSpec>> = {
-  llama, mistral, qwen2, qwen3, opt, gpt2, gpt_neox: gptNeox, phi3, gemma,
-};
-
-export const SUPPORTED_MODEL_TYPES: readonly string[] = Object.keys(ARCHITECTURES);
-
-/** config.json -> ArchSpec; `where` (the config's path) prefixes every error. */
-export function describeArchitecture(config: Record<string, unknown>, where: string): ArchSpec {
-  if (!isObject(config)) throw new ConfigError(where, 'config is not a JSON object');
-  const r = new ConfigReader(config, where);
-  const type = config['model_type'];
-  if (typeof type !== 'string') r.fail(`"model_type" is missing or not a string (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`);
-  const build = Object.hasOwn(ARCHITECTURES, type as string) ? ARCHITECTURES[type as string] : undefined;
-  if (!build) return r.fail(`model_type ${JSON.stringify(type)} is not supported (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`);
-  return build(r);
 }
 
 /** Every weight name a spec expects in the files (norm/linear weights and biases, embeddings, head, positions). */

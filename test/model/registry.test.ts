@@ -128,8 +128,9 @@ test('qwen3: q/k norm over head_dim, head_dim from config (not hidden / heads)',
   });
   assert.equal(spec.headDim, 16);
   assert.equal(spec.attention.scale, 0.25);
-  // Without head_dim in the file, Qwen3Config's default is 128.
-  assert.equal(describeArchitecture({ model_type: 'qwen3', hidden_size: 32, num_attention_heads: 4 }, 'c').headDim, 128);
+  // Without head_dim in the file, Qwen3Config's default is 128. (num_key_value_heads is given: Qwen3Config's default
+  // of 32 kv heads would not divide 4 heads.)
+  assert.equal(describeArchitecture({ model_type: 'qwen3', hidden_size: 32, num_attention_heads: 4, num_key_value_heads: 2 }, 'c').headDim, 128);
 });
 
 test('opt: decoder names, learned positions offset 2, biases, ReLU, LayerNorm, tied by default', () => {
@@ -270,4 +271,55 @@ test('clear errors: unknown model_type lists the supported ones; bad fields name
   assert.throws(() => describeArchitecture({ ...llamaConfig, rope_scaling: { rope_type: 'llama3', factor: 8 } }, 'c'), /c rope_scaling: "low_freq_factor" is missing/);
   assert.throws(() => describeArchitecture({ ...llamaConfig, hidden_act: 'mish' }, 'c'), /"hidden_act" = "mish" is not supported/);
   assert.throws(() => describeArchitecture({ model_type: 'gpt2', scale_attn_by_inverse_layer_idx: true }, 'c'), /scale_attn_by_inverse_layer_idx/);
+});
+
+// issue 10: defaults of missing keys are those of the transformers config class (configuration_<type>.py):
+// num_key_value_heads MistralConfig 8, Qwen2Config / Qwen3Config 32, GemmaConfig 16, LlamaConfig / Phi3Config None
+// (= num_attention_heads); an explicit null is the classes' `if num_key_value_heads is None` fallback to the head count.
+// Head counts: OPTConfig 12, GPT2Config n_head 12, GPTNeoXConfig 64, Phi3Config 32.
+test('defaults of missing keys follow the transformers config class (kv heads, head counts)', () => {
+  const kv = (model_type: string, extra: Record<string, unknown> = {}) =>
+    describeArchitecture({ model_type, hidden_size: 64, num_attention_heads: 32, head_dim: 2, ...extra }, 'c').numKvHeads;
+  assert.equal(kv('mistral'), 8);
+  assert.equal(kv('qwen2'), 32);
+  assert.equal(kv('qwen3'), 32);
+  assert.equal(kv('gemma', { num_attention_heads: 16 }), 16);
+  assert.equal(kv('llama', { num_attention_heads: 4 }), 4);
+  assert.equal(kv('phi3', { num_attention_heads: 4 }), 4);
+  assert.equal(kv('mistral', { num_attention_heads: 16, num_key_value_heads: null }), 16);
+  assert.equal(kv('qwen2', { num_attention_heads: 4, num_key_value_heads: null }), 4);
+  // Mistral's default of 8 kv heads does not divide 4 heads: the error names both keys.
+  assert.throws(() => kv('mistral', { num_attention_heads: 4 }), /"num_attention_heads" = 4 is not a multiple of "num_key_value_heads" = 8/);
+  assert.equal(describeArchitecture({ model_type: 'opt' }, 'c').numHeads, 12);
+  assert.equal(describeArchitecture({ model_type: 'gpt2' }, 'c').numHeads, 12);
+  assert.equal(describeArchitecture({ model_type: 'gpt_neox' }, 'c').numHeads, 64);
+  const phi3 = describeArchitecture({ model_type: 'phi3' }, 'c');
+  assert.deepEqual([phi3.numHeads, phi3.numKvHeads, phi3.headDim], [32, 32, 96]); // 3072 / 32
+});
+
+test('llama family: partial_rotary_factor < 1 is refused (transformers rotates the whole head there); phi3 keeps it', () => {
+  for (const model_type of ['llama', 'mistral', 'qwen2', 'qwen3', 'gemma']) {
+    const base = { model_type, hidden_size: 64, num_attention_heads: 4, num_key_value_heads: 4, head_dim: 16 };
+    assert.throws(() => describeArchitecture({ ...base, partial_rotary_factor: 0.5 }, '/m/config.json'),
+      new RegExp(`/m/config.json: "partial_rotary_factor" = 0.5 is not supported for ${model_type}: its attention applies rotary to the whole head`));
+    assert.throws(() => describeArchitecture({ ...base, rope_parameters: { rope_type: 'default', rope_theta: 1e4, partial_rotary_factor: 0.25 } }, 'c'),
+      /c rope_parameters: "partial_rotary_factor" = 0.25 is not supported/);
+    // 1 (what transformers writes by default) and absent are the whole head.
+    assert.equal((describeArchitecture({ ...base, partial_rotary_factor: 1 }, 'c').positions as { rotaryDim: number }).rotaryDim, 16);
+    assert.equal((describeArchitecture(base, 'c').positions as { rotaryDim: number }).rotaryDim, 16);
+  }
+  const phi3 = describeArchitecture({ model_type: 'phi3', hidden_size: 64, num_attention_heads: 4, partial_rotary_factor: 0.5 }, 'c');
+  assert.equal((phi3.positions as { rotaryDim: number }).rotaryDim, 8);
+});
+
+test('gpt_neox: rotary_pct / rotary_emb_base win over top-level partial_rotary_factor / rope_theta; rope_parameters wins over both', () => {
+  const base = { model_type: 'gpt_neox', hidden_size: 64, num_attention_heads: 4 }; // head_dim 16
+  const rope = (extra: Record<string, unknown>) => describeArchitecture({ ...base, ...extra }, 'c').positions;
+  // GPTNeoXConfig (4.x) sets partial_rotary_factor = rotary_pct and rope_theta = rotary_emb_base after reading kwargs.
+  assert.deepEqual(rope({ rotary_pct: 0.5, partial_rotary_factor: 0.25, rotary_emb_base: 1000, rope_theta: 5000 }), { kind: 'rope', theta: 1000, rotaryDim: 8, scaling: null });
+  // Top-level copies alone are ignored: defaults rotary_pct 0.25, rotary_emb_base 10000.
+  assert.deepEqual(rope({ partial_rotary_factor: 1, rope_theta: 5000 }), { kind: 'rope', theta: 10000, rotaryDim: 4, scaling: null });
+  // v5: rope_parameters.setdefault(..., rotary_*) keeps what rope_parameters already says.
+  assert.deepEqual(rope({ rotary_pct: 0.25, rotary_emb_base: 1000, rope_parameters: { rope_type: 'default', rope_theta: 7, partial_rotary_factor: 1 } }), { kind: 'rope', theta: 7, rotaryDim: 16, scaling: null });
+  assert.deepEqual(rope({ rotary_pct: 0.5, rotary_emb_base: 1000, rope_parameters: { rope_type: 'default' } }), { kind: 'rope', theta: 1000, rotaryDim: 8, scaling: null });
 });

@@ -1,0 +1,428 @@
+// The architecture table: one declarative row per supported model_type, in the manner of llama.cpp gguf-py's
+// TensorNameMap. A row says which config.json keys the family reads and the default its transformers config class
+// (configuration_<type>.py) gives each, the tensor-name templates of every weight (`{i}` = layer index), each linear's
+// role and storage layout, the norm and activation kinds, and the config values refused. src/model/registry.ts turns a
+// row plus a config.json into the ArchSpec of src/model/arch.ts; adding an architecture means adding a row here (and,
+// only where its math is new, a field in ArchSpec and a graph piece in src/forward/).
+
+import type { LinearInput, LinearRole, NormKind } from './arch.js';
+
+/** A config.json key and the value transformers' config class gives it when the file leaves it out (or sets null). */
+export interface Key<D> {
+  readonly key: string;
+  readonly default: D;
+}
+
+/** Spellings of one field, tried in order: the first key present wins; none present gives the default. */
+export interface KeyChain<D> {
+  readonly keys: readonly string[];
+  readonly default: D;
+}
+
+function key<D>(name: string, dflt: D): Key<D> {
+  return { key: name, default: dflt };
+}
+
+/** Derived defaults, computed by the builder as the config class's __init__ does. */
+export type KvHeadsDefault = number | 'num_heads';
+export type HeadDimDefault = number | 'hidden/heads';
+export type IntermediateDefault = number | '4*hidden';
+
+/** A linear's bias: always there, never there, or switched by a config flag (attention_bias, mlp_bias, enable_bias). */
+export type BiasRule = boolean | Key<boolean>;
+
+export interface LinearRow {
+  readonly role: LinearRole;
+  /** Module path; the tensors are `<path>.weight` and `<path>.bias`. */
+  readonly path: string;
+  readonly bias: BiasRule;
+  /** `linear`: nn.Linear, stored [out, in]; `conv1d`: GPT-2's Conv1D, stored [in, out]. */
+  readonly layout: 'linear' | 'conv1d';
+}
+
+/** Sizes a linear's dimensions are made of. */
+export type Size = 'hidden' | 'q' | 'kv' | 'qkv' | 'intermediate' | '2*intermediate';
+
+/**
+ * Where each role reads from and its [in → out] sizes, the same in every family: q = heads × head_dim,
+ * kv = kv_heads × head_dim, qkv = q + 2 kv (fused rows), intermediate = the MLP width.
+ */
+export const LINEAR_ROLES: Readonly<Record<LinearRole, { readonly input: LinearInput; readonly in: Size; readonly out: Size }>> = {
+  q: { input: 'attn_in', in: 'hidden', out: 'q' },
+  k: { input: 'attn_in', in: 'hidden', out: 'kv' },
+  v: { input: 'attn_in', in: 'hidden', out: 'kv' },
+  qkv: { input: 'attn_in', in: 'hidden', out: 'qkv' },
+  o: { input: 'attn_out', in: 'q', out: 'hidden' },
+  gate: { input: 'mlp_in', in: 'hidden', out: 'intermediate' },
+  up: { input: 'mlp_in', in: 'hidden', out: 'intermediate' },
+  gate_up: { input: 'mlp_in', in: 'hidden', out: '2*intermediate' },
+  down: { input: 'mlp_act', in: 'intermediate', out: 'hidden' },
+  fc_in: { input: 'mlp_in', in: 'hidden', out: 'intermediate' },
+  fc_out: { input: 'mlp_act', in: 'intermediate', out: 'hidden' },
+};
+
+/** A config value Topiary does not implement; the error reads `"<key>": <value> (<why>) is not supported`. */
+export type Refusal =
+  | { readonly kind: 'flag'; readonly key: string; readonly refused: boolean; readonly why: string | null }
+  /** The key, when present, must equal the hidden size (OPT word_embed_proj_dim). */
+  | { readonly kind: 'equals_hidden'; readonly key: string; readonly why: string };
+
+export type PositionsRow =
+  | {
+      readonly kind: 'rope';
+      /** rope_parameters.rope_theta (transformers v5 configs) wins over these keys. */
+      readonly theta: KeyChain<number>;
+      /**
+       * Fraction of each head that rotates; rope_parameters.partial_rotary_factor wins over these keys. `whole_head`:
+       * the family's modeling code rotates the whole head (transformers' llama-family rotary builds cos/sin for
+       * head_dim × partial_rotary_factor but applies them to the full head, which fails for a factor < 1), so a config
+       * asking for less is refused rather than given a model transformers does not compute.
+       */
+      readonly partial: KeyChain<number> | 'whole_head';
+    }
+  | {
+      readonly kind: 'learned';
+      /** Module path of the position table. */
+      readonly path: string;
+      /** Added to every position id (OPT: 2). */
+      readonly offset: number;
+    };
+
+export interface ArchRow {
+  /** config.json model_type. */
+  readonly modelType: string;
+  /** The transformers class whose defaults the keys carry. */
+  readonly configClass: string;
+  readonly dims: {
+    readonly hidden: Key<number>;
+    readonly layers: Key<number>;
+    readonly heads: Key<number>;
+    /**
+     * null: the family has no grouped-query attention (kv heads = heads; no key is read). An explicit null in the
+     * file means kv heads = heads (every config class's `if num_key_value_heads is None` fallback).
+     */
+    readonly kvHeads: Key<KvHeadsDefault> | null;
+    /** null: head_dim is always hidden / heads (no key is read). */
+    readonly headDim: Key<HeadDimDefault> | null;
+    readonly intermediate: Key<IntermediateDefault>;
+    readonly vocab: Key<number>;
+    readonly maxPositions: Key<number>;
+  };
+  readonly norm: {
+    readonly kind: NormKind;
+    /** A bare number is fixed by the modeling code, not read from the config (OPT: nn.LayerNorm's 1e-5). */
+    readonly eps: Key<number> | number;
+    /** gemma: the norm multiplies by (1 + w). */
+    readonly unitOffset: boolean;
+    /** Every norm (per layer and final) has a bias. */
+    readonly bias: boolean;
+  };
+  readonly attention: {
+    readonly qkvLayout: 'separate' | 'concat' | 'per_head_interleaved';
+    /** A flag that, when false, drops the 1/sqrt(head_dim) softmax scale (GPT-2 scale_attn_weights); null: always scaled. */
+    readonly scaleFlag: Key<boolean> | null;
+  };
+  readonly positions: PositionsRow;
+  readonly mlp: {
+    readonly kind: 'gated' | 'plain';
+    /** The config key naming the activation (a transformers ACT2FN name). */
+    readonly activation: Key<string>;
+  };
+  /** gpt_neox use_parallel_residual; false: always sequential. */
+  readonly parallelResidual: Key<boolean> | false;
+  /** gemma multiplies the embeddings by sqrt(hidden). */
+  readonly embedScale: 'none' | 'sqrt_hidden';
+  readonly tiedEmbeddings: Key<boolean>;
+  /** Module paths (`.weight` / `.bias` appended); `{i}` is the layer index. */
+  readonly names: {
+    readonly embed: string;
+    /** The head when embeddings are not tied. */
+    readonly lmHead: string;
+    readonly finalNorm: string;
+    readonly attnNorm: string;
+    readonly mlpNorm: string;
+    /** qwen3: RMSNorm over head_dim on q and k before rotary. */
+    readonly qkNorm: { readonly q: string; readonly k: string } | null;
+  };
+  /** In forward order. */
+  readonly linears: readonly LinearRow[];
+  readonly refused: readonly Refusal[];
+}
+
+// ---- the llama family (llama, mistral, qwen2, qwen3, gemma): separate q/k/v, gated MLP, RMSNorm, rotary ----
+
+const ATTENTION_BIAS = key('attention_bias', false);
+
+function llamaLinears(bias: { readonly qkv: BiasRule; readonly o: BiasRule; readonly mlp: BiasRule }): readonly LinearRow[] {
+  const a = 'model.layers.{i}.self_attn', m = 'model.layers.{i}.mlp';
+  return [
+    { role: 'q', path: `${a}.q_proj`, bias: bias.qkv, layout: 'linear' },
+    { role: 'k', path: `${a}.k_proj`, bias: bias.qkv, layout: 'linear' },
+    { role: 'v', path: `${a}.v_proj`, bias: bias.qkv, layout: 'linear' },
+    { role: 'o', path: `${a}.o_proj`, bias: bias.o, layout: 'linear' },
+    { role: 'gate', path: `${m}.gate_proj`, bias: bias.mlp, layout: 'linear' },
+    { role: 'up', path: `${m}.up_proj`, bias: bias.mlp, layout: 'linear' },
+    { role: 'down', path: `${m}.down_proj`, bias: bias.mlp, layout: 'linear' },
+  ];
+}
+
+const LLAMA_NAMES: ArchRow['names'] = {
+  embed: 'model.embed_tokens',
+  lmHead: 'lm_head',
+  finalNorm: 'model.norm',
+  attnNorm: 'model.layers.{i}.input_layernorm',
+  mlpNorm: 'model.layers.{i}.post_attention_layernorm',
+  qkNorm: null,
+};
+
+/** What the llama-family rows share; each row spreads it and states its own dimensions, biases and differences. */
+const LLAMA_FAMILY = {
+  norm: { kind: 'rmsnorm', eps: key('rms_norm_eps', 1e-6), unitOffset: false, bias: false },
+  attention: { qkvLayout: 'separate', scaleFlag: null },
+  positions: {
+    kind: 'rope',
+    theta: { keys: ['rope_theta'], default: 10000 },
+    partial: 'whole_head',
+  },
+  mlp: { kind: 'gated', activation: key('hidden_act', 'silu') },
+  parallelResidual: false,
+  embedScale: 'none',
+  tiedEmbeddings: key('tie_word_embeddings', false),
+  names: LLAMA_NAMES,
+  refused: [],
+} as const satisfies Partial<ArchRow>;
+
+/** The standard Hugging Face key names with one family's defaults. */
+function hfDims(d: {
+  readonly vocab: number; readonly hidden: number; readonly intermediate: number; readonly layers: number;
+  readonly heads: number; readonly kvHeads: KvHeadsDefault; readonly headDim: HeadDimDefault; readonly maxPositions: number;
+}): ArchRow['dims'] {
+  return {
+    hidden: key('hidden_size', d.hidden),
+    layers: key('num_hidden_layers', d.layers),
+    heads: key('num_attention_heads', d.heads),
+    kvHeads: key('num_key_value_heads', d.kvHeads),
+    headDim: key('head_dim', d.headDim),
+    intermediate: key('intermediate_size', d.intermediate),
+    vocab: key('vocab_size', d.vocab),
+    maxPositions: key('max_position_embeddings', d.maxPositions),
+  };
+}
+
+/** LlamaConfig: attention_bias switches q/k/v/o biases, mlp_bias gate/up/down. */
+const LLAMA: ArchRow = {
+  ...LLAMA_FAMILY,
+  modelType: 'llama',
+  configClass: 'LlamaConfig',
+  dims: hfDims({ vocab: 32000, hidden: 4096, intermediate: 11008, layers: 32, heads: 32, kvHeads: 'num_heads', headDim: 'hidden/heads', maxPositions: 2048 }),
+  linears: llamaLinears({ qkv: ATTENTION_BIAS, o: ATTENTION_BIAS, mlp: key('mlp_bias', false) }),
+};
+
+/** MistralConfig: no biases, 8 kv heads by default; sliding_window only matters for sequences longer than the window (4096 by default). */
+const MISTRAL: ArchRow = {
+  ...LLAMA_FAMILY,
+  modelType: 'mistral',
+  configClass: 'MistralConfig',
+  dims: hfDims({ vocab: 32000, hidden: 4096, intermediate: 14336, layers: 32, heads: 32, kvHeads: 8, headDim: 'hidden/heads', maxPositions: 4096 * 32 }),
+  linears: llamaLinears({ qkv: false, o: false, mlp: false }),
+};
+
+/** Qwen2Attention: q/k/v always carry a bias, o_proj never. */
+const QWEN2: ArchRow = {
+  ...LLAMA_FAMILY,
+  modelType: 'qwen2',
+  configClass: 'Qwen2Config',
+  dims: hfDims({ vocab: 151936, hidden: 4096, intermediate: 22016, layers: 32, heads: 32, kvHeads: 32, headDim: 'hidden/heads', maxPositions: 32768 }),
+  linears: llamaLinears({ qkv: true, o: false, mlp: false }),
+};
+
+/** Qwen3Config: head_dim is its own field (default 128), RMSNorm over head_dim on q and k, attention_bias on q/k/v/o. */
+const QWEN3: ArchRow = {
+  ...LLAMA_FAMILY,
+  modelType: 'qwen3',
+  configClass: 'Qwen3Config',
+  dims: hfDims({ vocab: 151936, hidden: 4096, intermediate: 22016, layers: 32, heads: 32, kvHeads: 32, headDim: 128, maxPositions: 32768 }),
+  names: { ...LLAMA_NAMES, qkNorm: { q: 'model.layers.{i}.self_attn.q_norm', k: 'model.layers.{i}.self_attn.k_norm' } },
+  linears: llamaLinears({ qkv: ATTENTION_BIAS, o: ATTENTION_BIAS, mlp: false }),
+};
+
+/**
+ * GemmaConfig: RMSNorm multiplies by (1 + w), embeddings scaled by sqrt(hidden), head_dim 256, tied head. The MLP
+ * activation is read from hidden_activation, and hidden_act is ignored (gelu_pytorch_tanh when hidden_activation is
+ * absent), as transformers 4.38–4.47 did.
+ */
+const GEMMA: ArchRow = {
+  ...LLAMA_FAMILY,
+  modelType: 'gemma',
+  configClass: 'GemmaConfig',
+  dims: hfDims({ vocab: 256000, hidden: 3072, intermediate: 24576, layers: 28, heads: 16, kvHeads: 16, headDim: 256, maxPositions: 8192 }),
+  norm: { ...LLAMA_FAMILY.norm, unitOffset: true },
+  mlp: { kind: 'gated', activation: key('hidden_activation', 'gelu_pytorch_tanh') },
+  embedScale: 'sqrt_hidden',
+  tiedEmbeddings: key('tie_word_embeddings', true),
+  linears: llamaLinears({ qkv: ATTENTION_BIAS, o: ATTENTION_BIAS, mlp: false }),
+};
+
+/** Phi3Config: fused qkv_proj rows [q; k; v] and gate_up_proj rows [gate; up], no biases, RMSNorm, partial rotary. */
+const PHI3: ArchRow = {
+  ...LLAMA_FAMILY,
+  modelType: 'phi3',
+  configClass: 'Phi3Config',
+  dims: hfDims({ vocab: 32064, hidden: 3072, intermediate: 8192, layers: 32, heads: 32, kvHeads: 'num_heads', headDim: 'hidden/heads', maxPositions: 4096 }),
+  norm: { ...LLAMA_FAMILY.norm, eps: key('rms_norm_eps', 1e-5) },
+  attention: { qkvLayout: 'concat', scaleFlag: null },
+  // Phi3Attention rotates the first head_dim × partial_rotary_factor channels and passes the rest through.
+  positions: { ...LLAMA_FAMILY.positions, partial: { keys: ['partial_rotary_factor'], default: 1 } },
+  linears: [
+    { role: 'qkv', path: 'model.layers.{i}.self_attn.qkv_proj', bias: false, layout: 'linear' },
+    { role: 'o', path: 'model.layers.{i}.self_attn.o_proj', bias: false, layout: 'linear' },
+    { role: 'gate_up', path: 'model.layers.{i}.mlp.gate_up_proj', bias: false, layout: 'linear' },
+    { role: 'down', path: 'model.layers.{i}.mlp.down_proj', bias: false, layout: 'linear' },
+  ],
+};
+
+// ---- LayerNorm families with their own naming ----
+
+const OPT_BIAS = key('enable_bias', true);
+
+/**
+ * OPTConfig: learned positions offset by 2, biases everywhere (enable_bias), LayerNorm with nn.LayerNorm's eps,
+ * ReLU fc1/fc2, pre-norm only, head tied to embed_tokens by default.
+ */
+const OPT: ArchRow = {
+  modelType: 'opt',
+  configClass: 'OPTConfig',
+  dims: {
+    hidden: key('hidden_size', 768),
+    layers: key('num_hidden_layers', 12),
+    heads: key('num_attention_heads', 12),
+    kvHeads: null,
+    headDim: null,
+    intermediate: key('ffn_dim', 3072),
+    vocab: key('vocab_size', 50272),
+    maxPositions: key('max_position_embeddings', 2048),
+  },
+  norm: { kind: 'layernorm', eps: 1e-5, unitOffset: false, bias: true },
+  attention: { qkvLayout: 'separate', scaleFlag: null },
+  positions: { kind: 'learned', path: 'model.decoder.embed_positions', offset: 2 },
+  mlp: { kind: 'plain', activation: key('activation_function', 'relu') },
+  parallelResidual: false,
+  embedScale: 'none',
+  tiedEmbeddings: key('tie_word_embeddings', true),
+  names: {
+    embed: 'model.decoder.embed_tokens',
+    lmHead: 'lm_head',
+    finalNorm: 'model.decoder.final_layer_norm',
+    attnNorm: 'model.decoder.layers.{i}.self_attn_layer_norm',
+    mlpNorm: 'model.decoder.layers.{i}.final_layer_norm',
+    qkNorm: null,
+  },
+  linears: [
+    { role: 'q', path: 'model.decoder.layers.{i}.self_attn.q_proj', bias: OPT_BIAS, layout: 'linear' },
+    { role: 'k', path: 'model.decoder.layers.{i}.self_attn.k_proj', bias: OPT_BIAS, layout: 'linear' },
+    { role: 'v', path: 'model.decoder.layers.{i}.self_attn.v_proj', bias: OPT_BIAS, layout: 'linear' },
+    { role: 'o', path: 'model.decoder.layers.{i}.self_attn.out_proj', bias: OPT_BIAS, layout: 'linear' },
+    { role: 'fc_in', path: 'model.decoder.layers.{i}.fc1', bias: OPT_BIAS, layout: 'linear' },
+    { role: 'fc_out', path: 'model.decoder.layers.{i}.fc2', bias: OPT_BIAS, layout: 'linear' },
+  ],
+  refused: [
+    { kind: 'flag', key: 'do_layer_norm_before', refused: false, why: 'post-norm OPT, e.g. opt-350m' },
+    { kind: 'flag', key: '_remove_final_layer_norm', refused: true, why: null },
+    { kind: 'flag', key: 'layer_norm_elementwise_affine', refused: false, why: null },
+    { kind: 'equals_hidden', key: 'word_embed_proj_dim', why: 'project_in/project_out are not supported' },
+  ],
+};
+
+/**
+ * GPT2Config: Conv1D weights stored [in, out], fused c_attn rows [q; k; v] (in the [out, in] view), learned positions
+ * (wpe), LayerNorm with bias, gelu_new, head tied to wte; n_inner null means 4 × n_embd.
+ */
+const GPT2: ArchRow = {
+  modelType: 'gpt2',
+  configClass: 'GPT2Config',
+  dims: {
+    hidden: key('n_embd', 768),
+    layers: key('n_layer', 12),
+    heads: key('n_head', 12),
+    kvHeads: null,
+    headDim: null,
+    intermediate: key('n_inner', '4*hidden'),
+    vocab: key('vocab_size', 50257),
+    maxPositions: key('n_positions', 1024),
+  },
+  norm: { kind: 'layernorm', eps: key('layer_norm_epsilon', 1e-5), unitOffset: false, bias: true },
+  attention: { qkvLayout: 'concat', scaleFlag: key('scale_attn_weights', true) },
+  positions: { kind: 'learned', path: 'transformer.wpe', offset: 0 },
+  mlp: { kind: 'plain', activation: key('activation_function', 'gelu_new') },
+  parallelResidual: false,
+  embedScale: 'none',
+  tiedEmbeddings: key('tie_word_embeddings', true),
+  names: {
+    embed: 'transformer.wte',
+    lmHead: 'lm_head',
+    finalNorm: 'transformer.ln_f',
+    attnNorm: 'transformer.h.{i}.ln_1',
+    mlpNorm: 'transformer.h.{i}.ln_2',
+    qkNorm: null,
+  },
+  linears: [
+    { role: 'qkv', path: 'transformer.h.{i}.attn.c_attn', bias: true, layout: 'conv1d' },
+    { role: 'o', path: 'transformer.h.{i}.attn.c_proj', bias: true, layout: 'conv1d' },
+    { role: 'fc_in', path: 'transformer.h.{i}.mlp.c_fc', bias: true, layout: 'conv1d' },
+    { role: 'fc_out', path: 'transformer.h.{i}.mlp.c_proj', bias: true, layout: 'conv1d' },
+  ],
+  refused: [{ kind: 'flag', key: 'scale_attn_by_inverse_layer_idx', refused: true, why: null }],
+};
+
+const NEOX_ATTENTION_BIAS = key('attention_bias', true);
+
+/**
+ * GPTNeoXConfig (Pythia): query_key_value rows laid out [heads, 3, head_dim], partial rotary, parallel residual,
+ * LayerNorm with bias, separate embed_in / embed_out. The rotary fields are rotary_pct and rotary_emb_base: transformers
+ * 4.x's GPTNeoXConfig.__init__ overwrites partial_rotary_factor / rope_theta with them (so top-level copies of those,
+ * which 4.x writes out equal, are ignored whatever their value), and v5 fills rope_parameters from them unless
+ * rope_parameters already has the value.
+ */
+const GPT_NEOX: ArchRow = {
+  modelType: 'gpt_neox',
+  configClass: 'GPTNeoXConfig',
+  dims: {
+    hidden: key('hidden_size', 6144),
+    layers: key('num_hidden_layers', 44),
+    heads: key('num_attention_heads', 64),
+    kvHeads: null,
+    headDim: null,
+    intermediate: key('intermediate_size', 24576),
+    vocab: key('vocab_size', 50432),
+    maxPositions: key('max_position_embeddings', 2048),
+  },
+  norm: { kind: 'layernorm', eps: key('layer_norm_eps', 1e-5), unitOffset: false, bias: true },
+  attention: { qkvLayout: 'per_head_interleaved', scaleFlag: null },
+  positions: {
+    kind: 'rope',
+    theta: { keys: ['rotary_emb_base'], default: 10000 },
+    partial: { keys: ['rotary_pct'], default: 0.25 },
+  },
+  mlp: { kind: 'plain', activation: key('hidden_act', 'gelu') },
+  parallelResidual: key('use_parallel_residual', true),
+  embedScale: 'none',
+  tiedEmbeddings: key('tie_word_embeddings', false),
+  names: {
+    embed: 'gpt_neox.embed_in',
+    lmHead: 'embed_out',
+    finalNorm: 'gpt_neox.final_layer_norm',
+    attnNorm: 'gpt_neox.layers.{i}.input_layernorm',
+    mlpNorm: 'gpt_neox.layers.{i}.post_attention_layernorm',
+    qkNorm: null,
+  },
+  linears: [
+    { role: 'qkv', path: 'gpt_neox.layers.{i}.attention.query_key_value', bias: NEOX_ATTENTION_BIAS, layout: 'linear' },
+    { role: 'o', path: 'gpt_neox.layers.{i}.attention.dense', bias: NEOX_ATTENTION_BIAS, layout: 'linear' },
+    { role: 'fc_in', path: 'gpt_neox.layers.{i}.mlp.dense_h_to_4h', bias: true, layout: 'linear' },
+    { role: 'fc_out', path: 'gpt_neox.layers.{i}.mlp.dense_4h_to_h', bias: true, layout: 'linear' },
+  ],
+  refused: [],
+};
+
+/** Every supported architecture, keyed by config.json model_type (the order is the one error messages list). */
+export const ARCH_ROWS: readonly ArchRow[] = [LLAMA, MISTRAL, QWEN2, QWEN3, OPT, GPT2, GPT_NEOX, PHI3, GEMMA];
