@@ -9,7 +9,8 @@ import { basename } from 'node:path';
 import type { ArchSpec, LinearRole } from './arch.js';
 import type { ModelFolder, QuantizedWeight } from './model-folder.js';
 import { DTYPE_BYTES, toFloat32, viewAs, type DType } from '../io/dtype.js';
-import { describeQuantization, type StorageKind } from '../formats/quantized-model.js';
+import type { StorageKind } from '../formats/quantized-model.js';
+import { describeQuantization } from '../formats/quantization-config.js';
 
 export type ParamKind = 'embedding' | 'linear' | 'norm' | 'lm_head' | 'other';
 export const PARAM_KINDS: readonly ParamKind[] = ['embedding', 'linear', 'norm', 'lm_head', 'other'];

@@ -17,7 +17,8 @@ import { SafetensorsFile, type TensorInfo } from '../io/safetensors-reader.js';
 import { DTYPE_BYTES, fromFloat32, isFloatDType, type DType } from '../io/dtype.js';
 import { INDEX_FILE_NAME, SINGLE_FILE_NAME } from '../io/safetensors-writer.js';
 import { QuantFormatError } from '../formats/quantized-linear.js';
-import { QuantizedModelReader, type LinearStorage, type QuantizationInfo, type StorageKind } from '../formats/quantized-model.js';
+import { QuantizedModelReader, type LinearStorage, type StorageKind } from '../formats/quantized-model.js';
+import type { QuantizationInfo } from '../formats/quantization-config.js';
 import type { TensorSource } from '../formats/tensor-source.js';
 
 export class ModelFolderError extends Error {

@@ -14,7 +14,8 @@ import {
 } from '../../src/formats/compressed-tensors-format.js';
 import { gptqQuantizationConfig, gptqTensors, packGptq } from '../../src/formats/gptq-format.js';
 import { dequantizeCodes, type QuantizedLinear } from '../../src/formats/quantized-linear.js';
-import { QuantizedModelReader, describeQuantization, parseQuantizationInfo } from '../../src/formats/quantized-model.js';
+import { QuantizedModelReader } from '../../src/formats/quantized-model.js';
+import { describeQuantization, parseQuantizationInfo } from '../../src/formats/quantization-config.js';
 import { InMemoryTensorSource, safetensorsTensorSource } from '../../src/formats/tensor-source.js';
 import { modelDir } from '../shared-data.js';
 import { randomLinear, tensor, w32, writeSafetensorsFile } from './fixtures.test.js';
