@@ -17,6 +17,7 @@ import type { MaskRule, PruneSpec } from '../obs/types.js';
 import { Progress } from './progress.js';
 import { parseByteSize } from '../io/byte-size.js';
 import { evaluateDatasets } from './eval.js';
+import { NamePattern } from '../io/name-pattern.js';
 
 interface CommonFlags {
   out?: string;
@@ -173,10 +174,7 @@ export function register(program: Command): void {
     const target: PruneSpec = f.nm !== undefined ? parseNM(f.nm) : parseSparsity(f.sparsity!);
     if (f.maskRule !== 'exact' && f.maskRule !== 'reference') throw new PlanError(`--mask-rule ${f.maskRule}: choose exact or reference`);
     const maskRule: MaskRule = f.maskRule;
-    let ignore: RegExp | undefined;
-    if (f.ignore !== undefined) {
-      try { ignore = new RegExp(f.ignore); } catch (e) { throw new PlanError(`--ignore ${f.ignore}: ${(e as Error).message}`); }
-    }
+    const ignore = f.ignore !== undefined ? NamePattern.compile(f.ignore, '--ignore') : undefined;
     const recipe = f.recipe !== undefined ? await readRecipe(f.recipe) : undefined;
     const blocksize = int(f.blocksize, '--blocksize', 1);
     const { job, evalSets } = await buildJob(model, f, (folder) => planLinears(folder.arch, {
@@ -191,10 +189,7 @@ export function register(program: Command): void {
       .option('--ignore <regex>', 'keep linears whose tensor name matches unquantized'),
   ).action(async (model: string, f: CommonFlags & { ignore?: string }) => {
     if (f.wbits === undefined) throw new PlanError('--wbits is required for quantize (2–8)');
-    let ignore: RegExp | null = null;
-    if (f.ignore !== undefined) {
-      try { ignore = new RegExp(f.ignore); } catch (e) { throw new PlanError(`--ignore ${f.ignore}: ${(e as Error).message}`); }
-    }
+    const ignore = f.ignore !== undefined ? NamePattern.compile(f.ignore, '--ignore') : null;
     const { job, evalSets } = await buildJob(model, f, (folder) => folder.arch.layers.flatMap((layer) => layer.linears
       .filter((linear) => !(ignore?.test(linear.weight)))
       .map((linear): LinearTask => ({ layer: layer.index, linear, method: null, target: null, rule: 'quantize' }))), 'exact');
