@@ -10,8 +10,11 @@
 import { constants, openSync, closeSync, fstatSync, readFileSync, type Stats } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 
+/** What went wrong with an input file. */
+export type InputFileProblem = 'cannot-open' | 'not-a-regular-file' | 'invalid-utf8' | 'invalid-json' | 'invalid-content';
+
 export class InputFileError extends Error {
-  constructor(readonly file: string, readonly detail: string) {
+  constructor(readonly file: string, readonly detail: string, readonly problem: InputFileProblem = 'invalid-content') {
     super(`${file}: ${detail}`);
     this.name = 'InputFileError';
   }
@@ -30,7 +33,7 @@ export function describeFileType(st: Stats): string {
 }
 
 function notRegular(label: string, st: Stats): InputFileError {
-  return new InputFileError(label, `is ${describeFileType(st)}, not a regular file`);
+  return new InputFileError(label, `is ${describeFileType(st)}, not a regular file`, 'not-a-regular-file');
 }
 
 /** An errno failure (ENOENT, EACCES, EISDIR, ELOOP, ...) as an error naming the file, on one line. */
@@ -40,7 +43,8 @@ export function fileErrorOf(label: string, e: unknown, doing = 'cannot read'): I
     : err.code === 'EACCES' || err.code === 'EPERM' ? 'permission denied'
     : err.code === 'EISDIR' ? 'is a folder, not a file'
     : oneLine(err.message ?? String(e));
-  return new InputFileError(label, err.code === 'ENOENT' || err.code === 'EISDIR' ? why : `${doing} (${why})`);
+  if (err.code === 'EISDIR') return new InputFileError(label, why, 'not-a-regular-file');
+  return new InputFileError(label, err.code === 'ENOENT' ? why : `${doing} (${why})`, 'cannot-open');
 }
 
 /**
@@ -147,7 +151,7 @@ export function decodeUtf8Strict(bytes: Uint8Array, label: string): string {
   } catch {
     const at = firstInvalidUtf8(bytes);
     const shown = Array.from(bytes.subarray(Math.max(0, at), Math.max(0, at) + 4), (b) => b.toString(16).padStart(2, '0')).join(' ');
-    throw new InputFileError(label, `is not valid UTF-8 text: invalid byte at offset ${at} (bytes ${shown}); is it a binary file?`);
+    throw new InputFileError(label, `is not valid UTF-8 text: invalid byte at offset ${at} (bytes ${shown}); is it a binary file?`, 'invalid-utf8');
   }
 }
 
@@ -167,7 +171,7 @@ export function parseJson(text: string, label: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new InputFileError(label, `is not valid JSON (${oneLine(e instanceof Error ? e.message : String(e))})`);
+    throw new InputFileError(label, `is not valid JSON (${oneLine(e instanceof Error ? e.message : String(e))})`, 'invalid-json');
   }
 }
 

@@ -85,7 +85,7 @@ export class SafetensorsFile {
     try {
       opened = await openRegularFile(path);
     } catch (e) {
-      if (e instanceof InputFileError) throw new SafetensorsError(path, 'not-a-regular-file', e.detail);
+      if (e instanceof InputFileError) throw new SafetensorsError(path, e.problem, e.detail);
       throw e;
     }
     const { fh, size } = opened;
