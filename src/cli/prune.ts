@@ -16,7 +16,7 @@ import { checkQuantRequest, parseFormat } from '../export/quantized-export.js';
 import type { MaskRule, PruneSpec } from '../obs/types.js';
 import { Progress } from './progress.js';
 import { parseByteSize } from '../io/byte-size.js';
-import { evaluateDatasets } from './eval.js';
+import { checkEvalDatasets, evaluateDatasets } from './eval.js';
 import { NamePattern } from '../io/name-pattern.js';
 
 interface CommonFlags {
@@ -105,6 +105,7 @@ async function buildJob(modelDir: string, f: CommonFlags, tasksFor: (folder: Mod
     throw new PlanError('--group-size, --sym, --act-order and --static-groups need --wbits');
   }
   const evalSets = f.eval ? f.eval.split(',').map((s) => s.trim()).filter(Boolean) : [];
+  await checkEvalDatasets(evalSets, f.dataDir); // an unknown --eval dataset fails now, not after pruning
 
   // Model-dependent checks, before any heavy work.
   const folder = await ModelFolder.open(modelDir);

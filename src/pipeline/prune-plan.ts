@@ -2,7 +2,7 @@
 // `--ignore REGEX` (keep dense) and `--recipe FILE` (llm-compressor-like rules: tensor-name pattern -> method and
 // sparsity or N:M, or dense). Validated in full before any heavy work, so an impossible request fails at once.
 
-import { readFile } from 'node:fs/promises';
+import { InputFileError, readJsonFile } from '../io/input-file.js';
 import type { ArchSpec, LinearSpec } from '../model/arch.js';
 import type { MaskRule, PruneSpec } from '../obs/types.js';
 import { NamePattern } from '../io/name-pattern.js';
@@ -69,12 +69,13 @@ export function parseMethod(s: string, flag = '--method'): Method {
 export async function readRecipe(path: string): Promise<Recipe> {
   let json: unknown;
   try {
-    json = JSON.parse(await readFile(path, 'utf8'));
+    json = await readJsonFile(path); // a regular file (not a FIFO), strict UTF-8, one-line JSON errors
   } catch (e) {
-    throw new PlanError(`--recipe ${path}: ${(e as Error).message}`);
+    throw e instanceof InputFileError ? new PlanError(`--recipe ${e.message}`) : e;
   }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new PlanError(`--recipe ${path}: expected an object {"rules": [...]}, got ${json === null ? 'null' : Array.isArray(json) ? 'an array' : typeof json}`);
   const rules = (json as { rules?: unknown }).rules;
-  if (typeof json !== 'object' || json === null || !Array.isArray(rules)) throw new PlanError(`--recipe ${path}: expected {"rules": [...]}`);
+  if (!Array.isArray(rules)) throw new PlanError(`--recipe ${path}: expected {"rules": [...]}`);
   return {
     rules: rules.map((r: unknown, k: number): RecipeRule => {
       const where = `--recipe ${path}: rule ${k}`;
