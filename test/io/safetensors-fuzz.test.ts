@@ -160,3 +160,17 @@ test('2,400 mutated files: read correctly or fail with SafetensorsError', { time
   assert.ok(outcomes.valuesChecked > 500, JSON.stringify(outcomes));
   assert.ok(rules.size >= 12, `rules seen: ${[...rules].join(', ')}`);
 });
+
+// ---- whole folders through inspect's code path (test/io/fuzz-harness.ts; `npm run fuzz` runs 10,000+) ----
+
+test('2,000 mutated model folders (single file, index, shards, config) through inspect: inspected or a clean error', { timeout: 120_000 }, async () => {
+  const { makeFuzzBase, runFuzz } = await import('./fuzz-harness.js');
+  const base = await makeFuzzBase(join(dir, 'folders'));
+  const seed = 9;
+  const s = await runFuzz(base, seed, 2000);
+  const report = s.failures.slice(0, 10).map((f) => `seed ${f.seed} (${f.target}, ${f.kind}): ${f.problem}`).join('\n');
+  assert.deepEqual(s.failures, [], `${s.failures.length} failures; reproduce one with \`npm run fuzz -- --case SEED\`:\n${report}`);
+  // Both outcomes and many distinct checks must be reached, else the fuzz would prove little.
+  assert.ok(s.inspected > 150 && s.rejected > 1000, JSON.stringify(s));
+  assert.ok(Object.keys(s.rejections).length >= 12, JSON.stringify(s.rejections));
+});
