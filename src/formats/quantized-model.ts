@@ -15,6 +15,7 @@
 
 import type { Matrix } from './matrix.js';
 import { isFloatDType } from '../io/dtype.js';
+import { NamePattern } from '../io/name-pattern.js';
 import { dequantizeSignedWeight, unpackCompressedTensors, type CtStoredLinear } from './compressed-tensors-format.js';
 import { unpackGptq, type GptqCheckpointFormat } from './gptq-format.js';
 import { QuantFormatError, dequantizeCodes, type ActOrder } from './quantized-linear.js';
@@ -24,10 +25,13 @@ import { readAsFloat32, readInt32, readIntegers, requireTensor, type TensorSourc
 // ---------------------------------------------------------------------------------------------------------------
 // Config parsing
 
-/** A Python `re.match` pattern (anchored at the start only) as a JS RegExp. */
-function pythonMatch(pattern: string, where: string): RegExp {
+/**
+ * A Python `re.match` pattern (anchored at the start only), matched in linear time (io/name-pattern.ts): the pattern
+ * comes from the folder's config, so it must not be able to hang a run by backtracking.
+ */
+function pythonMatch(pattern: string, where: string): NamePattern {
   try {
-    return new RegExp(`^(?:${pattern})`);
+    return NamePattern.compile(`^(?:${pattern})`, where);
   } catch (e) {
     throw new QuantFormatError(`${where}: pattern ${JSON.stringify(pattern)} is not a regular expression this reader understands (${(e as Error).message})`);
   }
@@ -35,7 +39,7 @@ function pythonMatch(pattern: string, where: string): RegExp {
 
 export interface GptqDynamicRule {
   readonly source: string;
-  readonly pattern: RegExp;
+  readonly pattern: NamePattern;
   /** "-:" rule: matching modules are not quantized. */
   readonly skip: boolean;
   readonly overrides: { readonly bits?: number; readonly groupSize?: number; readonly sym?: boolean; readonly descAct?: boolean };
