@@ -22,7 +22,7 @@ import {
   DTYPE_BYTES, f16BitsToF32, firstNonFinite, firstNonFiniteF32, indexInShape, isDType, nonFiniteName, toFloat32, viewAs,
   type DType, type StoredArray,
 } from './dtype.js';
-import { InputFileError, openRegularFile } from './input-file.js';
+import { InputFileError, oneLine, openRegularFile } from './input-file.js';
 
 /** Same bound as the Rust crate's MAX_HEADER_SIZE. */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -361,7 +361,7 @@ async function parseHeader(path: string, fh: FileHandle, fileBytes: number): Pro
   try {
     json = JSON.parse(text);
   } catch (e) {
-    return fail('invalid-header-json', `header is not valid JSON (${(e as Error).message})`);
+    return fail('invalid-header-json', `header is not valid JSON (${oneLine((e as Error).message)})`);
   }
   if (!isPlainObject(json)) return fail('invalid-header-json', 'header is not a JSON object');
   // JSON.parse turns 8.0, 8e0 and 1e400 into numbers that look like (or are) integers; the Rust crate's serde

@@ -144,3 +144,8 @@ test('a folder, a character device or a FIFO in place of the file is refused at 
   assert.equal(r.signal, null, 'the reader blocked on the FIFO (killed by the timeout)');
   assert.match(r.stdout, /^not-a-regular-file .*pipe\.safetensors: is a named pipe \(FIFO\), not a regular file/);
 });
+
+test('a header that is not JSON gives a one-line error even when the header text spans lines', async () => {
+  const path = put(fileBytes('{\n  "a": {\n    "dtype": "F32",\n    oops\n  }\n}', f32le(1, 2)));
+  await assert.rejects(SafetensorsFile.open(path), (e: unknown) => e instanceof SafetensorsError && e.rule === 'invalid-header-json' && !e.message.includes('\n'));
+});
