@@ -30,7 +30,14 @@ export interface Calibration extends CalibrationTokens {
 export async function buildCalibration(req: CalibrationRequest): Promise<Calibration> {
   const corpus = openCorpus(req.dataset, req.dataDir !== undefined ? { dataDir: req.dataDir } : {});
   const tokenizer = await TextTokenizer.load(req.modelDir);
-  const windows = sampleWindows(corpus.calibration(), (text) => tokenizer.encode(text), req);
+  let windows: ReturnType<typeof sampleWindows>;
+  try {
+    windows = sampleWindows(corpus.calibration(), (text) => tokenizer.encode(text), req);
+  } catch (e) {
+    // Name the corpus (for file: corpora, the file) and the flag that sets the window length.
+    if (e instanceof CalibrationError) throw new CalibrationError(`--calib ${corpus.name}: ${e.message} (--seqlen ${req.seqlen})`);
+    throw e;
+  }
   const meta: CalibrationMetadata = { corpus: corpus.name, seed: req.seed, tokenizer: tokenizer.name, tokenizerSha256: tokenizer.tokenizerJsonSha256 };
   if (req.saveTo !== undefined) await writeCalibrationFile(req.saveTo, windows, meta);
   return {

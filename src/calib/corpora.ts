@@ -2,12 +2,16 @@
 // corpus is described by a recipe in calib-data/<name>.md: which file under the data root, how rows are formed and
 // joined, and what is used for calibration vs evaluation. This module only builds text; tokenization and window
 // sampling live in tokenizer.ts and windows.ts.
+//
+// Files are read only when they are regular files (a FIFO would block forever) and decoded as strict UTF-8: a binary
+// or non-UTF-8 corpus is refused with the byte offset of the first bad byte, never read with U+FFFD replacements.
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { DATA_DIR_HINT, resolveDataRoot } from './data-root.js';
 import { ptbSentences, stripBom, universalNewlines, wikitextRows } from './text-rows.js';
+import { decodeUtf8Strict, InputFileError, oneLine, readRegularFileSync } from '../io/input-file.js';
 
 export class CorpusError extends Error {
   constructor(detail: string) {
@@ -124,7 +128,7 @@ export function jsonlTexts(content: string, where: string): string[] {
     try {
       rec = JSON.parse(line);
     } catch (e) {
-      throw new CorpusError(`${where}: line ${i + 1} is not valid JSON (${(e as Error).message})`);
+      throw new CorpusError(`${where}: line ${i + 1} is not valid JSON (${oneLine((e as Error).message)})`);
     }
     const text = typeof rec === 'object' && rec !== null ? (rec as { text?: unknown }).text : undefined;
     if (typeof text !== 'string') throw new CorpusError(`${where}: line ${i + 1} has no string field "text"`);
@@ -153,8 +157,7 @@ function fileCorpus(spec: string): Corpus {
   if (asParagraphs && kind !== 'txt') throw new CorpusError(`${spec}: #paragraphs applies to .txt files only`);
   const read = (): string => {
     if (!existsSync(abs)) throw new CorpusError(`${spec}: file ${abs} does not exist`);
-    const bytes = readFileSync(abs);
-    return stripBom((kind === 'jsonl.gz' ? gunzipFile(bytes, abs) : bytes).toString('utf8'));
+    return readCorpusFile(abs);
   };
   if (kind === 'txt') {
     // Whole text (CRLF -> LF) is the evaluation text and, by default, one calibration stream; with #paragraphs the
@@ -181,18 +184,28 @@ function readText(root: string, ...candidates: string[]): string {
   for (const rel of candidates) {
     const abs = join(root, rel);
     if (!existsSync(abs)) continue;
-    const bytes = readFileSync(abs);
-    return stripBom((abs.endsWith('.gz') ? gunzipFile(bytes, abs) : bytes).toString('utf8'));
+    return readCorpusFile(abs);
   }
   const paths = candidates.map((c) => join(root, c)).join(' or ');
   throw new CorpusError(`missing data file ${paths} (data root ${root}); ${DATA_DIR_HINT}`);
+}
+
+/** A corpus file's text: a regular file, gunzipped when it ends in .gz, strict UTF-8, a leading BOM removed. */
+function readCorpusFile(abs: string): string {
+  try {
+    const bytes = readRegularFileSync(abs);
+    const gz = abs.endsWith('.gz');
+    return stripBom(decodeUtf8Strict(gz ? gunzipFile(bytes, abs) : bytes, gz ? `${abs} (decompressed)` : abs));
+  } catch (e) {
+    throw e instanceof InputFileError ? new CorpusError(e.message) : e;
+  }
 }
 
 function gunzipFile(bytes: Buffer, path: string): Buffer {
   try {
     return gunzipSync(bytes);
   } catch (e) {
-    throw new CorpusError(`${path}: not a valid gzip file (${(e as Error).message})`);
+    throw new CorpusError(`${path}: not a valid gzip file (${oneLine((e as Error).message)})`);
   }
 }
 

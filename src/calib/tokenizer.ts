@@ -10,7 +10,8 @@
 
 import { AutoTokenizer, env, type PreTrainedTokenizer } from '@huggingface/transformers';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { assertRegularFileSync, decodeUtf8Strict, InputFileError, oneLine, parseJson, readRegularFileSync } from '../io/input-file.js';
 import { basename, dirname, join, resolve } from 'node:path';
 
 export class TokenizerError extends Error {
@@ -22,6 +23,11 @@ export class TokenizerError extends Error {
 
 /** Files transformers.js needs to build a tokenizer. */
 const REQUIRED_FILES = ['tokenizer.json', 'tokenizer_config.json'] as const;
+
+/** Files transformers.js may also read when present (checked to be regular files). */
+const OPTIONAL_FILES = ['special_tokens_map.json', 'tokenizer.model', 'vocab.json', 'merges.txt', 'added_tokens.json'] as const;
+
+const stripBom = (t: string): string => (t.charCodeAt(0) === 0xfeff ? t.slice(1) : t);
 
 /** Characters per piece when a long string is encoded in pieces. */
 const PIECE_CHARS = 4096;
@@ -50,12 +56,20 @@ export class TextTokenizer {
         `${folder}: no ${missing.join(' or ')} — Topiary needs the Hugging Face fast-tokenizer files next to the model ` +
         `(save them with transformers: AutoTokenizer.from_pretrained(...).save_pretrained(folder))`);
     }
-    const jsonBytes = readFileSync(join(folder, 'tokenizer.json'));
+    // Both files are read (and checked) here, so a FIFO, a binary file or broken JSON is reported against the file
+    // itself rather than as transformers.js's own error (or a read that never returns).
+    let jsonBytes: Buffer;
     let tokenizerJson: unknown;
     try {
-      tokenizerJson = JSON.parse(jsonBytes.toString('utf8'));
+      const jsonPath = join(folder, 'tokenizer.json');
+      jsonBytes = readRegularFileSync(jsonPath);
+      tokenizerJson = parseJson(decodeUtf8Strict(jsonBytes, jsonPath), jsonPath);
+      const configPath = join(folder, 'tokenizer_config.json');
+      const config = parseJson(stripBom(decodeUtf8Strict(readRegularFileSync(configPath), configPath)), configPath);
+      if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new InputFileError(configPath, 'is not a JSON object');
+      for (const side of OPTIONAL_FILES) if (existsSync(join(folder, side))) assertRegularFileSync(join(folder, side));
     } catch (e) {
-      throw new TokenizerError(`${join(folder, 'tokenizer.json')}: not valid JSON (${(e as Error).message})`);
+      throw e instanceof InputFileError ? new TokenizerError(e.message) : e;
     }
     const sha256 = createHash('sha256').update(jsonBytes).digest('hex');
 
@@ -68,7 +82,7 @@ export class TextTokenizer {
     try {
       tok = await AutoTokenizer.from_pretrained(basename(folder), { local_files_only: true });
     } catch (e) {
-      throw new TokenizerError(`${folder}: could not load the tokenizer (${(e as Error).message})`);
+      throw new TokenizerError(`${folder}: could not load the tokenizer (${oneLine(e instanceof Error ? e.message : String(e))})`);
     }
 
     const probe = 'a';

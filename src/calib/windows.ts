@@ -8,7 +8,7 @@
 //     for each sample: repeat i = random.randint(0, len(docs) - 1) until len(tokenize(docs[i])) > seqlen;
 //                      then j = random.randint(0, len - seqlen - 1); window = ids[j : j + seqlen]
 
-import { SafetensorsFile } from '../io/safetensors-reader.js';
+import { SafetensorsError, SafetensorsFile } from '../io/safetensors-reader.js';
 import { writeSafetensorsFile } from '../io/safetensors-writer.js';
 import type { CalibrationSource } from './corpora.js';
 import { PythonRandom } from './python-random.js';
@@ -161,8 +161,9 @@ export async function readCalibrationTokens(path: string): Promise<CalibrationTo
   try {
     file = await SafetensorsFile.open(path);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new CalibrationError(`--calib-tokens ${path}: no such file`);
+    if (e instanceof SafetensorsError && (e.rule === 'cannot-open' || e.rule === 'not-a-regular-file')) {
+      throw new CalibrationError(`--calib-tokens ${path}: ${e.message.slice(`${path}: `.length).replace(/ \[[a-z-]+\]$/, '')}`);
+    }
     throw new CalibrationError(`--calib-tokens ${path}: not a readable safetensors file (${(e as Error).message})`);
   }
   try {

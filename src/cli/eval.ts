@@ -4,7 +4,7 @@
 
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { rename, writeFile } from 'node:fs/promises';
+import { rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { KNOWN_CORPORA, openCorpus } from '../calib/corpora.js';
 import { TextTokenizer } from '../calib/tokenizer.js';
@@ -15,6 +15,7 @@ import { checkSeqlen, PerplexityError, perplexity, planChunks } from '../eval/pe
 import { modelArgument } from './model-arg.js';
 import { ModelFolder } from '../model/model-folder.js';
 import { formatSeconds, Progress } from './progress.js';
+import { describeFileType, fileErrorOf, openRegularFile } from '../io/input-file.js';
 
 export interface EvalFlags {
   dataset: string;
@@ -74,9 +75,7 @@ export async function runEval(model: string, flags: EvalFlags): Promise<EvalReco
   const batch = positiveInt('--batch', flags.batch);
   const seqlenFlag = positiveInt('--seqlen', flags.seqlen);
   // Everything that can fail cheaply fails before any heavy work.
-  if (flags.json !== undefined && !existsSync(dirname(resolve(flags.json)))) {
-    throw new PerplexityError(`--json ${flags.json}: folder ${dirname(resolve(flags.json))} does not exist`);
-  }
+  if (flags.json !== undefined) await checkJsonTarget(flags.json);
   const corpus = openCorpus(flags.dataset, flags.dataDir !== undefined ? { dataDir: flags.dataDir } : {});
   const folder = await ModelFolder.open(await modelArgument(model));
   try {
@@ -90,7 +89,12 @@ export async function runEval(model: string, flags: EvalFlags): Promise<EvalReco
       const t0 = performance.now();
       const ids = tokenizer.encode(evalText.text);
       const tokenizeSeconds = (performance.now() - t0) / 1000;
-      const planned = planChunks(ids.length, seqlen, evalText.maxChunks, nsamplesCap);
+      let planned: number;
+      try {
+        planned = planChunks(ids.length, seqlen, evalText.maxChunks, nsamplesCap);
+      } catch (e) {
+        throw e instanceof PerplexityError ? new PerplexityError(`--dataset ${corpus.name}: ${e.message}`) : e;
+      }
       const progress = new Progress(`eval ${corpus.name}`, planned * folder.arch.numLayers, flags.quiet ?? false);
       progress.log(`${corpus.name}: ${ids.length.toLocaleString('en-US')} tokens (tokenized in ${formatSeconds(tokenizeSeconds)}), ${planned} chunks of ${seqlen}; progress counts chunk x layer passes`);
       let reported = 0;
@@ -104,6 +108,10 @@ export async function runEval(model: string, flags: EvalFlags): Promise<EvalReco
           reported = done;
         },
       });
+      // A NaN / Inf perplexity is a failure (non-finite weights or activations), never a result to print or record.
+      if (!Number.isFinite(result.ppl)) {
+        throw new PerplexityError(`${folder.dir}: perplexity on ${corpus.name} is ${result.ppl} (mean NLL ${result.meanNll}): the model produces non-finite logits; check its weights with \`topiary inspect\``);
+      }
       const record: EvalRecord = {
         model: basename(resolve(folder.dir)),
         model_path: resolve(folder.dir),
@@ -129,10 +137,56 @@ export async function runEval(model: string, flags: EvalFlags): Promise<EvalReco
   }
 }
 
+const jsonTemp = (abs: string): string => join(dirname(abs), `.${basename(abs)}.tmp-${process.pid}`);
+
+/**
+ * `--json FILE` must be writable before the evaluation starts: its folder exists, FILE is not a folder or another
+ * non-regular file, and a file can be created beside it (a probe, removed at once: catches read-only file systems and
+ * permissions that access() misjudges for root).
+ */
+async function checkJsonTarget(path: string): Promise<void> {
+  const abs = resolve(path);
+  const dir = dirname(abs);
+  if (!existsSync(dir)) throw new PerplexityError(`--json ${path}: folder ${dir} does not exist`);
+  const st = await stat(abs).catch(() => null);
+  if (st !== null && !st.isFile()) throw new PerplexityError(`--json ${path}: ${abs} is ${describeFileType(st)}, not a file`);
+  const probe = jsonTemp(abs);
+  try {
+    await writeFile(probe, '', { flag: 'wx' });
+  } catch (e) {
+    throw new PerplexityError(`--json ${path}: cannot create a file in ${dir} (${fileErrorOf(dir, e, 'cannot write').detail})`);
+  }
+  await rm(probe, { force: true });
+}
+
 /** Writes under a temporary name and renames, so a failed run never leaves a record that looks complete. */
 async function writeJsonAtomically(path: string, value: unknown): Promise<void> {
   const abs = resolve(path);
-  const tmp = join(dirname(abs), `.${basename(abs)}.tmp-${process.pid}`);
-  await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`);
-  await rename(tmp, abs);
+  const tmp = jsonTemp(abs);
+  try {
+    await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`);
+    await rename(tmp, abs);
+  } catch (e) {
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw new PerplexityError(`--json ${path}: cannot write the record (${fileErrorOf(abs, e, 'cannot write').detail})`);
+  }
+}
+
+/**
+ * `prune --eval a,b`: every dataset name must be known (and a file: corpus a regular file) before pruning starts, not
+ * after the model is written.
+ */
+export async function checkEvalDatasets(datasets: readonly string[], dataDir: string | undefined): Promise<void> {
+  for (const d of datasets) {
+    try {
+      openCorpus(d, dataDir !== undefined ? { dataDir } : {});
+      if (d.startsWith('file:')) {
+        const path = d.slice('file:'.length).replace(/#paragraphs$/, '');
+        const { fh } = await openRegularFile(resolve(path));
+        await fh.close();
+      }
+    } catch (e) {
+      throw new PerplexityError(`--eval ${d}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
 }

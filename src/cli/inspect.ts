@@ -14,7 +14,8 @@ export function register(program: Command): void {
     .argument('<model>', 'model folder (config.json + safetensors; dense, GPTQ or compressed-tensors) or Hub id org/name[@revision]')
     .option('--json', 'print one JSON record instead of tables')
     .action(async (model: string, opts: { json?: boolean }) => {
-      const folder = await ModelFolder.open(await modelArgument(model));
+      // NaN / Inf are counted per tensor in the report, not refused at the first one.
+      const folder = await ModelFolder.open(await modelArgument(model), { nonFinite: 'allow' });
       try {
         const report = await inspectModel(folder);
         process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatInspect(report));

@@ -17,7 +17,8 @@ import { checkFusedGroups, checkQuantRequest, parseFormat } from '../export/quan
 import type { MaskRule, PruneSpec } from '../obs/types.js';
 import { Progress } from './progress.js';
 import { parseByteSize } from '../io/byte-size.js';
-import { evaluateDatasets } from './eval.js';
+import { checkEvalDatasets, evaluateDatasets } from './eval.js';
+import { NamePattern } from '../io/name-pattern.js';
 
 interface CommonFlags {
   out?: string;
@@ -94,10 +95,6 @@ interface QuantExclusion {
 
 const NO_EXCLUSION: QuantExclusion = { flag: '', test: () => false };
 
-function regexFlag(flag: string, value: string | undefined): RegExp | null {
-  if (value === undefined) return null;
-  try { return new RegExp(value); } catch (e) { throw new PlanError(`${flag} ${value}: ${(e as Error).message}`); }
-}
 
 async function buildJob(modelArg: string, f: CommonFlags, tasksFor: (folder: ModelFolder) => LinearTask[], maskRule: MaskRule, exclusion: QuantExclusion = NO_EXCLUSION): Promise<{ job: PruneJob; evalSets: string[] }> {
   if (!f.out) throw new PlanError('--out DIR is required (the folder the result is written to)');
@@ -119,6 +116,7 @@ async function buildJob(modelArg: string, f: CommonFlags, tasksFor: (folder: Mod
     throw new PlanError('--group-size, --sym, --act-order and --static-groups need --wbits');
   }
   const evalSets = f.eval ? f.eval.split(',').map((s) => s.trim()).filter(Boolean) : [];
+  await checkEvalDatasets(evalSets, f.dataDir); // an unknown --eval dataset fails now, not after pruning
 
   // Model-dependent checks, before any heavy work.
   const modelDir = await modelArgument(modelArg, Boolean(f.quiet));
@@ -194,10 +192,7 @@ export function register(program: Command): void {
     const target: PruneSpec = f.nm !== undefined ? parseNM(f.nm) : parseSparsity(f.sparsity!);
     if (f.maskRule !== 'exact' && f.maskRule !== 'reference') throw new PlanError(`--mask-rule ${f.maskRule}: choose exact or reference`);
     const maskRule: MaskRule = f.maskRule;
-    let ignore: RegExp | undefined;
-    if (f.ignore !== undefined) {
-      try { ignore = new RegExp(f.ignore); } catch (e) { throw new PlanError(`--ignore ${f.ignore}: ${(e as Error).message}`); }
-    }
+    const ignore = f.ignore !== undefined ? NamePattern.compile(f.ignore, '--ignore') : undefined;
     const recipe = f.recipe !== undefined ? await readRecipe(f.recipe) : undefined;
     const blocksize = int(f.blocksize, '--blocksize', 1);
     // SparseGPT's joint prune-and-quantize sweep runs the columns in stored order (the reference sparsegpt.py has no
@@ -207,7 +202,7 @@ export function register(program: Command): void {
       throw new PlanError('--act-order with --method sparsegpt: the joint SparseGPT + quantization solve keeps the column order; drop --act-order, '
         + 'or prune first and quantize the result with `topiary quantize --act-order`');
     }
-    const quantIgnore = regexFlag('--quant-ignore', f.quantIgnore);
+    const quantIgnore = f.quantIgnore !== undefined ? NamePattern.compile(f.quantIgnore, '--quant-ignore') : null;
     if (quantIgnore !== null && f.wbits === undefined) throw new PlanError('--quant-ignore needs --wbits');
     const { job, evalSets } = await buildJob(model, f, (folder) => planLinears(folder.arch, {
       method, target, maskRule, blocksize, ...(ignore ? { ignore } : {}), ...(recipe ? { recipe } : {}),
@@ -221,10 +216,7 @@ export function register(program: Command): void {
       .option('--ignore <regex>', 'keep linears whose tensor name matches unquantized'),
   ).action(async (model: string, f: CommonFlags & { ignore?: string }) => {
     if (f.wbits === undefined) throw new PlanError('--wbits is required for quantize (2–8)');
-    let ignore: RegExp | null = null;
-    if (f.ignore !== undefined) {
-      try { ignore = new RegExp(f.ignore); } catch (e) { throw new PlanError(`--ignore ${f.ignore}: ${(e as Error).message}`); }
-    }
+    const ignore = f.ignore !== undefined ? NamePattern.compile(f.ignore, '--ignore') : null;
     const { job, evalSets } = await buildJob(model, f, (folder) => folder.arch.layers.flatMap((layer) => layer.linears
       .filter((linear) => !(ignore?.test(linear.weight)))
       .map((linear): LinearTask => ({ layer: layer.index, linear, method: null, target: null, rule: 'quantize' }))), 'exact',

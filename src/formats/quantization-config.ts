@@ -4,13 +4,17 @@
 // Every field is validated here, naming the file and key; src/formats/quantized-model.ts reads weights with it.
 
 import { isObject } from '../io/config-reader.js';
+import { NamePattern } from '../io/name-pattern.js';
 import type { GptqCheckpointFormat } from './gptq-format.js';
 import { QuantFormatError, type ActOrder } from './quantized-linear.js';
 
-/** A Python `re.match` pattern (anchored at the start only) as a JS RegExp. */
-export function pythonMatch(pattern: string, where: string): RegExp {
+/**
+ * A Python `re.match` pattern (anchored at the start only), matched in linear time (io/name-pattern.ts): the pattern
+ * comes from the folder's config, so it must not be able to hang a run by backtracking.
+ */
+export function pythonMatch(pattern: string, where: string): NamePattern {
   try {
-    return new RegExp(`^(?:${pattern})`);
+    return NamePattern.compile(`^(?:${pattern})`, where);
   } catch (e) {
     throw new QuantFormatError(`${where}: pattern ${JSON.stringify(pattern)} is not a regular expression this reader understands (${(e as Error).message})`);
   }
@@ -18,7 +22,7 @@ export function pythonMatch(pattern: string, where: string): RegExp {
 
 export interface GptqDynamicRule {
   readonly source: string;
-  readonly pattern: RegExp;
+  readonly pattern: NamePattern;
   /** "-:" rule: matching modules are not quantized. */
   readonly skip: boolean;
   readonly overrides: { readonly bits?: number; readonly groupSize?: number; readonly sym?: boolean; readonly descAct?: boolean };

@@ -117,3 +117,76 @@ export function fromFloat32(dtype: DType, data: Float32Array): Uint8Array {
 export function isFloatDType(d: DType): boolean {
   return d === 'F64' || d === 'F32' || d === 'F16' || d === 'BF16';
 }
+
+/** Whether a dtype can hold NaN or ±Inf. */
+const FLOAT_DTYPES: ReadonlySet<DType> = new Set(['F64', 'F32', 'F16', 'BF16']);
+
+/**
+ * Index of the first NaN or ±Inf among `n` stored values of `dtype` in `bytes` (little-endian), or -1 (always for
+ * integer dtypes). Reads the bit patterns (exponent all ones), so it costs one pass of integer compares.
+ */
+export function firstNonFinite(dtype: DType, bytes: Uint8Array): number {
+  if (!FLOAT_DTYPES.has(dtype)) return -1;
+  const v = viewAs(dtype, bytes);
+  switch (dtype) {
+    case 'F32': {
+      const f = v as Float32Array;
+      const u = new Uint32Array(f.buffer, f.byteOffset, f.length);
+      for (let i = 0; i < u.length; i++) if ((u[i]! & 0x7f800000) === 0x7f800000) return i;
+      return -1;
+    }
+    case 'F16': { const u = v as Uint16Array; for (let i = 0; i < u.length; i++) if ((u[i]! & 0x7c00) === 0x7c00) return i; return -1; }
+    case 'BF16': { const u = v as Uint16Array; for (let i = 0; i < u.length; i++) if ((u[i]! & 0x7f80) === 0x7f80) return i; return -1; }
+    default: { const f = v as Float64Array; for (let i = 0; i < f.length; i++) if (!Number.isFinite(f[i]!)) return i; return -1; }
+  }
+}
+
+/** Index of the first NaN or ±Inf in float32 values, or -1. */
+export function firstNonFiniteF32(v: Float32Array): number {
+  return firstNonFinite('F32', new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+}
+
+export interface NonFiniteCount {
+  readonly nan: number;
+  readonly inf: number;
+}
+
+/** How many stored values of `dtype` are NaN and how many ±Inf (both 0 for integer dtypes). */
+export function countNonFinite(dtype: DType, bytes: Uint8Array): NonFiniteCount {
+  if (!FLOAT_DTYPES.has(dtype)) return { nan: 0, inf: 0 };
+  let nan = 0, inf = 0;
+  if (dtype === 'F16' || dtype === 'BF16') {
+    const u = viewAs(dtype, bytes) as Uint16Array;
+    const [expMask, manMask] = dtype === 'F16' ? [0x7c00, 0x03ff] : [0x7f80, 0x007f];
+    for (let i = 0; i < u.length; i++) {
+      const b = u[i]!;
+      if ((b & expMask) === expMask) { if ((b & manMask) !== 0) nan++; else inf++; }
+    }
+  } else {
+    // F32 / F64 as stored (an F64 is not rounded to float32, so a large finite F64 is not counted as Inf)
+    const v = viewAs(dtype, bytes) as Float32Array | Float64Array;
+    for (let i = 0; i < v.length; i++) {
+      const x = v[i]!;
+      if (x !== x) nan++;
+      else if (x === Infinity || x === -Infinity) inf++;
+    }
+  }
+  return { nan, inf };
+}
+
+/** "NaN", "Inf" or "-Inf" for a non-finite value (for messages). */
+export function nonFiniteName(x: number): string {
+  return Number.isNaN(x) ? 'NaN' : x > 0 ? 'Inf' : '-Inf';
+}
+
+/** Flat index -> "[i, j, ...]" in a row-major shape (for messages). */
+export function indexInShape(flat: number, shape: readonly number[]): string {
+  const idx: number[] = [];
+  let rest = flat;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    const n = shape[d]!;
+    idx.unshift(n === 0 ? 0 : rest % n);
+    rest = n === 0 ? 0 : Math.floor(rest / n);
+  }
+  return `[${idx.join(', ')}]`;
+}

@@ -10,9 +10,19 @@
 // the stored bytes in bounded chunks into two reused scratch buffers, decoding one chunk while the next is read (the
 // read runs on libuv's thread pool), so no full-size copy of the stored bytes is allocated next to the float32 result. Typed-array views assume a little-endian host, as the
 // format's byte order and every typed-array view here do.
+//
+// Checks beyond the header: only a regular file is opened (a FIFO would block forever, see io/input-file.ts); every
+// floating tensor read is scanned for NaN / ±Inf while it is in cache (one pass of integer compares) and refused
+// naming the tensor, the element and the file, unless the file was opened with `nonFinite: 'allow'` (inspect, which
+// counts them). Name-keyed tables are a Map and a prototype-free metadata object, so a tensor or metadata key named
+// `__proto__` or `constructor` is just a name.
 
-import { open, type FileHandle } from 'node:fs/promises';
-import { DTYPE_BYTES, f16BitsToF32, isDType, viewAs, type DType, type StoredArray } from './dtype.js';
+import type { FileHandle } from 'node:fs/promises';
+import {
+  DTYPE_BYTES, f16BitsToF32, firstNonFinite, firstNonFiniteF32, indexInShape, isDType, nonFiniteName, toFloat32, viewAs,
+  type DType, type StoredArray,
+} from './dtype.js';
+import { InputFileError, oneLine, openRegularFile } from './input-file.js';
 
 /** Same bound as the Rust crate's MAX_HEADER_SIZE. */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -43,6 +53,11 @@ export interface TensorInfo {
 export interface ReaderOptions {
   /** Stored bytes decoded per step by readFloat32Into (default 8 MiB; a positive multiple of 8). */
   readonly convertChunkBytes?: number;
+  /**
+   * What a read does with NaN / ±Inf in a floating tensor: 'refuse' (default) throws a SafetensorsError naming the
+   * tensor and element; 'allow' returns the values (for tools that report them, such as inspect).
+   */
+  readonly nonFinite?: 'refuse' | 'allow';
 }
 
 export class SafetensorsFile {
@@ -58,6 +73,7 @@ export class SafetensorsFile {
     /** Tensors in data order. */
     readonly tensors: ReadonlyMap<string, TensorInfo>,
     private readonly convertChunkBytes: number,
+    private readonly refuseNonFinite: boolean,
   ) {}
 
   static async open(path: string, options: ReaderOptions = {}): Promise<SafetensorsFile> {
@@ -65,11 +81,17 @@ export class SafetensorsFile {
     if (!Number.isSafeInteger(chunk) || chunk <= 0 || chunk % 8 !== 0) {
       throw new RangeError(`convertChunkBytes must be a positive multiple of 8, got ${chunk}`);
     }
-    const fh = await open(path, 'r');
+    let opened: { fh: FileHandle; size: number };
     try {
-      const { size } = await fh.stat();
+      opened = await openRegularFile(path);
+    } catch (e) {
+      if (e instanceof InputFileError) throw new SafetensorsError(path, e.problem, e.detail);
+      throw e;
+    }
+    const { fh, size } = opened;
+    try {
       const parsed = await parseHeader(path, fh, size);
-      return new SafetensorsFile(path, fh, size, parsed.headerBytes, parsed.metadata, parsed.tensors, chunk);
+      return new SafetensorsFile(path, fh, size, parsed.headerBytes, parsed.metadata, parsed.tensors, chunk, options.nonFinite !== 'allow');
     } catch (e) {
       await fh.close();
       throw e;
@@ -94,6 +116,10 @@ export class SafetensorsFile {
     }
     const out = target.subarray(0, n);
     await this.readRange(name, t.fileBegin, out);
+    if (this.refuseNonFinite) {
+      const i = firstNonFinite(t.dtype, out);
+      if (i >= 0) this.nonFiniteError(t, i, toFloat32(t.dtype, out.subarray(i * DTYPE_BYTES[t.dtype], (i + 1) * DTYPE_BYTES[t.dtype]))[0]!);
+    }
     return out;
   }
 
@@ -121,6 +147,7 @@ export class SafetensorsFile {
     const dst = out.subarray(0, t.numel);
     if (t.dtype === 'F32') {
       await this.readRange(name, t.fileBegin, new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength));
+      if (this.refuseNonFinite) { const i = firstNonFiniteF32(dst); if (i >= 0) this.nonFiniteError(t, i, dst[i]!); }
       return dst;
     }
     const size = DTYPE_BYTES[t.dtype];
@@ -137,6 +164,11 @@ export class SafetensorsFile {
         const n = Math.min(chunk, total - done);
         if (done + n < total) pending = readChunk(done + n, next);
         decodeChunk(t.dtype, current.subarray(0, n), dst, done / size);
+        if (this.refuseNonFinite) {
+          const at = done / size;
+          const i = firstNonFiniteF32(dst.subarray(at, at + n / size));
+          if (i >= 0) this.nonFiniteError(t, at + i, dst[at + i]!);
+        }
         [current, next] = [next, current];
         done += n;
       }
@@ -156,6 +188,12 @@ export class SafetensorsFile {
 
   async close(): Promise<void> {
     await this.fh.close();
+  }
+
+  /** The error for the first non-finite element of a tensor (flat `index`, its `value`). */
+  private nonFiniteError(t: TensorInfo, index: number, value: number): never {
+    throw new SafetensorsError(this.path, 'non-finite',
+      `element ${indexInShape(index, t.shape)} of [${t.shape.join(', ')}] is ${nonFiniteName(value)}: the weights hold non-finite values (a corrupt file or a diverged model; \`topiary inspect\` counts them per tensor)`, t.name);
   }
 
   /** Fills `dst` from the file starting at byte `pos`, in reads of at most MAX_READ_BYTES. */
@@ -252,6 +290,53 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** A number in a tensor's shape or data_offsets that is not written as a plain non-negative integer. */
+interface BadLiteral { readonly tensor: string; readonly field: 'shape' | 'data_offsets'; readonly text: string }
+
+const INTEGER_LITERAL = /^(?:0|[1-9][0-9]*)$/;
+
+/**
+ * Scans valid JSON text (JSON.parse accepted it) for a number at {tensor: {shape | data_offsets: [here]}} that is
+ * not a plain integer literal (a fraction, an exponent, a minus sign, including -0); returns the first, or null.
+ * Tracks only the key path: strings are skipped whole (keys decoded), other tokens one character at a time.
+ */
+function nonIntegerLiteral(text: string): BadLiteral | null {
+  // One frame per open container: whether it is an object, the key it sits under in its parent, the key being read.
+  const frames: { object: boolean; name: string | null; key: string | null; expectKey: boolean }[] = [];
+  for (let i = 0; i < text.length;) {
+    const c = text[i]!;
+    const top = frames.at(-1);
+    if (c === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      if (top?.object && top.expectKey) { top.key = JSON.parse(text.slice(i, j + 1)) as string; top.expectKey = false; }
+      i = j + 1;
+    } else if (c === '{' || c === '[') {
+      frames.push({ object: c === '{', name: top?.object ? top.key : null, key: null, expectKey: c === '{' });
+      i++;
+    } else if (c === '}' || c === ']') {
+      frames.pop();
+      i++;
+    } else if (c === ',') {
+      if (top?.object) top.expectKey = true;
+      i++;
+    } else if (c === '-' || (c >= '0' && c <= '9')) {
+      let j = i + 1;
+      while (j < text.length && /[0-9eE.+-]/.test(text[j]!)) j++;
+      const lit = text.slice(i, j);
+      // frames: root object, the tensor's object (under its name), the field's array (under "shape" / "data_offsets")
+      if (frames.length === 3 && !frames[2]!.object && frames[1]!.object && frames[1]!.name !== null && frames[1]!.name !== '__metadata__'
+        && (frames[2]!.name === 'shape' || frames[2]!.name === 'data_offsets') && !INTEGER_LITERAL.test(lit)) {
+        return { tensor: frames[1]!.name, field: frames[2]!.name, text: lit };
+      }
+      i = j;
+    } else {
+      i++;
+    }
+  }
+  return null;
+}
+
 async function parseHeader(path: string, fh: FileHandle, fileBytes: number): Promise<ParsedHeader> {
   const fail = (rule: string, detail: string, tensor?: string): never => {
     throw new SafetensorsError(path, rule, detail, tensor);
@@ -276,12 +361,18 @@ async function parseHeader(path: string, fh: FileHandle, fileBytes: number): Pro
   try {
     json = JSON.parse(text);
   } catch (e) {
-    return fail('invalid-header-json', `header is not valid JSON (${(e as Error).message})`);
+    return fail('invalid-header-json', `header is not valid JSON (${oneLine((e as Error).message)})`);
   }
   if (!isPlainObject(json)) return fail('invalid-header-json', 'header is not a JSON object');
+  // JSON.parse turns 8.0, 8e0 and 1e400 into numbers that look like (or are) integers; the Rust crate's serde
+  // refuses any such literal for a usize, so shapes and offsets are checked as written.
+  const literal = nonIntegerLiteral(text);
+  if (literal !== null) {
+    fail(literal.field === 'shape' ? 'invalid-shape' : 'invalid-offsets', `${literal.field} holds ${literal.text}, which is not written as a non-negative integer`, literal.tensor);
+  }
 
   const dataBytes = fileBytes - 8 - n;
-  let metadata: Record<string, string> = {};
+  let metadata: Record<string, string> = Object.create(null) as Record<string, string>;
   const entries: { name: string; dtype: DType; shape: number[]; numel: number; begin: number; end: number }[] = [];
   for (const [name, value] of Object.entries(json)) {
     if (name === '__metadata__') {
@@ -289,7 +380,7 @@ async function parseHeader(path: string, fh: FileHandle, fileBytes: number): Pro
       for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
         if (typeof v !== 'string') fail('invalid-metadata', `__metadata__ value for "${k}" is not a string`);
       }
-      metadata = value as Record<string, string>;
+      metadata = Object.assign(Object.create(null) as Record<string, string>, value as Record<string, string>);
       continue;
     }
     if (!isPlainObject(value)) fail('invalid-tensor-info', 'entry is not an object', name);

@@ -83,7 +83,9 @@ function checkMetadata(metadata: Readonly<Record<string, string>>): void {
  * alignment) or, when `padTo` is given and large enough, to exactly `padTo` bytes.
  */
 export function encodeHeader(entries: ReadonlyMap<string, HeaderEntry>, metadata: Readonly<Record<string, string>>, padTo?: number): Uint8Array {
-  const obj: Record<string, unknown> = { __metadata__: { format: 'pt', ...metadata } };
+  // Prototype-free: assigning obj["__proto__"] on a plain object would set its prototype and drop the tensor.
+  const obj: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  obj['__metadata__'] = Object.assign(Object.create(null) as Record<string, string>, { format: 'pt' }, metadata);
   for (const [name, e] of entries) obj[name] = { dtype: e.dtype, shape: e.shape, data_offsets: [e.begin, e.end] };
   const json = new TextEncoder().encode(JSON.stringify(obj));
   const size = padTo !== undefined && json.length <= padTo ? padTo : Math.ceil(json.length / 8) * 8;
@@ -241,7 +243,7 @@ export class SafetensorsWriter {
       // model.safetensors (single) does not look like a model.
       let indexTmp: string | null = null;
       if (n > 1) {
-        const weightMap: Record<string, string> = {};
+        const weightMap: Record<string, string> = Object.create(null) as Record<string, string>; // see encodeHeader
         const sorted: [string, string][] = [];
         this.closed.forEach((s, k) => { for (const name of s.names) sorted.push([name, finalNames[k]!]); });
         sorted.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));

@@ -4,11 +4,13 @@
 // For a quantized / compressed folder it also reports the scheme, and per linear the stored format, bits, group size
 // and stored bytes; parameters are counted dense (a quantized linear counts out × in) and sparsity is that of the
 // dequantized weight (a code equal to its zero point is an exact 0).
+// Every tensor is also counted for NaN / ±Inf (the folder should be opened with `nonFinite: 'allow'`, else the first
+// non-finite value read is an error): a corrupt or diverged checkpoint shows which tensors are hit and how badly.
 
 import { basename } from 'node:path';
 import type { ArchSpec, LinearRole } from './arch.js';
 import type { ModelFolder, QuantizedWeight } from './model-folder.js';
-import { DTYPE_BYTES, toFloat32, viewAs, type DType } from '../io/dtype.js';
+import { countNonFinite, DTYPE_BYTES, toFloat32, viewAs, type DType } from '../io/dtype.js';
 import type { StorageKind } from '../formats/quantized-model.js';
 import { describeQuantization } from '../formats/quantization-config.js';
 
@@ -60,6 +62,15 @@ export interface QuantizationSummary {
   readonly bitsPerParameter: number;
 }
 
+/** NaN / ±Inf found in one tensor (dequantized values for a quantized linear). */
+export interface NonFiniteTensor {
+  readonly name: string;
+  /** The shard file holding it. */
+  readonly file: string;
+  readonly nan: number;
+  readonly inf: number;
+}
+
 export interface InspectReport {
   readonly dir: string;
   readonly modelType: string;
@@ -85,6 +96,8 @@ export interface InspectReport {
   readonly linearSparsity: number;
   /** Null for a plain (unquantized, uncompressed) checkpoint. */
   readonly quantization: QuantizationSummary | null;
+  /** Tensors holding NaN or ±Inf (only those; empty for a healthy checkpoint) and the total count of such values. */
+  readonly nonFinite: { readonly values: number; readonly tensors: readonly NonFiniteTensor[] };
 }
 
 /** Which kind a tensor name is in this architecture. */
@@ -193,6 +206,11 @@ export async function inspectModel(folder: ModelFolder): Promise<InspectReport> 
   }
   const shards = folder.shards.map((s) => ({ file: basename(s.path), tensors: shardCounts.get(s.path) ?? 0, fileBytes: s.fileBytes }));
 
+  const nonFinite: NonFiniteTensor[] = [];
+  const noteNonFinite = (name: string, c: { nan: number; inf: number }): void => {
+    if (c.nan + c.inf > 0) nonFinite.push({ name, file: basename(folder.info(name).file), nan: c.nan, inf: c.inf });
+  };
+  const linearNames = new Set<string>();
   const linears: LinearReport[] = [];
   let linearZeros = 0;
   let linearNumel = 0;
@@ -201,7 +219,17 @@ export async function inspectModel(folder: ModelFolder): Promise<InspectReport> 
       const t = folder.info(l.weight);
       const q = t.quantized;
       // A quantized weight is judged by its dequantized values; a dense one by its stored bits.
-      const mask = q ? float32ZeroMask(await folder.readFloat32(l.weight)) : zeroMask(t.dtype, await folder.readBytes(l.weight));
+      let mask: Uint8Array;
+      if (q) {
+        const w = await folder.readFloat32(l.weight);
+        mask = float32ZeroMask(w);
+        noteNonFinite(l.weight, countNonFinite('F32', new Uint8Array(w.buffer, w.byteOffset, w.byteLength)));
+      } else {
+        const bytes = await folder.readBytes(l.weight);
+        mask = zeroMask(t.dtype, bytes);
+        noteNonFinite(l.weight, countNonFinite(t.dtype, bytes));
+      }
+      linearNames.add(l.weight);
       let zeros = 0;
       for (let i = 0; i < mask.length; i++) zeros += mask[i]!;
       const nm: Record<string, boolean | null> = {};
@@ -217,6 +245,21 @@ export async function inspectModel(folder: ModelFolder): Promise<InspectReport> 
       linearNumel += t.numel;
     }
   }
+
+  // The other tensors (embeddings, norms, head, biases, extras), one at a time.
+  for (const name of folder.tensorNames) {
+    if (linearNames.has(name)) continue;
+    const t = folder.info(name);
+    if (t.quantized) {
+      const w = await folder.readFloat32(name);
+      noteNonFinite(name, countNonFinite('F32', new Uint8Array(w.buffer, w.byteOffset, w.byteLength)));
+    } else {
+      noteNonFinite(name, countNonFinite(t.dtype, await folder.readBytes(name)));
+    }
+  }
+  // In file order, as the other tables.
+  const order = new Map(folder.tensorNames.map((n, i) => [n, i]));
+  nonFinite.sort((a, b) => order.get(a.name)! - order.get(b.name)!);
 
   let quantization: QuantizationSummary | null = null;
   const info = folder.quantization;
@@ -249,6 +292,7 @@ export async function inspectModel(folder: ModelFolder): Promise<InspectReport> 
     linears,
     linearSparsity: linearNumel === 0 ? 0 : linearZeros / linearNumel,
     quantization,
+    nonFinite: { values: nonFinite.reduce((a, t) => a + t.nan + t.inf, 0), tensors: nonFinite },
   };
 }
 
@@ -292,6 +336,7 @@ export function formatInspect(r: InspectReport): string {
     `Model:        ${r.dir}`,
     `Architecture: ${r.modelType}, ${d.numLayers} layers, hidden ${d.hidden}, ${d.numHeads} heads (${d.numKvHeads} kv, head dim ${d.headDim}), intermediate ${d.intermediate}, vocab ${d.vocab}, max positions ${d.maxPositions}${r.tiedEmbeddings ? ', tied embeddings' : ''}`,
     `Parameters:   ${humanCount(r.parameters.total)} (${r.parameters.total})`,
+    `Non-finite:   ${r.nonFinite.values === 0 ? 'none (no NaN or Inf in any tensor)' : `${r.nonFinite.values} values (NaN or Inf) in ${r.nonFinite.tensors.length} tensors: the checkpoint is corrupt or diverged`}`,
     ...quantLines,
     '',
     ...table(['kind', 'parameters', 'share'], PARAM_KINDS.filter((k) => r.parameters.byKind[k] > 0).map((k) => [
@@ -310,6 +355,10 @@ export function formatInspect(r: InspectReport): string {
       ...REPORTED_PATTERNS.map((p) => { const v = l.nm[`${p.n}:${p.m}`]; return v === null ? 'n/a' : v ? 'yes' : 'no'; }),
       ...storageCells(l),
     ]), new Set([3, ...(q === null ? [] : [4 + REPORTED_PATTERNS.length + 1])])),
+    ...(r.nonFinite.tensors.length === 0 ? [] : [
+      '',
+      ...table(['non-finite tensor', 'file', 'NaN', 'Inf'], r.nonFinite.tensors.map((t) => [t.name, t.file, String(t.nan), String(t.inf)]), new Set([2, 3])),
+    ]),
   ];
   return `${lines.join('\n')}\n`;
 }

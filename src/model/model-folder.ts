@@ -8,12 +8,19 @@
 // stored as e.g. `X.qweight/qzeros/scales/g_idx` appears under its dense name `X.weight` (in `tensorNames`, `has`,
 // `info`), and reading it dequantizes that one linear then (nothing is expanded up front). The stored tensors behind
 // it are hidden from the dense view and reachable through `storedTensorNames` / `storedInfo` / `readStoredBytes`.
+//
+// Hostile folders: every file read must be a regular file (io/input-file.ts; a FIFO would block forever), config
+// counts are checked against the layers the files actually hold before anything is built from them (a config with
+// num_hidden_layers = 10⁹ fails at once, naming config.json), and tables keyed by names from the files are Maps, so a
+// tensor named `__proto__` or `constructor` is just a name. Weights holding NaN / ±Inf are refused when read unless
+// the folder is opened with `nonFinite: 'allow'` (inspect).
 
-import { readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { ArchSpec } from './arch.js';
 import { describeArchitecture, expectedTensors } from './registry.js';
-import { SafetensorsFile, type TensorInfo } from '../io/safetensors-reader.js';
+import { SafetensorsFile, type ReaderOptions, type TensorInfo } from '../io/safetensors-reader.js';
+import { describeFileType, InputFileError, readJsonFile } from '../io/input-file.js';
 import { DTYPE_BYTES, fromFloat32, isFloatDType, type DType } from '../io/dtype.js';
 import { INDEX_FILE_NAME, SINGLE_FILE_NAME } from '../io/safetensors-writer.js';
 import { QuantFormatError } from '../formats/quantized-linear.js';
@@ -76,17 +83,64 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** A JSON file of the folder (a regular file, strict UTF-8; errors name it and stay on one line). */
 async function readJson(path: string): Promise<unknown> {
-  let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    return await readJsonFile(path);
   } catch (e) {
-    throw new ModelFolderError(path, `cannot read (${(e as Error).message})`);
+    throw e instanceof InputFileError ? new ModelFolderError(e.file, e.detail) : e;
   }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new ModelFolderError(path, `is not valid JSON (${(e as Error).message})`);
+}
+
+/** Files of a model folder that Topiary reads or copies; each must be a regular file when present. */
+const FOLDER_FILES = /^(?:config\.json|generation_config\.json|quantize_config\.json|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|tokenizer\.model|vocab\.json|merges\.txt|added_tokens\.json|chat_template\.jinja|chat_template\.json|.*\.safetensors|.*\.safetensors\.index\.json)$/;
+
+/** Refuses a folder where a file Topiary reads or copies is a FIFO, socket, device or folder (before any read). */
+async function checkFolderFiles(dir: string): Promise<void> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const name of names) {
+    if (!FOLDER_FILES.test(name)) continue;
+    const st = await stat(join(dir, name)).catch(() => null); // follows symlinks; a dangling one is reported when read
+    if (st !== null && !st.isFile()) throw new ModelFolderError(join(dir, name), `is ${describeFileType(st)}, not a regular file`);
+  }
+}
+
+/** Config keys that count decoder layers (the registry reads one of them per model_type). */
+const LAYER_COUNT_KEYS = ['num_hidden_layers', 'n_layer', 'num_layers', 'n_layers'] as const;
+
+/** The config with every layer count above 1 set to 1: validates all other fields without building N layers. */
+function oneLayerConfig(config: Record<string, unknown>): Record<string, unknown> {
+  const probe: Record<string, unknown> = { ...config };
+  for (const k of LAYER_COUNT_KEYS) {
+    const v = config[k];
+    if (typeof v === 'number' && Number.isSafeInteger(v) && v > 1) probe[k] = 1;
+  }
+  return probe;
+}
+
+/**
+ * Fails naming config.json when it declares more layers than the files hold. `probe` is the architecture of the
+ * one-layer config: its layer-0 tensor names give the folder component that carries the layer index
+ * (`model.layers.0.…` -> `layers`, `transformer.h.0.…` -> `h`); indices are counted in the stored names (with or
+ * without the base prefix).
+ */
+function checkLayerCount(configPath: string, config: Record<string, unknown>, probe: ArchSpec, storedNames: Iterable<string>): void {
+  const first = probe.layers[0]?.attnNorm.weight;
+  const m = first === undefined ? null : /(?:^|\.)([^.]+)\.0\./.exec(first);
+  if (m === null) return;
+  const component = m[1]!;
+  const present = new Set<number>();
+  for (const name of storedNames) {
+    const parts = name.split('.');
+    for (let i = 0; i + 1 < parts.length; i++) {
+      if (parts[i] === component && /^(?:0|[1-9][0-9]*)$/.test(parts[i + 1]!)) { present.add(Number(parts[i + 1])); break; }
+    }
+  }
+  for (const k of LAYER_COUNT_KEYS) {
+    const v = config[k];
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= present.size) continue;
+    const held = present.size === 0 ? 'no decoder layers' : `${present.size} decoder layer${present.size === 1 ? '' : 's'} (indices ${Math.min(...present)}..${Math.max(...present)})`;
+    throw new ModelFolderError(configPath, `"${k}" = ${v}, but the model files hold tensors for ${held}; the config does not describe these weights`);
   }
 }
 
@@ -127,7 +181,8 @@ export class ModelFolder {
     this.hiddenBy = hidden;
   }
 
-  static async open(dir: string): Promise<ModelFolder> {
+  /** `options.nonFinite`: 'allow' to read tensors holding NaN / ±Inf (default: refuse them when read). */
+  static async open(dir: string, options: { readonly nonFinite?: 'refuse' | 'allow' } = {}): Promise<ModelFolder> {
     const st = await stat(dir).catch(() => null);
     if (!st) {
       if (/^[A-Za-z0-9][\w.-]*\/[\w.-]+$/.test(dir)) {
@@ -139,9 +194,12 @@ export class ModelFolder {
 
     const configPath = join(dir, 'config.json');
     if (!(await exists(configPath))) throw new ModelFolderError(configPath, 'missing (a model folder needs config.json)');
+    await checkFolderFiles(dir);
     const config = await readJson(configPath);
     if (!isObject(config)) throw new ModelFolderError(configPath, 'is not a JSON object');
-    const arch = describeArchitecture(config, configPath);
+    // Every field but the layer count is validated now; the count only once the files say how many layers they hold.
+    const probe = describeArchitecture(oneLayerConfig(config), configPath);
+    const readerOptions: ReaderOptions = { nonFinite: options.nonFinite ?? 'refuse' };
     // AutoGPTQ folders may carry their settings only in quantize_config.json.
     const quantizeConfigPath = join(dir, QUANTIZE_CONFIG_NAME);
     const absent = (v: unknown): boolean => v === undefined || v === null;
@@ -150,7 +208,10 @@ export class ModelFolder {
 
     const shards: SafetensorsFile[] = [];
     try {
-      const locations = resolvePrefixless(arch, await openWeights(dir, shards));
+      const stored = await openWeights(dir, shards, readerOptions);
+      checkLayerCount(configPath, config, probe, stored.keys());
+      const arch = describeArchitecture(config, configPath);
+      const locations = resolvePrefixless(arch, stored);
       const reader = asFolderError(dir, locations, () => QuantizedModelReader.create(config, storedSource(locations), quantizeConfig !== undefined ? { quantizeConfig } : {}));
       const quantized = await describeQuantized(dir, arch, locations, reader);
       const folder = new ModelFolder(dir, config, arch, shards, locations, reader.info, reader, quantized);
@@ -402,12 +463,12 @@ async function describeQuantized(dir: string, arch: ArchSpec, locations: Readonl
 type Locations = Map<string, Location>;
 
 /** Opens model.safetensors, or the index and each shard it names (each once); returns name -> shard. */
-async function openWeights(dir: string, shards: SafetensorsFile[]): Promise<Locations> {
+async function openWeights(dir: string, shards: SafetensorsFile[], options: ReaderOptions): Promise<Locations> {
   const single = join(dir, SINGLE_FILE_NAME);
   const indexPath = join(dir, INDEX_FILE_NAME);
   const locations: Locations = new Map();
   if (await exists(single)) {
-    const f = await SafetensorsFile.open(single);
+    const f = await SafetensorsFile.open(single, options);
     shards.push(f);
     for (const name of f.tensors.keys()) locations.set(name, { shard: f, storedName: name });
     return locations;
@@ -421,15 +482,16 @@ async function openWeights(dir: string, shards: SafetensorsFile[]): Promise<Loca
   }
   const index = await readJson(indexPath);
   if (!isObject(index) || !isObject(index['weight_map'])) throw new ModelFolderError(indexPath, 'has no "weight_map" object');
-  const weightMap = index['weight_map'];
+  // A Map: a tensor named "constructor" or "__proto__" must not find Object.prototype's members.
+  const weightMap = new Map<string, unknown>(Object.entries(index['weight_map']));
   const byFile = new Map<string, SafetensorsFile>();
-  for (const [name, file] of Object.entries(weightMap)) {
+  for (const [name, file] of weightMap) {
     if (typeof file !== 'string') throw new ModelFolderError(indexPath, `weight_map entry for "${name}" is not a file name`);
     const path = shardPath(dir, indexPath, file);
     let f = byFile.get(path);
     if (!f) {
       if (!(await exists(path))) throw new ModelFolderError(indexPath, `names shard ${JSON.stringify(file)}, which does not exist`);
-      f = await SafetensorsFile.open(path);
+      f = await SafetensorsFile.open(path, options);
       shards.push(f);
       byFile.set(path, f);
     }
@@ -438,7 +500,7 @@ async function openWeights(dir: string, shards: SafetensorsFile[]): Promise<Loca
   // Every tensor of every shard is listed (the index is the authority on which shard owns a name).
   for (const f of shards) {
     for (const name of f.tensors.keys()) {
-      const owner = weightMap[name];
+      const owner = weightMap.get(name);
       if (owner === undefined) {
         if (locations.has(name)) throw new ModelFolderError(f.path, `tensor "${name}" also appears in ${locations.get(name)!.shard.path}`);
         locations.set(name, { shard: f, storedName: name });

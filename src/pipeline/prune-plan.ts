@@ -2,9 +2,10 @@
 // `--ignore REGEX` (keep dense) and `--recipe FILE` (llm-compressor-like rules: tensor-name pattern -> method and
 // sparsity or N:M, or dense). Validated in full before any heavy work, so an impossible request fails at once.
 
-import { readFile } from 'node:fs/promises';
+import { InputFileError, readJsonFile } from '../io/input-file.js';
 import type { ArchSpec, LinearSpec } from '../model/arch.js';
 import type { MaskRule, PruneSpec } from '../obs/types.js';
+import { NamePattern } from '../io/name-pattern.js';
 
 export const METHODS = ['sparsegpt', 'wanda', 'magnitude'] as const;
 export type Method = (typeof METHODS)[number];
@@ -28,8 +29,10 @@ export interface LinearTask {
 
 /** One rule of a recipe file; the first rule whose pattern matches a tensor name wins. */
 export interface RecipeRule {
-  /** JavaScript regular expression tested against the weight's tensor name (e.g. `mlp\\.down_proj`). */
+  /** Regular expression tested against the weight's tensor name (e.g. `mlp\\.down_proj`), matched in linear time. */
   readonly pattern: string;
+  /** `pattern` compiled (src/io/name-pattern.ts). */
+  readonly matcher: NamePattern;
   readonly method?: Method;
   readonly sparsity?: number;
   /** "N:M" (N zeroed of every M). */
@@ -66,12 +69,13 @@ export function parseMethod(s: string, flag = '--method'): Method {
 export async function readRecipe(path: string): Promise<Recipe> {
   let json: unknown;
   try {
-    json = JSON.parse(await readFile(path, 'utf8'));
+    json = await readJsonFile(path); // a regular file (not a FIFO), strict UTF-8, one-line JSON errors
   } catch (e) {
-    throw new PlanError(`--recipe ${path}: ${(e as Error).message}`);
+    throw e instanceof InputFileError ? new PlanError(`--recipe ${e.message}`) : e;
   }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new PlanError(`--recipe ${path}: expected an object {"rules": [...]}, got ${json === null ? 'null' : Array.isArray(json) ? 'an array' : typeof json}`);
   const rules = (json as { rules?: unknown }).rules;
-  if (typeof json !== 'object' || json === null || !Array.isArray(rules)) throw new PlanError(`--recipe ${path}: expected {"rules": [...]}`);
+  if (!Array.isArray(rules)) throw new PlanError(`--recipe ${path}: expected {"rules": [...]}`);
   return {
     rules: rules.map((r: unknown, k: number): RecipeRule => {
       const where = `--recipe ${path}: rule ${k}`;
@@ -80,13 +84,13 @@ export async function readRecipe(path: string): Promise<Recipe> {
       const known = new Set(['pattern', 'method', 'sparsity', 'nm', 'dense']);
       for (const key of Object.keys(o)) if (!known.has(key)) throw new PlanError(`${where}: unknown key "${key}" (known: ${[...known].join(', ')})`);
       if (typeof o['pattern'] !== 'string') throw new PlanError(`${where}: "pattern" must be a string`);
-      try { new RegExp(o['pattern']); } catch (e) { throw new PlanError(`${where}: bad pattern: ${(e as Error).message}`); }
+      const matcher = NamePattern.compile(o['pattern'], where);
       if (o['method'] !== undefined) parseMethod(String(o['method']), `${where} method`);
       if (o['sparsity'] !== undefined) parseSparsity(o['sparsity'] as number, `${where} sparsity`);
       if (o['nm'] !== undefined) parseNM(String(o['nm']), `${where} nm`);
       if (o['sparsity'] !== undefined && o['nm'] !== undefined) throw new PlanError(`${where}: give sparsity or nm, not both`);
       if (o['dense'] !== undefined && typeof o['dense'] !== 'boolean') throw new PlanError(`${where}: "dense" must be true or false`);
-      return o as unknown as RecipeRule;
+      return { ...(o as unknown as Omit<RecipeRule, 'matcher'>), matcher };
     }),
   };
 }
@@ -95,7 +99,7 @@ export interface PlanRequest {
   readonly method: Method;
   readonly target: PruneSpec;
   readonly maskRule: MaskRule;
-  readonly ignore?: RegExp;
+  readonly ignore?: NamePattern;
   readonly recipe?: Recipe;
   /** SparseGPT block size: with the exact rule, N:M groups must tile it. */
   readonly blocksize: number;
@@ -112,7 +116,7 @@ export function planLinears(arch: ArchSpec, req: PlanRequest): LinearTask[] {
       if (req.ignore?.test(linear.weight)) {
         method = null; target = null; rule = `--ignore ${req.ignore.source}`;
       } else if (req.recipe) {
-        const k = req.recipe.rules.findIndex((r) => new RegExp(r.pattern).test(linear.weight));
+        const k = req.recipe.rules.findIndex((r) => r.matcher.test(linear.weight));
         if (k >= 0) {
           const r = req.recipe.rules[k]!;
           rule = `recipe rule ${k} (${r.pattern})`;

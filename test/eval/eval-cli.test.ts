@@ -85,7 +85,7 @@ test('topiary eval: bad inputs give one clear error each and write no record', a
       [['--dataset', 'wikitext103'], /^topiary: unknown dataset "wikitext103": known datasets are wikitext2, ptb, c4, tinystories, file:<path>/],
       [['--dataset', 'tinystories', '--seqlen', '1024'], /^topiary: --seqlen 1024 exceeds the model's 512 positions/],
       [['--dataset', 'ptb', '--data-dir', dir], /^topiary: missing data file .*ptb\/ptb\.test\.txt \(data root .*\); pass --data-dir DIR or set TOPIARY_DATA/],
-      [['--dataset', `file:${join(dir, 'tiny.txt')}`, '--seqlen', '256'], /^topiary: the evaluation text gives \d+ tokens, fewer than one chunk of --seqlen 256/],
+      [['--dataset', `file:${join(dir, 'tiny.txt')}`, '--seqlen', '256'], /^topiary: --dataset file:.*tiny\.txt: the evaluation text gives \d+ tokens, fewer than one chunk of --seqlen 256/],
       [['--dataset', `file:${join(dir, 'blank.txt')}`], /^topiary: file:.*blank\.txt: the corpus is empty/],
       [['--dataset', 'tinystories', '--nsamples', '0'], /^topiary: --nsamples must be a positive integer, got "0"/],
       [['--dataset', 'tinystories', '--device', 'tpu'], /^topiary: --device: unknown device "tpu"/],

@@ -27,7 +27,17 @@ function baseHeader(): Header {
     h: { dtype: 'F16', shape: [2, 3], data_offsets: [65, 77] },
   };
 }
-const BASE_DATA = new Rng(7).bytes(77);
+/** Finite random values for the base tensors (a read refuses NaN / ±Inf; mutations may still make some). */
+function baseData(): Uint8Array {
+  const rng = new Rng(7);
+  const out = rng.bytes(77);
+  const u16 = (at: number, exp: number) => { const v = out[at + 1]!; if ((v & exp) === exp) out[at + 1] = v & ~0x40; };
+  for (let k = 0; k < 12; k++) if ((out[4 * k + 3]! & 0x7f) === 0x7f) out[4 * k + 3] = out[4 * k + 3]! & ~0x40; // F32 w
+  for (let k = 0; k < 5; k++) u16(48 + 2 * k, 0x7f); // BF16 b: exponent's high bits in the top byte
+  for (let k = 0; k < 6; k++) u16(65 + 2 * k, 0x7c); // F16 h
+  return out;
+}
+const BASE_DATA = baseData();
 const BASE_HEADER_TEXT = JSON.stringify(baseHeader()) + '   ';
 const BASE = fileBytes(BASE_HEADER_TEXT, BASE_DATA);
 const BASE_HEADER_END = 8 + new TextEncoder().encode(BASE_HEADER_TEXT).length;
@@ -149,4 +159,18 @@ test('2,400 mutated files: read correctly or fail with SafetensorsError', { time
   assert.ok(outcomes.read > 200 && outcomes.rejected > 1000, JSON.stringify(outcomes));
   assert.ok(outcomes.valuesChecked > 500, JSON.stringify(outcomes));
   assert.ok(rules.size >= 12, `rules seen: ${[...rules].join(', ')}`);
+});
+
+// ---- whole folders through inspect's code path (test/io/fuzz-harness.ts; `npm run fuzz` runs 10,000+) ----
+
+test('2,000 mutated model folders (single file, index, shards, config) through inspect: inspected or a clean error', { timeout: 120_000 }, async () => {
+  const { makeFuzzBase, runFuzz } = await import('./fuzz-harness.js');
+  const base = await makeFuzzBase(join(dir, 'folders'));
+  const seed = 9;
+  const s = await runFuzz(base, seed, 2000);
+  const report = s.failures.slice(0, 10).map((f) => `seed ${f.seed} (${f.target}, ${f.kind}): ${f.problem}`).join('\n');
+  assert.deepEqual(s.failures, [], `${s.failures.length} failures; reproduce one with \`npm run fuzz -- --case SEED\`:\n${report}`);
+  // Both outcomes and many distinct checks must be reached, else the fuzz would prove little.
+  assert.ok(s.inspected > 150 && s.rejected > 1000, JSON.stringify(s));
+  assert.ok(Object.keys(s.rejections).length >= 12, JSON.stringify(s.rejections));
 });

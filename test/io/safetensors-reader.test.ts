@@ -39,7 +39,7 @@ test('a valid file reads back exactly', async () => {
   const f = await SafetensorsFile.open(path);
   try {
     assert.deepEqual([...f.tensors.keys()], ['a', 'b']); // data order
-    assert.deepEqual(f.metadata, { format: 'pt' });
+    assert.deepEqual({ ...f.metadata }, { format: 'pt' });
     assert.deepEqual([...(await f.readFloat32('a'))], [1.5, -2]);
     assert.deepEqual([...(await f.readFloat32('b'))], [1, -1, 3]);
     assert.equal(f.info('b').fileBegin, 8 + header.length + 8);
@@ -180,7 +180,8 @@ test('readFloat32Into: hand-checked values of F32, F16, BF16, I32 (specials incl
     bf16: [1, -2, Infinity, NaN, 2 ** -133],
     i32: [-7, 2 ** 31, 16777216], // rounded to float32
   };
-  const f = await SafetensorsFile.open(putTensors(tensors), { convertChunkBytes: 8 });
+  // nonFinite: 'allow' — the specials are the point here (by default a read refuses them, see reader-hostile tests)
+  const f = await SafetensorsFile.open(putTensors(tensors), { convertChunkBytes: 8, nonFinite: 'allow' });
   try {
     const out = new Float32Array(10).fill(42);
     for (const t of tensors) {
@@ -225,7 +226,7 @@ test('readFloat32Into: every dtype, odd element counts, chunks smaller than the 
   const path = putTensors(tensors);
   // 8 bytes = one element of the widest dtype; 24 and 40 end chunks off the 8-value unrolling of the BF16 loop.
   for (const chunk of [8, 24, 40, DEFAULT_CONVERT_CHUNK_BYTES]) {
-    const f = await SafetensorsFile.open(path, { convertChunkBytes: chunk });
+    const f = await SafetensorsFile.open(path, { convertChunkBytes: chunk, nonFinite: 'allow' }); // random bits: NaN/Inf too
     try {
       const out = new Float32Array(101);
       for (const t of tensors) {
@@ -242,7 +243,7 @@ test('readFloat32Into: every dtype, odd element counts, chunks smaller than the 
 test('readFloat32Into: concurrent calls on one file do not share scratch', async () => {
   const rng = new Rng(10);
   const tensors = ['BF16', 'F16', 'I32', 'BF16', 'F64'].map((d, k) => randomTensor(rng, `t${k}`, d as DType, 203 + k));
-  const f = await SafetensorsFile.open(putTensors(tensors), { convertChunkBytes: 16 });
+  const f = await SafetensorsFile.open(putTensors(tensors), { convertChunkBytes: 16, nonFinite: 'allow' });
   try {
     await f.readFloat32('t0'); // leaves a cached scratch buffer that the concurrent calls below compete for
     const got = await Promise.all(tensors.map((t) => f.readFloat32Into(t.name, new Float32Array(t.numel))));
@@ -256,7 +257,7 @@ test('readFloat32Into at the default chunk size: BF16 and F16 tensors over 8 MiB
   const numel = DEFAULT_CONVERT_CHUNK_BYTES / 2 + 3; // one full chunk plus 3 elements
   const rng = new Rng(11);
   const tensors = [randomTensor(rng, 'bf16', 'BF16', numel), randomTensor(rng, 'f16', 'F16', numel)];
-  const f = await SafetensorsFile.open(putTensors(tensors));
+  const f = await SafetensorsFile.open(putTensors(tensors), { nonFinite: 'allow' });
   try {
     const out = new Float32Array(numel);
     for (const t of tensors) assertSameFloat32(await f.readFloat32Into(t.name, out), referenceFloat32(t.dtype, t.bytes), t.name);
@@ -269,7 +270,7 @@ test('readFloat32Into: a file truncated inside a later chunk is a truncated erro
   const rng = new Rng(12);
   const t = randomTensor(rng, 'w', 'BF16', 40);
   const path = putTensors([t]);
-  const f = await SafetensorsFile.open(path, { convertChunkBytes: 16 });
+  const f = await SafetensorsFile.open(path, { convertChunkBytes: 16, nonFinite: 'allow' });
   try {
     truncateSync(path, f.info('w').fileBegin + 50);
     await assert.rejects(f.readFloat32Into('w', new Float32Array(40)), (e: unknown) => e instanceof SafetensorsError && e.rule === 'truncated' && e.tensor === 'w');
