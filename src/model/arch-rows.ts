@@ -247,9 +247,12 @@ const QWEN3: ArchRow = {
 };
 
 /**
- * GemmaConfig: RMSNorm multiplies by (1 + w), embeddings scaled by sqrt(hidden), head_dim 256, tied head. The MLP
- * activation is read from hidden_activation, and hidden_act is ignored (gelu_pytorch_tanh when hidden_activation is
- * absent), as transformers 4.38–4.47 did.
+ * GemmaConfig: RMSNorm multiplies by (1 + w), embeddings scaled by sqrt(hidden), head_dim 256, tied head.
+ * Activation: Topiary matches the current transformers release, where GemmaMLP is LlamaMLP, ACT2FN[hidden_act]
+ * (GemmaConfig's default gelu_pytorch_tanh), and GemmaConfig has no hidden_activation field (modular_gemma.py, v5).
+ * Releases before 4.48 (issue 10's dating) read hidden_activation instead and ignored hidden_act, using tanh GELU when
+ * hidden_activation was absent. The two differ for the google/gemma-2b / -7b configs ("hidden_act": "gelu", no
+ * hidden_activation): exact GELU now, tanh GELU then.
  */
 const GEMMA: ArchRow = {
   ...LLAMA_FAMILY,
@@ -257,7 +260,7 @@ const GEMMA: ArchRow = {
   configClass: 'GemmaConfig',
   dims: hfDims({ vocab: 256000, hidden: 3072, intermediate: 24576, layers: 28, heads: 16, kvHeads: 16, headDim: 256, maxPositions: 8192 }),
   norm: { ...LLAMA_FAMILY.norm, unitOffset: true },
-  mlp: { kind: 'gated', activation: key('hidden_activation', 'gelu_pytorch_tanh') },
+  mlp: { kind: 'gated', activation: key('hidden_act', 'gelu_pytorch_tanh') },
   embedScale: 'sqrt_hidden',
   tiedEmbeddings: key('tie_word_embeddings', true),
   linears: llamaLinears({ qkv: ATTENTION_BIAS, o: ATTENTION_BIAS, mlp: false }),
