@@ -166,23 +166,26 @@ class Ref {
       rotate(k, nKv);
     }
     const rep = nH / nKv, scale = this.arch.attention.scale;
+    // Query i sees keys j0(i) ≤ j ≤ i: all earlier ones, or the last W of them (sliding window, i − W < j).
+    const W = layer.attentionWindow;
+    const j0 = (i: number) => (W === null ? 0 : Math.max(0, i - W + 1));
     const ctx = new Float64Array(T * nH * hd);
     const p = new Float64Array(T);
     for (let h = 0; h < nH; h++) {
       const kvh = Math.floor(h / rep);
       for (let i = 0; i < T; i++) {
         let max = -Infinity;
-        for (let j = 0; j <= i; j++) {
+        for (let j = j0(i); j <= i; j++) {
           let s = 0;
           for (let d = 0; d < hd; d++) s += q[(i * nH + h) * hd + d]! * k[(j * nKv + kvh) * hd + d]!;
           p[j] = s * scale;
           if (p[j]! > max) max = p[j]!;
         }
         let sum = 0;
-        for (let j = 0; j <= i; j++) { p[j] = Math.exp(p[j]! - max); sum += p[j]!; }
+        for (let j = j0(i); j <= i; j++) { p[j] = Math.exp(p[j]! - max); sum += p[j]!; }
         for (let d = 0; d < hd; d++) {
           let acc = 0;
-          for (let j = 0; j <= i; j++) acc += p[j]! * v[(j * nKv + kvh) * hd + d]!;
+          for (let j = j0(i); j <= i; j++) acc += p[j]! * v[(j * nKv + kvh) * hd + d]!;
           ctx[(i * nH + h) * hd + d] = acc / sum;
         }
       }

@@ -1,6 +1,7 @@
 // One decoder block as an ONNX graph, for every architecture an ArchSpec describes, and the BlockRunner that feeds it
 // one layer's weights at a time. The math follows transformers' modeling code: pre-norm (RMSNorm in float32 as HF:
-// x·rsqrt(mean(x²)+eps)·w, gemma (1+w); LayerNorm with bias), causal self-attention with grouped kv heads, rotary
+// x·rsqrt(mean(x²)+eps)·w, gemma (1+w); LayerNorm with bias), causal self-attention with grouped kv heads (and the
+// layer's sliding window where the ArchSpec gives one: key j visible from query i iff i − W < j ≤ i), rotary
 // embeddings (rotate_half, partial rotary on the first rotaryDim dims of each head, qwen3 q/k RMSNorm before it),
 // gated or plain MLPs, sequential or parallel (gpt_neox) residuals. Only standard 'ai.onnx' ops, so the CPU, CUDA and
 // WebGPU providers run the same graph.
@@ -182,6 +183,7 @@ export function buildBlockGraph(arch: ArchSpec, layer: LayerSpec, o: BlockGraphO
   const slice = (x: string, start: number, end: number, axis: number) =>
     g.op('Slice', [x, g.constI64([start]), g.constI64([end]), g.constI64([axis])]);
   const chunk = Math.max(1, Math.min(T, o.attnChunk ?? DEFAULT_ATTN_CHUNK));
+  const W = effectiveWindow(layer, T);
   const ctxChunks: string[] = [];
   for (let t0 = 0; t0 < T; t0 += chunk) {
     const t1 = Math.min(T, t0 + chunk), Tc = t1 - t0;
@@ -189,7 +191,12 @@ export function buildBlockGraph(arch: ArchSpec, layer: LayerSpec, o: BlockGraphO
     const kc = t1 === T ? kT : slice(kT, 0, t1, 3); // keys 0..t1-1
     const vc = t1 === T ? vg : slice(vg, 0, t1, 2);
     const mask = new Float32Array(Tc * t1);
-    for (let i = 0; i < Tc; i++) for (let j = t0 + i + 1; j < t1; j++) mask[i * t1 + j] = MASK_FILL;
+    for (let i = 0; i < Tc; i++) {
+      const qi = t0 + i; // visible keys: qi − W < j ≤ qi
+      const first = W === null ? 0 : Math.max(0, qi - W + 1);
+      for (let j = 0; j < first; j++) mask[i * t1 + j] = MASK_FILL;
+      for (let j = qi + 1; j < t1; j++) mask[i * t1 + j] = MASK_FILL;
+    }
     const scores = g.op('Add', [reshape(g.op('MatMul', [qc, kc]), [B, nKv, rep, Tc, t1]), g.constF32(mask, [Tc, t1])]);
     const probs = reshape(g.op('Softmax', [scores], { axis: -1 }), [B, nKv, rep * Tc, t1]);
     ctxChunks.push(reshape(g.op('MatMul', [probs, vc]), [B, nKv, rep, Tc, hd]));
@@ -239,6 +246,11 @@ export function addNorm(g: GraphBuilder, arch: ArchSpec, x: string, w: string, b
   return g.op('LayerNormalization', b !== null ? [x, w, b] : [x, w], { axis: -1, epsilon: { float: arch.norm.eps } });
 }
 
+/** The layer's attention window where it changes anything at T tokens (W ≥ T is full causal attention). */
+function effectiveWindow(layer: LayerSpec, T: number): number | null {
+  return layer.attentionWindow !== null && layer.attentionWindow < T ? layer.attentionWindow : null;
+}
+
 /** A key naming everything the graph's structure depends on (not the weights, not the layer index). */
 export function blockGraphKey(arch: ArchSpec, layer: LayerSpec, B: number, T: number, capture: readonly LinearInput[], attnChunk: number): string {
   const structure = {
@@ -247,6 +259,7 @@ export function blockGraphKey(arch: ArchSpec, layer: LayerSpec, B: number, T: nu
     positions: arch.positions.kind === 'rope' ? arch.positions : 'learned',
     slots: [...layerSlots(arch, layer).values()].map((s) => `${s.slot}:${s.dims.join('x')}`),
     transposed: layer.linears.map((l) => l.transposed),
+    window: effectiveWindow(layer, T),
   };
   const hash = createHash('sha1').update(JSON.stringify(structure)).digest('hex').slice(0, 16);
   return `block:${arch.modelType}:${hash}:${B}x${T}:c${attnChunk}:${capture.join(',')}`;
@@ -261,7 +274,8 @@ export interface BlockOutput {
 
 /**
  * Runs decoder blocks of one architecture: load a layer's weights (again after pruning changed them), then forward
- * batches of sequences through it. One cached session per (B, T, capture) serves all layers.
+ * batches of sequences through it. One cached session per (B, T, capture) serves all layers (one per attention window
+ * where layers differ in it).
  */
 export class BlockRunner {
   private layer: LayerSpec | null = null;

@@ -42,6 +42,13 @@ export class ConfigReader {
     return v;
   }
 
+  /** A non-negative integer field (layer indices and counts that may be 0). */
+  index(key: string, fallback: number): number {
+    const v = this.config[key] ?? fallback;
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) this.fail(`"${key}" must be a non-negative integer, got ${JSON.stringify(v)}`);
+    return v;
+  }
+
   /** A finite positive number (eps, theta, factors). */
   positive(key: string, fallback?: number): number {
     const v = this.config[key] ?? fallback;

@@ -88,6 +88,23 @@ export type PositionsRow =
       readonly offset: number;
     };
 
+/** Which layers attend through a sliding window, and how wide it is. */
+export type WindowRow =
+  | { readonly kind: 'none' }
+  | {
+      readonly kind: 'sliding';
+      /** The window width W; an explicit null in the file means no window (the config classes' `None`). */
+      readonly size: Key<number | null>;
+      /** A flag that must be true for any window (Qwen2 use_sliding_window); null: the size alone decides. */
+      readonly enabled: Key<boolean> | null;
+      /**
+       * `all`: every layer (MistralAttention, Phi3Attention). Otherwise the per-layer list `layerTypes` of
+       * "full_attention" / "sliding_attention" when the file has it, and else the layers from `fromLayer` on (Qwen2Config's
+       * default layer_types: sliding for i ≥ max_window_layers).
+       */
+      readonly layers: 'all' | { readonly layerTypes: string; readonly fromLayer: Key<number> };
+    };
+
 export interface ArchRow {
   /** config.json model_type. */
   readonly modelType: string;
@@ -123,6 +140,7 @@ export interface ArchRow {
     readonly scaleFlag: Key<boolean> | null;
   };
   readonly positions: PositionsRow;
+  readonly slidingWindow: WindowRow;
   readonly mlp: {
     readonly kind: 'gated' | 'plain';
     /** The config key naming the activation (a transformers ACT2FN name). */
@@ -152,6 +170,14 @@ export interface ArchRow {
 // ---- the llama family (llama, mistral, qwen2, qwen3, gemma): separate q/k/v, gated MLP, RMSNorm, rotary ----
 
 const ATTENTION_BIAS = key('attention_bias', false);
+
+/** Qwen2Config / Qwen3Config: sliding_window (4096) only when use_sliding_window, on the layers layer_types names. */
+const QWEN_WINDOW: WindowRow = {
+  kind: 'sliding',
+  size: key('sliding_window', 4096),
+  enabled: key('use_sliding_window', false),
+  layers: { layerTypes: 'layer_types', fromLayer: key('max_window_layers', 28) },
+};
 
 function llamaLinears(bias: { readonly qkv: BiasRule; readonly o: BiasRule; readonly mlp: BiasRule }): readonly LinearRow[] {
   const a = 'model.layers.{i}.self_attn', m = 'model.layers.{i}.mlp';
@@ -184,6 +210,7 @@ const LLAMA_FAMILY = {
     theta: { keys: ['rope_theta'], default: 10000 },
     partial: 'whole_head',
   },
+  slidingWindow: { kind: 'none' },
   mlp: { kind: 'gated', activation: key('hidden_act', 'silu') },
   parallelResidual: false,
   embedScale: 'none',
@@ -218,12 +245,13 @@ const LLAMA: ArchRow = {
   linears: llamaLinears({ qkv: ATTENTION_BIAS, o: ATTENTION_BIAS, mlp: key('mlp_bias', false) }),
 };
 
-/** MistralConfig: no biases, 8 kv heads by default; sliding_window only matters for sequences longer than the window (4096 by default). */
+/** MistralConfig: no biases, 8 kv heads by default, sliding_window (4096 by default, null for none) on every layer. */
 const MISTRAL: ArchRow = {
   ...LLAMA_FAMILY,
   modelType: 'mistral',
   configClass: 'MistralConfig',
   dims: hfDims({ vocab: 32000, hidden: 4096, intermediate: 14336, layers: 32, heads: 32, kvHeads: 8, headDim: 'hidden/heads', maxPositions: 4096 * 32 }),
+  slidingWindow: { kind: 'sliding', size: key('sliding_window', 4096), enabled: null, layers: 'all' },
   linears: llamaLinears({ qkv: false, o: false, mlp: false }),
 };
 
@@ -233,6 +261,7 @@ const QWEN2: ArchRow = {
   modelType: 'qwen2',
   configClass: 'Qwen2Config',
   dims: hfDims({ vocab: 151936, hidden: 4096, intermediate: 22016, layers: 32, heads: 32, kvHeads: 32, headDim: 'hidden/heads', maxPositions: 32768 }),
+  slidingWindow: QWEN_WINDOW,
   linears: llamaLinears({ qkv: true, o: false, mlp: false }),
 };
 
@@ -243,13 +272,17 @@ const QWEN3: ArchRow = {
   configClass: 'Qwen3Config',
   dims: hfDims({ vocab: 151936, hidden: 4096, intermediate: 22016, layers: 32, heads: 32, kvHeads: 32, headDim: 128, maxPositions: 32768 }),
   names: { ...LLAMA_NAMES, qkNorm: { q: 'model.layers.{i}.self_attn.q_norm', k: 'model.layers.{i}.self_attn.k_norm' } },
+  slidingWindow: QWEN_WINDOW,
   linears: llamaLinears({ qkv: ATTENTION_BIAS, o: ATTENTION_BIAS, mlp: false }),
 };
 
 /**
- * GemmaConfig: RMSNorm multiplies by (1 + w), embeddings scaled by sqrt(hidden), head_dim 256, tied head. The MLP
- * activation is read from hidden_activation, and hidden_act is ignored (gelu_pytorch_tanh when hidden_activation is
- * absent), as transformers 4.38–4.47 did.
+ * GemmaConfig: RMSNorm multiplies by (1 + w), embeddings scaled by sqrt(hidden), head_dim 256, tied head.
+ * Activation: Topiary matches the current transformers release, where GemmaMLP is LlamaMLP, ACT2FN[hidden_act]
+ * (GemmaConfig's default gelu_pytorch_tanh), and GemmaConfig has no hidden_activation field (modular_gemma.py, v5).
+ * Releases before 4.48 (issue 10's dating) read hidden_activation instead and ignored hidden_act, using tanh GELU when
+ * hidden_activation was absent. The two differ for the google/gemma-2b / -7b configs ("hidden_act": "gelu", no
+ * hidden_activation): exact GELU now, tanh GELU then.
  */
 const GEMMA: ArchRow = {
   ...LLAMA_FAMILY,
@@ -257,13 +290,16 @@ const GEMMA: ArchRow = {
   configClass: 'GemmaConfig',
   dims: hfDims({ vocab: 256000, hidden: 3072, intermediate: 24576, layers: 28, heads: 16, kvHeads: 16, headDim: 256, maxPositions: 8192 }),
   norm: { ...LLAMA_FAMILY.norm, unitOffset: true },
-  mlp: { kind: 'gated', activation: key('hidden_activation', 'gelu_pytorch_tanh') },
+  mlp: { kind: 'gated', activation: key('hidden_act', 'gelu_pytorch_tanh') },
   embedScale: 'sqrt_hidden',
   tiedEmbeddings: key('tie_word_embeddings', true),
   linears: llamaLinears({ qkv: ATTENTION_BIAS, o: ATTENTION_BIAS, mlp: false }),
 };
 
-/** Phi3Config: fused qkv_proj rows [q; k; v] and gate_up_proj rows [gate; up], no biases, RMSNorm, partial rotary. */
+/**
+ * Phi3Config: fused qkv_proj rows [q; k; v] and gate_up_proj rows [gate; up], no biases, RMSNorm, partial rotary,
+ * sliding_window on every layer when set.
+ */
 const PHI3: ArchRow = {
   ...LLAMA_FAMILY,
   modelType: 'phi3',
@@ -273,6 +309,8 @@ const PHI3: ArchRow = {
   attention: { qkvLayout: 'concat', scaleFlag: null },
   // Phi3Attention rotates the first head_dim × partial_rotary_factor channels and passes the rest through.
   positions: { ...LLAMA_FAMILY.positions, partial: { keys: ['partial_rotary_factor'], default: 1 } },
+  // Phi3Config.sliding_window defaults to None; Phi-3-mini-4k sets 2047.
+  slidingWindow: { kind: 'sliding', size: key('sliding_window', null), enabled: null, layers: 'all' },
   linears: [
     { role: 'qkv', path: 'model.layers.{i}.self_attn.qkv_proj', bias: false, layout: 'linear' },
     { role: 'o', path: 'model.layers.{i}.self_attn.o_proj', bias: false, layout: 'linear' },
@@ -305,6 +343,7 @@ const OPT: ArchRow = {
   norm: { kind: 'layernorm', eps: 1e-5, unitOffset: false, bias: true },
   attention: { qkvLayout: 'separate', scaleFlag: null },
   positions: { kind: 'learned', path: 'model.decoder.embed_positions', offset: 2 },
+  slidingWindow: { kind: 'none' },
   mlp: { kind: 'plain', activation: key('activation_function', 'relu') },
   parallelResidual: false,
   embedScale: 'none',
@@ -353,6 +392,7 @@ const GPT2: ArchRow = {
   norm: { kind: 'layernorm', eps: key('layer_norm_epsilon', 1e-5), unitOffset: false, bias: true },
   attention: { qkvLayout: 'concat', scaleFlag: key('scale_attn_weights', true) },
   positions: { kind: 'learned', path: 'transformer.wpe', offset: 0 },
+  slidingWindow: { kind: 'none' },
   mlp: { kind: 'plain', activation: key('activation_function', 'gelu_new') },
   parallelResidual: false,
   embedScale: 'none',
@@ -403,6 +443,7 @@ const GPT_NEOX: ArchRow = {
     theta: { keys: ['rotary_emb_base'], default: 10000 },
     partial: { keys: ['rotary_pct'], default: 0.25 },
   },
+  slidingWindow: { kind: 'none' },
   mlp: { kind: 'plain', activation: key('hidden_act', 'gelu') },
   parallelResidual: key('use_parallel_residual', true),
   embedScale: 'none',

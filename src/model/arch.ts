@@ -47,6 +47,11 @@ export interface LayerSpec {
   /** qwen3: RMSNorm over head_dim applied to q and k before rotary. */
   readonly qNorm: NormSpec | null;
   readonly kNorm: NormSpec | null;
+  /**
+   * Sliding-window attention of width W: key j is visible from query i iff i − W < j ≤ i (transformers'
+   * sliding_window_overlay on the causal mask); null: full causal attention.
+   */
+  readonly attentionWindow: number | null;
 }
 
 export interface RopeScalingLlama3 {

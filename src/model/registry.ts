@@ -49,8 +49,9 @@ function buildArchitecture(row: ArchRow, r: ConfigReader): ArchSpec {
   const act = row.mlp.activation;
   const activationName = r.str(act.key, act.default);
   const tied = r.bool(row.tiedEmbeddings.key, row.tiedEmbeddings.default);
+  const windows = layerWindows(row, r, dims.numLayers);
   const layers: LayerSpec[] = [];
-  for (let i = 0; i < dims.numLayers; i++) layers.push(layerSpec(row, r, dims, i));
+  for (let i = 0; i < dims.numLayers; i++) layers.push(layerSpec(row, r, dims, i, windows[i]!));
   const n = row.names;
   return {
     modelType: row.modelType,
@@ -106,7 +107,34 @@ function readDims(row: ArchRow, r: ConfigReader, hidden: number): Dims {
   };
 }
 
-function layerSpec(row: ArchRow, r: ConfigReader, dims: Dims, i: number): LayerSpec {
+/** Each layer's attention window (null: full causal), as the family's attention and config class decide it. */
+function layerWindows(row: ArchRow, r: ConfigReader, numLayers: number): readonly (number | null)[] {
+  const w = row.slidingWindow;
+  const none = new Array<number | null>(numLayers).fill(null);
+  if (w.kind === 'none') return none;
+  // An explicit null means no window; an absent key takes the config class's default (itself None for Phi-3).
+  const raw = r.config[w.size.key];
+  const size = raw === null || (raw === undefined && w.size.default === null) ? null : r.int(w.size.key, w.size.default ?? undefined);
+  if (size === null || (w.enabled !== null && !r.bool(w.enabled.key, w.enabled.default))) return none;
+  if (w.layers === 'all') return none.map(() => size);
+  const types = r.config[w.layers.layerTypes];
+  if (types === undefined || types === null) {
+    const from = r.index(w.layers.fromLayer.key, w.layers.fromLayer.default);
+    return none.map((_, i) => (i >= from ? size : null));
+  }
+  if (!isLayerTypes(types, numLayers)) {
+    r.fail(`"${w.layers.layerTypes}" must list "full_attention" or "sliding_attention" for each of the ${numLayers} layers, got ${JSON.stringify(types)}`);
+  }
+  return types.map((t) => (t === 'sliding_attention' ? size : null));
+}
+
+type LayerType = 'full_attention' | 'sliding_attention';
+
+function isLayerTypes(v: unknown, numLayers: number): v is readonly LayerType[] {
+  return Array.isArray(v) && v.length === numLayers && v.every((t: unknown) => t === 'full_attention' || t === 'sliding_attention');
+}
+
+function layerSpec(row: ArchRow, r: ConfigReader, dims: Dims, i: number, attentionWindow: number | null): LayerSpec {
   const at = (template: string) => template.replaceAll('{i}', String(i));
   const n = row.names;
   return {
@@ -117,6 +145,7 @@ function layerSpec(row: ArchRow, r: ConfigReader, dims: Dims, i: number): LayerS
     // q/k norms are RMSNorms over head_dim without bias in every family that has them (qwen3).
     qNorm: n.qkNorm === null ? null : norm(at(n.qkNorm.q), false),
     kNorm: n.qkNorm === null ? null : norm(at(n.qkNorm.k), false),
+    attentionWindow,
   };
 }
 

@@ -250,9 +250,9 @@ test('gemma: (1 + w) norm, sqrt(hidden) embed scale, head_dim, gelu_pytorch_tanh
   assert.equal(spec.tiedEmbeddings, true);
   assert.equal(spec.names.lmHead, 'model.embed_tokens.weight');
   assert.deepEqual(spec.mlp, { kind: 'gated', activation: 'gelu_tanh' });
-  // transformers ignores hidden_act for Gemma when hidden_activation is absent (uses the tanh approximation).
-  assert.equal(describeArchitecture({ ...base, hidden_act: 'gelu' }, 'c').mlp.activation, 'gelu_tanh');
-  assert.equal(describeArchitecture({ ...base, hidden_activation: 'gelu' }, 'c').mlp.activation, 'gelu');
+  // Current transformers (>= 4.48, GemmaMLP = LlamaMLP) reads hidden_act and ignores hidden_activation (issue 10).
+  assert.equal(describeArchitecture({ ...base, hidden_act: 'gelu' }, 'c').mlp.activation, 'gelu');
+  assert.equal(describeArchitecture({ ...base, hidden_activation: 'gelu' }, 'c').mlp.activation, 'gelu_tanh');
 });
 
 test('clear errors: unknown model_type lists the supported ones; bad fields name file and key', () => {
@@ -322,4 +322,38 @@ test('gpt_neox: rotary_pct / rotary_emb_base win over top-level partial_rotary_f
   // v5: rope_parameters.setdefault(..., rotary_*) keeps what rope_parameters already says.
   assert.deepEqual(rope({ rotary_pct: 0.25, rotary_emb_base: 1000, rope_parameters: { rope_type: 'default', rope_theta: 7, partial_rotary_factor: 1 } }), { kind: 'rope', theta: 7, rotaryDim: 16, scaling: null });
   assert.deepEqual(rope({ rotary_pct: 0.5, rotary_emb_base: 1000, rope_parameters: { rope_type: 'default' } }), { kind: 'rope', theta: 1000, rotaryDim: 8, scaling: null });
+});
+
+test('gemma 1.0 configs ("hidden_act": "gelu", no hidden_activation) get exact GELU, as transformers >= 4.48 computes', () => {
+  // google/gemma-7b's config.json fields that decide the MLP activation.
+  const gemma7b = { model_type: 'gemma', hidden_size: 32, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 16, hidden_act: 'gelu' };
+  assert.equal(describeArchitecture(gemma7b, 'c').mlp.activation, 'gelu');
+  // hidden_activation is not read, whatever it says; without hidden_act GemmaConfig's default gelu_pytorch_tanh applies.
+  assert.equal(describeArchitecture({ ...gemma7b, hidden_activation: 'gelu_pytorch_tanh' }, 'c').mlp.activation, 'gelu');
+  const { hidden_act: _, ...noAct } = gemma7b;
+  assert.equal(describeArchitecture(noAct, 'c').mlp.activation, 'gelu_tanh');
+  assert.throws(() => describeArchitecture({ ...gemma7b, hidden_act: 'mish' }, 'c'), /c: "hidden_act" = "mish" is not supported/);
+});
+
+// Sliding windows as the config classes and attention modules decide them (issue 10): MistralConfig.sliding_window
+// (default 4096, null = none) and Phi3Config.sliding_window (default None) on every layer; Qwen2Config / Qwen3Config
+// only with use_sliding_window (default false), on layer_types' "sliding_attention" layers, by default those from
+// max_window_layers (default 28) on.
+test('sliding windows per layer: mistral, phi3, qwen2 / qwen3 use_sliding_window, max_window_layers, layer_types', () => {
+  const windows = (model_type: string, extra: Record<string, unknown>, layers = 3) =>
+    describeArchitecture({ model_type, hidden_size: 32, num_attention_heads: 4, num_key_value_heads: 2, num_hidden_layers: layers, ...extra }, 'c').layers.map((l) => l.attentionWindow);
+  assert.deepEqual(windows('mistral', {}), [4096, 4096, 4096]);
+  assert.deepEqual(windows('mistral', { sliding_window: 2047 }), [2047, 2047, 2047]);
+  assert.deepEqual(windows('mistral', { sliding_window: null }), [null, null, null]);
+  assert.deepEqual(windows('phi3', {}), [null, null, null]);
+  assert.deepEqual(windows('phi3', { sliding_window: 2047 }), [2047, 2047, 2047]);
+  assert.deepEqual(windows('qwen2', { sliding_window: 8 }), [null, null, null]); // use_sliding_window defaults to false
+  assert.deepEqual(windows('qwen2', { use_sliding_window: true }, 30).slice(27), [null, 4096, 4096]); // layers 28, 29
+  assert.deepEqual(windows('qwen2', { use_sliding_window: true, sliding_window: 8, max_window_layers: 1 }), [null, 8, 8]);
+  assert.deepEqual(windows('qwen3', { use_sliding_window: true, sliding_window: 8, max_window_layers: 0 }), [8, 8, 8]);
+  assert.deepEqual(windows('qwen3', { use_sliding_window: true, sliding_window: 8, layer_types: ['full_attention', 'sliding_attention', 'full_attention'] }), [null, 8, null]);
+  assert.deepEqual(windows('qwen3', { use_sliding_window: false, sliding_window: 8, layer_types: ['sliding_attention', 'sliding_attention', 'full_attention'] }), [null, null, null]);
+  assert.deepEqual(windows('llama', { sliding_window: 8 }), [null, null, null]); // LlamaAttention has no window
+  assert.throws(() => windows('qwen2', { use_sliding_window: true, layer_types: ['full_attention'] }), /c: "layer_types" must list "full_attention" or "sliding_attention" for each of the 3 layers/);
+  assert.throws(() => windows('mistral', { sliding_window: 0 }), /c: "sliding_window" must be a positive integer, got 0/);
 });
