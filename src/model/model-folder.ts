@@ -108,12 +108,19 @@ async function checkFolderFiles(dir: string): Promise<void> {
 /** Config keys that count decoder layers (the registry reads one of them per model_type). */
 const LAYER_COUNT_KEYS = ['num_hidden_layers', 'n_layer', 'num_layers', 'n_layers'] as const;
 
-/** The config with every layer count above 1 set to 1: validates all other fields without building N layers. */
+/**
+ * The config with every layer count above 1 set to 1, and per-layer lists of that length (`layer_types`,
+ * `no_rope_layers`, …) cut to their first entry: validates all other fields without building N layers.
+ */
 function oneLayerConfig(config: Record<string, unknown>): Record<string, unknown> {
   const probe: Record<string, unknown> = { ...config };
+  const counts = new Set<number>();
   for (const k of LAYER_COUNT_KEYS) {
     const v = config[k];
-    if (typeof v === 'number' && Number.isSafeInteger(v) && v > 1) probe[k] = 1;
+    if (typeof v === 'number' && Number.isSafeInteger(v) && v > 1) { probe[k] = 1; counts.add(v); }
+  }
+  for (const [k, v] of Object.entries(config)) {
+    if (Array.isArray(v) && counts.has(v.length)) probe[k] = v.slice(0, 1);
   }
   return probe;
 }
@@ -186,7 +193,7 @@ export class ModelFolder {
     const st = await stat(dir).catch(() => null);
     if (!st) {
       if (/^[A-Za-z0-9][\w.-]*\/[\w.-]+$/.test(dir)) {
-        throw new ModelFolderError(dir, 'no such local folder; it looks like a Hugging Face Hub id, but the Hub cannot be reached (Topiary works offline): download the model and pass its local folder');
+        throw new ModelFolderError(dir, 'no such local folder; it looks like a Hugging Face Hub id, which the topiary commands fetch (src/hub/resolve-model.ts) before opening a folder');
       }
       throw new ModelFolderError(dir, 'no such folder');
     }

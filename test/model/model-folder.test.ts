@@ -238,7 +238,7 @@ test('folder errors: unknown model_type, missing config.json, no weights, Hub id
   writeFileSync(join(noWeights, 'pytorch_model.bin'), 'x');
   await assert.rejects(ModelFolder.open(noWeights), /has neither model\.safetensors nor model\.safetensors\.index\.json \(found pytorch_model\.bin: only safetensors weights are supported\)/);
 
-  await assert.rejects(ModelFolder.open('meta-llama/Llama-3.2-1B'), /meta-llama\/Llama-3\.2-1B: no such local folder; it looks like a Hugging Face Hub id, but the Hub cannot be reached/);
+  await assert.rejects(ModelFolder.open('meta-llama/Llama-3.2-1B'), /meta-llama\/Llama-3\.2-1B: no such local folder; it looks like a Hugging Face Hub id, which the topiary commands fetch/);
   await assert.rejects(ModelFolder.open(join(noWeights, 'nope', 'deeper')), /no such folder$/);
   await assert.rejects(ModelFolder.open(join(noWeights, 'config.json')), /is not a folder/);
 });
