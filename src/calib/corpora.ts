@@ -103,7 +103,7 @@ export const KNOWN_CORPORA: readonly string[] = [...Object.keys(NAMED), 'file:<p
 /** Opens a corpus by name; files are read when evaluation() / calibration() is called. */
 export function openCorpus(spec: string, options: CorpusOptions = {}): Corpus {
   if (spec.startsWith('file:')) return fileCorpus(spec);
-  const factory = NAMED[spec];
+  const factory = Object.hasOwn(NAMED, spec) ? NAMED[spec] : undefined; // "constructor" is not a corpus
   if (!factory) {
     throw new CorpusError(`unknown dataset "${spec}": known datasets are ${KNOWN_CORPORA.join(', ')} (file: takes a .txt, .jsonl or .jsonl.gz file)`);
   }

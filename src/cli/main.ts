@@ -5,6 +5,7 @@
 import { Command } from 'commander';
 import { topiaryVersion } from '../engine/versions.js';
 import { installSignalCleanup } from '../export/output-folder.js';
+import { describeError } from './error-text.js';
 
 // Ctrl-C and SIGTERM remove partial outputs and exit 130 / 143.
 installSignalCleanup();
@@ -18,28 +19,6 @@ const program = new Command('topiary')
 (await import('./inspect.js')).register(program);
 (await import('./eval.js')).register(program);
 (await import('./prune.js')).register(program);
-
-/** Short words for the errno codes a user can cause by pointing Topiary at the wrong place. */
-const ERRNO_WORDS: Readonly<Record<string, string>> = {
-  EISDIR: 'is a folder, not a file', ENOTDIR: 'a part of the path is not a folder', EROFS: 'read-only file system',
-  EACCES: 'permission denied', EPERM: 'operation not permitted', ENOSPC: 'no space left on the device',
-  EDQUOT: 'disk quota exceeded', ENOENT: 'no such file or folder', EEXIST: 'already exists', ENAMETOOLONG: 'name too long',
-  ELOOP: 'too many levels of symbolic links', EMFILE: 'too many open files', EXDEV: 'cannot move across file systems',
-};
-
-/**
- * One line for any error. Node's own file-system errors (those with a code and a syscall) are rewritten to name the
- * path first — `EISDIR: illegal operation on a directory, read` names nothing — and say what the code means.
- */
-function describeError(e: unknown): string {
-  if (!(e instanceof Error)) return String(e);
-  const err = e as NodeJS.ErrnoException & { dest?: string };
-  if (typeof err.code !== 'string' || typeof err.syscall !== 'string') return e.message;
-  const what = ERRNO_WORDS[err.code] ?? e.message.replace(/^[A-Z]+: /, '').replace(/, \w+ .*$/, '');
-  const where = err.path !== undefined ? `${err.path}${err.dest !== undefined ? ` -> ${err.dest}` : ''}: ` : '';
-  const hint = err.path === undefined ? ' (the operating system did not say which file; rerun with TOPIARY_DEBUG=1 to see where)' : '';
-  return `${where}${what} (${err.code} in ${err.syscall})${hint}`.replace(/\s*\n\s*/g, ' ');
-}
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   const msg = describeError(e);

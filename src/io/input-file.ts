@@ -68,13 +68,17 @@ export async function openRegularFile(path: string, label = path): Promise<{ fh:
   }
 }
 
-/** The bytes of a regular file (see openRegularFile). */
-export async function readRegularFile(path: string, label = path): Promise<Buffer> {
-  const { fh } = await openRegularFile(path, label);
+/** Largest JSON side file read whole (tokenizer.json files reach tens of MB; a config of gigabytes is not one). */
+export const MAX_JSON_BYTES = 512 * 1024 * 1024;
+
+/** The bytes of a regular file (see openRegularFile), refused above `maxBytes` before reading. */
+export async function readRegularFile(path: string, label = path, maxBytes = Number.MAX_SAFE_INTEGER): Promise<Buffer> {
+  const { fh, size } = await openRegularFile(path, label);
   try {
+    if (size > maxBytes) throw new InputFileError(label, `is ${size} bytes, more than the ${maxBytes} a file of this kind may hold`, 'invalid-content');
     return await fh.readFile();
   } catch (e) {
-    throw fileErrorOf(label, e);
+    throw e instanceof InputFileError ? e : fileErrorOf(label, e);
   } finally {
     await fh.close();
   }
@@ -156,8 +160,8 @@ export function decodeUtf8Strict(bytes: Uint8Array, label: string): string {
 }
 
 /** A regular file read as strict UTF-8 text. */
-export async function readTextFile(path: string, label = path): Promise<string> {
-  return decodeUtf8Strict(await readRegularFile(path, label), label);
+export async function readTextFile(path: string, label = path, maxBytes = Number.MAX_SAFE_INTEGER): Promise<string> {
+  return decodeUtf8Strict(await readRegularFile(path, label, maxBytes), label);
 }
 
 /** Collapses a message onto one line (JSON.parse quotes the offending source text, newlines included). */
@@ -177,6 +181,6 @@ export function parseJson(text: string, label: string): unknown {
 
 /** A regular file holding strict UTF-8 JSON (a leading byte-order mark is skipped). */
 export async function readJsonFile(path: string, label = path): Promise<unknown> {
-  const text = await readTextFile(path, label);
+  const text = await readTextFile(path, label, MAX_JSON_BYTES);
   return parseJson(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text, label);
 }

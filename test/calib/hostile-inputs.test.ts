@@ -142,3 +142,9 @@ test('a calibration corpus shorter than one window names the corpus file and --s
     new RegExp(`^CalibrationError: --calib file:${esc(join(dir, 'short-docs.txt'))}#paragraphs: no calibration document is longer than seqlen = 64 .* \\(--seqlen 64\\)$`));
   await assert.rejects(readCalibrationTokens(join(dir, 'absent.safetensors')), /--calib-tokens .*absent\.safetensors: no such file$/);
 });
+
+test('dataset names that are Object.prototype members are unknown datasets, not a crash', () => {
+  for (const name of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
+    assert.throws(() => openCorpus(name), new RegExp(`^CorpusError: unknown dataset "${esc(name)}": known datasets are`));
+  }
+});

@@ -114,3 +114,19 @@ test('a corpus path that is a folder names the path (no bare EISDIR)', () => {
   mkdirSync(folder);
   failsWith(topiary('eval', modelDir('stories260K'), '--dataset', `file:${folder}`, '--quiet'), new RegExp(`${esc(folder)}: is a folder, not a regular file`));
 });
+
+test('errno errors from Node name their path and say what the code means, on one line', async () => {
+  const { describeError } = await import('../../src/cli/error-text.js');
+  const { readFile, writeFile } = await import('node:fs/promises');
+  const folder = join(dir, 'a-folder');
+  mkdirSync(folder, { recursive: true });
+  const eisdir = await readFile(folder).catch((e: unknown) => e);
+  assert.match(String((eisdir as Error).message), /^EISDIR: illegal operation on a directory, read$/); // names nothing by itself
+  // readFile on a folder fails in read(), which carries no path: the line says so instead of staying silent
+  assert.match(describeError(eisdir), /^is a folder, not a file \(EISDIR in read\) \(the operating system did not say which file/);
+  const eacces = await writeFile('/sys/topiary-probe', 'x').catch((e: unknown) => e);
+  assert.match(describeError(eacces), /^\/sys\/topiary-probe: (permission denied|read-only file system) \((EACCES|EROFS) in open\)$/);
+  const erofs = Object.assign(new Error("EROFS: read-only file system, mkdir '/mnt/ro/out'"), { code: 'EROFS', syscall: 'mkdir', path: '/mnt/ro/out' });
+  assert.equal(describeError(erofs), '/mnt/ro/out: read-only file system (EROFS in mkdir)');
+  assert.equal(describeError(new Error('plain message')), 'plain message');
+});

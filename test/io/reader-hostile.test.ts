@@ -149,3 +149,50 @@ test('a header that is not JSON gives a one-line error even when the header text
   const path = put(fileBytes('{\n  "a": {\n    "dtype": "F32",\n    oops\n  }\n}', f32le(1, 2)));
   await assert.rejects(SafetensorsFile.open(path), (e: unknown) => e instanceof SafetensorsError && e.rule === 'invalid-header-json' && !e.message.includes('\n'));
 });
+
+test('firstNonFinite / countNonFinite equal a scalar decode on random bits (odd lengths, unaligned views, late hits)', async () => {
+  const { firstNonFinite, countNonFinite, f16BitsToF32, bf16BitsToF32 } = await import('../../src/io/dtype.js');
+  const { Rng } = await import('./st-bytes.js');
+  const rng = new Rng(31);
+  const value = (dtype: string, b: Uint8Array, i: number): number => {
+    const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    switch (dtype) {
+      case 'F32': return dv.getFloat32(4 * i, true);
+      case 'F64': return dv.getFloat64(8 * i, true);
+      case 'F16': return f16BitsToF32(dv.getUint16(2 * i, true));
+      default: return bf16BitsToF32(dv.getUint16(2 * i, true));
+    }
+  };
+  const size: Record<string, number> = { F32: 4, F64: 8, F16: 2, BF16: 2 };
+  for (let k = 0; k < 400; k++) {
+    const dtype = rng.pick(['F32', 'F64', 'F16', 'BF16'] as const);
+    const n = rng.pick([0, 1, 2, 3, 7, 4095, 4096, 4097, 8193, 9000]);
+    const backing = new Uint8Array(n * size[dtype]! + 8);
+    const off = rng.int(2) * size[dtype]!; // 0, or one element in: a view not 4-byte aligned for 16-bit dtypes
+    const bytes = backing.subarray(off, off + n * size[dtype]!);
+    // finite random values, then (usually) a few non-finite ones somewhere, often late in the array
+    for (let i = 0; i < n; i++) {
+      const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      const x = (rng.float() - 0.5) * 100;
+      if (dtype === 'F32') dv.setFloat32(4 * i, x, true);
+      else if (dtype === 'F64') dv.setFloat64(8 * i, x, true);
+      else dv.setUint16(2 * i, dtype === 'F16' ? 0x3c00 | (rng.u32() & 0x83ff) : 0x3f00 | (rng.u32() & 0x80ff), true);
+    }
+    const hits = n === 0 ? 0 : rng.int(4);
+    for (let j = 0; j < hits; j++) {
+      const i = rng.int(2) === 0 ? n - 1 - rng.int(Math.min(n, 3)) : rng.int(n);
+      const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      const special = rng.pick([NaN, Infinity, -Infinity]);
+      if (dtype === 'F32') dv.setFloat32(4 * i, special, true);
+      else if (dtype === 'F64') dv.setFloat64(8 * i, special, true);
+      else dv.setUint16(2 * i, (dtype === 'F16' ? 0x7c00 : 0x7f80) | (special < 0 ? 0x8000 : 0) | (Number.isNaN(special) ? 1 : 0), true);
+    }
+    let first = -1, nan = 0, inf = 0;
+    for (let i = 0; i < n; i++) {
+      const x = value(dtype, bytes, i);
+      if (!Number.isFinite(x)) { if (first < 0) first = i; if (Number.isNaN(x)) nan++; else inf++; }
+    }
+    assert.equal(firstNonFinite(dtype, bytes), first, `${dtype} n=${n} offset ${bytes.byteOffset}`);
+    assert.deepEqual(countNonFinite(dtype, bytes), { nan, inf }, `${dtype} n=${n}`);
+  }
+});

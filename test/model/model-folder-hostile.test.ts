@@ -7,11 +7,12 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ModelFolder, ModelFolderError } from '../../src/model/model-folder.js';
 import { inspectModel, formatInspect } from '../../src/model/inspect.js';
 import { SafetensorsError } from '../../src/io/safetensors-reader.js';
+import { MAX_JSON_BYTES } from '../../src/io/input-file.js';
 import { SafetensorsWriter } from '../../src/io/safetensors-writer.js';
 import { REPO_ROOT } from '../shared-data.js';
 import { tempDir } from '../io/st-bytes.js';
@@ -197,4 +198,11 @@ test('NaN / Inf: a read refuses naming tensor and file; inspect counts them per 
   const healthy = freshDir();
   await writeTinyModel(healthy, TINY_LLAMA);
   assert.match(inspectCli(healthy).stdout, /Non-finite: +none/);
+});
+
+test('a config.json of gigabytes is refused by its size, before it is read', async () => {
+  const dir = freshDir();
+  await writeTinyModel(dir, TINY_LLAMA);
+  truncateSync(join(dir, 'config.json'), MAX_JSON_BYTES + 1); // sparse: no disk used
+  await assert.rejects(ModelFolder.open(dir), new RegExp(`config\\.json: is ${MAX_JSON_BYTES + 1} bytes, more than the ${MAX_JSON_BYTES}`));
 });
