@@ -11,7 +11,7 @@ import { copyFile } from 'node:fs/promises';
 
 /** The calibration windows a run used, saved beside the weights (reusable with --calib-tokens). */
 const CALIBRATION_FILE = 'calibration.safetensors';
-import { parseMethod, parseNM, parseSparsity, planLinears, PlanError, readRecipe, type LinearTask } from '../pipeline/prune-plan.js';
+import { denseTask, parseMethod, parseNM, parseSparsity, planLinears, PlanError, readRecipe, type LinearTask } from '../pipeline/prune-plan.js';
 import { pruneModel, type PruneJob, type QuantRequest } from '../pipeline/prune-model.js';
 import { checkFusedGroups, checkQuantRequest, parseFormat } from '../export/quantized-export.js';
 import type { MaskRule, PruneSpec } from '../obs/types.js';
@@ -219,7 +219,7 @@ export function register(program: Command): void {
     const ignore = f.ignore !== undefined ? NamePattern.compile(f.ignore, '--ignore') : null;
     const { job, evalSets } = await buildJob(model, f, (folder) => folder.arch.layers.flatMap((layer) => layer.linears
       .filter((linear) => !(ignore?.test(linear.weight)))
-      .map((linear): LinearTask => ({ layer: layer.index, linear, method: null, target: null, rule: 'quantize' }))), 'exact',
+      .map((linear) => denseTask(layer.index, linear, 'quantize'))), 'exact',
       ignore === null ? NO_EXCLUSION : { flag: '--ignore', test: (w) => ignore.test(w) });
     await runJob(job, evalSets, f, 'quantize');
   });

@@ -17,14 +17,29 @@ export class PlanError extends Error {
   }
 }
 
-export interface LinearTask {
+interface TaskBase {
   readonly layer: number;
   readonly linear: LinearSpec;
-  /** null: kept dense (ignored, or a recipe rule says so). */
-  readonly method: Method | null;
-  readonly target: PruneSpec | null;
   /** Why the linear is dense or which rule chose its settings (for the report). */
   readonly rule: string;
+}
+
+/** A linear the plan prunes: with which method, to what target. */
+export interface PruneTask extends TaskBase {
+  readonly kind: 'prune';
+  readonly method: Method;
+  readonly target: PruneSpec;
+}
+
+/** A linear kept dense (ignored, a recipe's dense rule, sparsity 0, or a quantize-only job); a quantizing job still quantizes it. */
+export interface DenseTask extends TaskBase {
+  readonly kind: 'dense';
+}
+
+export type LinearTask = PruneTask | DenseTask;
+
+export function denseTask(layer: number, linear: LinearSpec, rule: string): DenseTask {
+  return { kind: 'dense', layer, linear, rule };
 }
 
 /** One rule of a recipe file; the first rule whose pattern matches a tensor name wins. */
@@ -144,7 +159,7 @@ export function planLinears(arch: ArchSpec, req: PlanRequest): LinearTask[] {
           if (tail !== 0 && tail < target.n) throw new PlanError(`${linear.weight}: with --mask-rule reference the last ${target.n}:${target.m} group has only ${tail} columns (the original code fails here too)`);
         }
       }
-      tasks.push({ layer: layer.index, linear, method, target, rule });
+      tasks.push(method !== null && target !== null ? { kind: 'prune', layer: layer.index, linear, method, target, rule } : denseTask(layer.index, linear, rule));
     }
   }
   return tasks;

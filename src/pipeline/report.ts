@@ -62,17 +62,17 @@ export function linearReport(task: LinearTask, W: Float32Array, rows: number, co
   let zeros = 0;
   for (let i = 0; i < W.length; i++) if (W[i] === 0) { zeroAt[i] = 1; zeros++; }
   let masked: number | null = null;
-  if (res && task.method) {
+  if (res && task.kind === 'prune') {
     masked = 0;
     for (let i = 0; i < res.mask.length; i++) masked += res.mask[i]!;
   }
-  const t = task.target;
+  const t = task.kind === 'prune' ? task.target : null;
   return {
     tensor: task.linear.weight,
     layer: task.layer,
     role: task.linear.role,
     shape: [rows, cols],
-    method: task.method,
+    method: task.kind === 'prune' ? task.method : null,
     target: t === null ? null : t.kind === 'nm' ? `${t.n}:${t.m}` : String(t.sparsity),
     rule: task.rule,
     numel: W.length,

@@ -1,0 +1,40 @@
+// What a prune (or quantize) job is asked to do: the request the CLI or a script builds and hands to pruneModel.
+// Kept apart from the stages so that the stages, the method registry and the job runner all read one definition.
+
+import type { Device } from '../engine/engine.js';
+import type { ModelFolder } from '../model/model-folder.js';
+import type { MaskRule } from '../obs/types.js';
+import type { QuantSpec } from '../obs/obs-solver.js';
+import type { ExportFormat } from '../export/quantized-export.js';
+import type { Calibration } from '../calib/calibration.js';
+import type { LinearTask } from './prune-plan.js';
+import type { LinearReport } from './report.js';
+
+export interface QuantRequest extends QuantSpec {
+  readonly actOrder: boolean;
+}
+
+export interface PruneJob {
+  readonly modelDir: string;
+  readonly out: string;
+  readonly force: boolean;
+  /** Per-linear work (from planLinears); ignored for a quantize-only job's pruning. */
+  readonly tasks: readonly LinearTask[];
+  readonly maskRule: MaskRule;
+  readonly blocksize: number;
+  readonly percdamp: number;
+  readonly quant: QuantRequest | null;
+  /** Decoder linears left out of quantization (by weight name); default none. */
+  readonly keepUnquantized?: (weightName: string) => boolean;
+  readonly format: ExportFormat;
+  readonly device: Device;
+  /** Sequences per block run (default: about 4096 tokens' worth). */
+  readonly batch?: number;
+  readonly maxShardBytes?: number;
+  /** Made lazily: magnitude-only jobs need no calibration data. */
+  readonly calibration: (folder: ModelFolder, saveTo: string) => Promise<Calibration>;
+  readonly commandLine: readonly string[];
+  readonly onLayer?: (layer: number, of: number, linears: readonly LinearReport[]) => void;
+  readonly onLinear?: (task: LinearTask, report: LinearReport) => void;
+  readonly log?: (msg: string) => void;
+}

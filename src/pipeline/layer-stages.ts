@@ -1,0 +1,249 @@
+// The four stages the prune job runs for every decoder layer, over one explicit state (the reference's
+// `llama_sequential` body, cut at its natural seams):
+//   loadLayer          read the layer's tensors as float32
+//   collectStatistics  block forward with captures → one Hessian / Wanda statistic per distinct linear input
+//   solveLayer         every linear of the layer, H's inverse factor shared by the linears of one input
+//   propagate          block forward with the solved weights → the next layer's inputs (error propagation)
+//   writeLayer         the layer's tensors out (linears possibly quantized / packed)
+// After writeLayer a layer is finished for good: its tensors are in the output and the activations hold the next
+// layer's inputs, which is where a progress record for resuming would go.
+
+import type { LimitFunction } from 'p-limit';
+import { layerSlots, type BlockRunner, type WeightSlot } from '../forward/block-graph.js';
+import type { Engine } from '../engine/engine.js';
+import type { LayerSpec, LinearInput, LinearSpec } from '../model/arch.js';
+import type { ModelFolder } from '../model/model-folder.js';
+import { concatSequences, runLoadedLayer } from '../forward/forward.js';
+import { HessianAccumulator } from '../obs/hessian.js';
+import { prepareHessian, type PreparedHessian } from '../obs/cholesky.js';
+import { WandaStats } from '../prune/wanda-stats.js';
+import { transposeF32 } from '../obs/obs-kernels.js';
+import type { QuantResult } from '../obs/types.js';
+import { fromFloat32, isFloatDType, toFloat32, type DType } from '../io/dtype.js';
+import type { OutputFolder } from '../export/output-folder.js';
+import type { QuantizedExporter } from '../export/quantized-export.js';
+import type { PruneJob } from './job.js';
+import type { LinearTask } from './prune-plan.js';
+import { solveTask, statisticsOf, type InputStatistics } from './methods.js';
+import { linearReport, type LinearReport } from './report.js';
+
+/** Seconds per phase, as the report gives them. */
+export interface PhaseSeconds {
+  forward: number;
+  statistics: number;
+  solve: number;
+  io: number;
+}
+
+/** The calibration activations: one [T, hidden] array per sequence, entering the layer being processed. */
+export interface Activations {
+  readonly T: number;
+  /** Sequences per block run. */
+  readonly batch: number;
+  readonly hidden: Float32Array[];
+}
+
+/** What every stage of every layer shares for the whole run. */
+export interface RunState {
+  readonly job: PruneJob;
+  readonly folder: ModelFolder;
+  readonly engine: Engine;
+  readonly runner: BlockRunner;
+  readonly exporter: QuantizedExporter;
+  readonly out: OutputFolder;
+  /** null: a job that needs no calibration data (magnitude only, not quantizing). */
+  readonly activations: Activations | null;
+  /** Limits concurrent tensor reads. */
+  readonly read: LimitFunction;
+  readonly reports: LinearReport[];
+  /** Tensors already written (the rest of the model is copied byte for byte at the end). */
+  readonly written: Set<string>;
+  readonly seconds: PhaseSeconds;
+}
+
+/** One decoder layer in flight. */
+export interface LayerState {
+  readonly layer: LayerSpec;
+  readonly slots: readonly WeightSlot[];
+  readonly tasks: readonly LinearTask[];
+  /** Every tensor of the layer, float32 in stored layout; solveLayer replaces the solved linears'. */
+  readonly weights: Map<string, Float32Array>;
+}
+
+/** The statistics gathered by collectStatistics, per distinct linear input. */
+export interface LayerStatistics {
+  readonly hessians: ReadonlyMap<LinearInput, HessianAccumulator>;
+  readonly wanda: ReadonlyMap<LinearInput, WandaStats>;
+}
+
+/** What solveLayer leaves for writeLayer and the report. */
+export interface SolvedLayer {
+  readonly reports: readonly LinearReport[];
+  /** Grids of the quantized linears, by weight tensor name. */
+  readonly quantResults: ReadonlyMap<string, QuantResult>;
+}
+
+/** Whether the run quantizes this linear (the export format may leave some out). */
+function quantizes(run: RunState, l: LinearSpec): boolean {
+  return run.job.quant !== null && run.exporter.quantizes(l);
+}
+
+export async function loadLayer(run: RunState, layer: LayerSpec, tasks: readonly LinearTask[]): Promise<LayerState> {
+  const t0 = performance.now();
+  const slots = [...layerSlots(run.folder.arch, layer).values()];
+  const weights = new Map<string, Float32Array>(await Promise.all(slots.map((s) => run.read(async () => [s.tensor, await run.folder.readFloat32(s.tensor)] as const))));
+  run.seconds.io += (performance.now() - t0) / 1000;
+  return { layer, slots, tasks, weights };
+}
+
+/** Statistics of each distinct linear input, from the dense block (the reference's hooks). */
+export async function collectStatistics(run: RunState, ls: LayerState): Promise<LayerStatistics> {
+  const hessians = new Map<LinearInput, HessianAccumulator>();
+  const wanda = new Map<LinearInput, WandaStats>();
+  for (const t of ls.tasks) {
+    const { input, inFeatures: cols } = t.linear;
+    for (const need of statisticsOf(t, quantizes(run, t.linear))) {
+      if (need === 'hessian' && !hessians.has(input)) hessians.set(input, new HessianAccumulator(run.engine, cols));
+      if (need === 'wanda' && !wanda.has(input)) wanda.set(input, new WandaStats(cols));
+    }
+  }
+  const capture = new Set<LinearInput>([...hessians.keys(), ...wanda.keys()]);
+  const data = run.activations;
+  if (data === null || capture.size === 0) return { hessians, wanda };
+  const { hidden, T, batch } = data;
+  run.runner.load(ls.layer.index, ls.weights);
+  for (let s0 = 0; s0 < hidden.length; s0 += batch) {
+    const B = Math.min(batch, hidden.length - s0);
+    const x = concatSequences(hidden, s0, B);
+    const tf = performance.now();
+    const { captured } = await run.runner.forward(x, B, T, capture);
+    run.seconds.forward += (performance.now() - tf) / 1000;
+    const ts = performance.now();
+    // One running-mean update per block run of B sequences (the reference's add_batch with tmp = B). The
+    // batch depends only on the calibration windows, so the same windows give bit-identical results.
+    for (const [input, X] of captured) {
+      await hessians.get(input)?.addBatch(X, B, T);
+      wanda.get(input)?.addBatch(X, B, T);
+    }
+    run.seconds.statistics += (performance.now() - ts) / 1000;
+  }
+  run.runner.unload();
+  return { hessians, wanda };
+}
+
+/**
+ * Solves every linear of the layer and puts the results (rounded to the stored dtype, so the next layer's inputs and
+ * the report see the exported values) into `ls.weights`. Linears that share an input share H's inverse factor too: it
+ * is computed once per input (the references recompute it for every linear).
+ */
+export async function solveLayer(run: RunState, ls: LayerState, stats: LayerStatistics): Promise<SolvedLayer> {
+  const { job, engine, exporter, folder } = run;
+  const prepared = new Map<LinearInput, PreparedHessian>();
+  const statsOf = (input: LinearInput): InputStatistics => ({
+    factor: async () => {
+      let p = prepared.get(input);
+      if (!p) {
+        const acc = stats.hessians.get(input);
+        if (!acc) throw new Error(`internal: no Hessian was collected for input ${input}`);
+        p = await prepareHessian(engine, acc.H, acc.cols, { percdamp: job.percdamp }); // timed with the linear's solve
+        prepared.set(input, p);
+      }
+      return p;
+    },
+    scalerRow: () => {
+      const w = stats.wanda.get(input);
+      if (!w) throw new Error(`internal: no Wanda statistic was collected for input ${input}`);
+      return w.scalerRow;
+    },
+  });
+  const reports: LinearReport[] = [];
+  const quantResults = new Map<string, QuantResult>();
+  for (const t of ls.tasks) {
+    const l = t.linear;
+    const stored = ls.weights.get(l.weight);
+    if (!stored) throw new Error(`internal: ${l.weight} is not among layer ${ls.layer.index}'s tensors`);
+    const dtype = folder.dtypeOf(l.weight);
+    const rows = l.outFeatures, cols = l.inFeatures;
+    const W = toRowsCols(stored, l);
+    const ts = performance.now();
+    const res = await solveTask(t, {
+      engine, W, rows, cols, maskRule: job.maskRule, blocksize: job.blocksize, percdamp: job.percdamp,
+      quant: quantizes(run, l) ? job.quant : null, stats: statsOf(l.input),
+    });
+    const seconds = (performance.now() - ts) / 1000;
+    if (res && res.choleskyRetries > 0) {
+      job.log?.(`${l.weight}: the Cholesky factorization needed ${res.choleskyRetries} retries with 10× damping (λ = ${res.dampUsed.toPrecision(3)})`);
+    }
+    run.seconds.solve += seconds;
+    let solvedW = res?.W;
+    if (res?.quant) {
+      // Dense and packed exports dequantize to the same values: W from the grid as stored.
+      const grid = exporter.storedGrid(res.quant);
+      solvedW = grid.W;
+      quantResults.set(l.weight, grid.quant);
+    }
+    const finalW = solvedW ? (isFloatDType(dtype) ? roundTo(dtype, solvedW) : solvedW) : W;
+    if (res) ls.weights.set(l.weight, fromRowsCols(finalW, l));
+    const rep = linearReport(t, finalW, rows, cols, res, seconds, exporter.describe(l));
+    reports.push(rep);
+    job.onLinear?.(t, rep);
+  }
+  run.reports.push(...reports);
+  return { reports, quantResults };
+}
+
+/** The next layer's inputs: this block again, with the solved weights (nothing to do after the last layer). */
+export async function propagate(run: RunState, ls: LayerState): Promise<void> {
+  const data = run.activations;
+  if (data === null || ls.layer.index + 1 >= run.folder.arch.numLayers) return;
+  run.runner.load(ls.layer.index, ls.weights);
+  const tf = performance.now();
+  await runLoadedLayer(run.runner, data.hidden, data.T, data.batch);
+  run.seconds.forward += (performance.now() - tf) / 1000;
+  run.runner.unload();
+}
+
+/** Writes the layer's tensors (linears possibly quantized / packed); the caller then drops the layer state. */
+export async function writeLayer(run: RunState, ls: LayerState, solved: SolvedLayer): Promise<void> {
+  const { folder, out, exporter } = run;
+  const tw = performance.now();
+  for (const s of ls.slots) {
+    const linear = ls.layer.linears.find((l) => l.weight === s.tensor);
+    const q = solved.quantResults.get(s.tensor);
+    if (linear && q && exporter.packs(linear)) {
+      await exporter.writeLinear(out, linear, q);
+    } else {
+      const dtype = folder.dtypeOf(s.tensor);
+      if (isFloatDType(dtype)) {
+        const w = ls.weights.get(s.tensor);
+        if (!w) throw new Error(`internal: ${s.tensor} is not among layer ${ls.layer.index}'s tensors`);
+        await out.addFloat32(s.tensor, dtype, folder.info(s.tensor).shape, w);
+      } else {
+        await out.addBytes(s.tensor, dtype, folder.info(s.tensor).shape, await folder.readBytes(s.tensor));
+      }
+    }
+    run.written.add(s.tensor);
+  }
+  run.seconds.io += (performance.now() - tw) / 1000;
+}
+
+/** [rows=out, cols=in] view of a linear's weight from its stored layout (GPT-2 Conv1D stores [in, out]). */
+function toRowsCols(w: Float32Array, l: LinearSpec): Float32Array {
+  if (!l.transposed) return w;
+  const out = new Float32Array(w.length);
+  transposeF32(w, l.inFeatures, l.outFeatures, out);
+  return out;
+}
+
+/** Back to the stored layout. */
+function fromRowsCols(w: Float32Array, l: LinearSpec): Float32Array {
+  if (!l.transposed) return w;
+  const out = new Float32Array(w.length);
+  transposeF32(w, l.outFeatures, l.inFeatures, out);
+  return out;
+}
+
+/** Rounds float32 values to what the stored dtype keeps (so reports and the next layer's inputs see exported weights). */
+function roundTo(dtype: DType, w: Float32Array): Float32Array {
+  return dtype === 'F32' || dtype === 'F64' ? w : toFloat32(dtype, fromFloat32(dtype, w));
+}
