@@ -11,7 +11,8 @@ import { copyFile } from 'node:fs/promises';
 
 /** The calibration windows a run used, saved beside the weights (reusable with --calib-tokens). */
 const CALIBRATION_FILE = 'calibration.safetensors';
-import { denseTask, parseMethod, parseNM, parseSparsity, planLinears, PlanError, readRecipe, type LinearTask } from '../pipeline/prune-plan.js';
+import { denseTask, parseMethod, parseNM, parseSparsity, planLinears, PlanError, readRecipe, type LinearTask, type PruneTask } from '../pipeline/prune-plan.js';
+import { globalMagnitudeCounts } from '../prune/global-magnitude.js';
 import { pruneModel, type PruneJob, type QuantRequest } from '../pipeline/prune-model.js';
 import { checkFusedGroups, checkQuantRequest, parseFormat } from '../export/quantized-export.js';
 import type { MaskRule, PruneSpec } from '../obs/types.js';
@@ -52,6 +53,30 @@ interface PruneFlags extends CommonFlags {
   ignore?: string;
   quantIgnore?: string;
   recipe?: string;
+  scope: string;
+  minLayerKeep?: string;
+}
+
+/**
+ * `--scope global`: the magnitude-pruned linears share one |W| threshold (src/prune/global-magnitude.ts), each keeping
+ * at least `minKeep` of its weights; every other task is left as planned. Each linear's count becomes a sparsity
+ * (k + ½)/n, whose ⌊n·s⌋ is exactly k whatever the rounding of k/n.
+ */
+async function globalMagnitudeTasks(folder: ModelFolder, planned: readonly LinearTask[], sparsity: number, minKeep: number, log: (m: string) => void): Promise<LinearTask[]> {
+  const pool = planned.filter((t): t is PruneTask => t.kind === 'prune' && t.method === 'magnitude' && t.target.kind === 'unstructured');
+  const numel = (t: PruneTask) => t.linear.inFeatures * t.linear.outFeatures;
+  const counts = await globalMagnitudeCounts({
+    linears: pool.map((t) => ({ name: t.linear.weight, numel: numel(t) })),
+    read: (name) => folder.readFloat32(name), sparsity, minKeep,
+  });
+  const shares = pool.map((t) => counts.get(t.linear.weight)! / numel(t));
+  if (shares.length > 0) log(`global magnitude: one threshold over ${pool.length} linears, per-linear sparsity ${(100 * Math.min(...shares)).toFixed(1)}–${(100 * Math.max(...shares)).toFixed(1)} % (floor: keep ≥ ${(100 * minKeep).toFixed(0)} %)`);
+  const inPool = new Set(pool.map((t) => t.linear.weight));
+  return planned.map((t) => {
+    if (t.kind !== 'prune' || !inPool.has(t.linear.weight)) return t;
+    const k = counts.get(t.linear.weight)!;
+    return { ...t, target: { kind: 'unstructured', sparsity: (k + 0.5) / numel(t) }, rule: `${t.rule}, global magnitude (${k} of ${numel(t)})` };
+  });
 }
 
 function int(v: string, flag: string, min: number): number {
@@ -96,7 +121,7 @@ interface QuantExclusion {
 const NO_EXCLUSION: QuantExclusion = { flag: '', test: () => false };
 
 
-async function buildJob(modelArg: string, f: CommonFlags, tasksFor: (folder: ModelFolder) => LinearTask[], maskRule: MaskRule, exclusion: QuantExclusion = NO_EXCLUSION): Promise<{ job: PruneJob; evalSets: string[] }> {
+async function buildJob(modelArg: string, f: CommonFlags, tasksFor: (folder: ModelFolder) => LinearTask[] | Promise<LinearTask[]>, maskRule: MaskRule, exclusion: QuantExclusion = NO_EXCLUSION): Promise<{ job: PruneJob; evalSets: string[] }> {
   if (!f.out) throw new PlanError('--out DIR is required (the folder the result is written to)');
   const device = parseDevice(f.device);
   const nsamples = int(f.nsamples, '--nsamples', 1);
@@ -127,7 +152,7 @@ async function buildJob(modelArg: string, f: CommonFlags, tasksFor: (folder: Mod
     const arch = folder.arch;
     seqlen = f.seqlen === undefined ? Math.min(2048, arch.maxPositions) : int(f.seqlen, '--seqlen', 1);
     if (seqlen > arch.maxPositions) throw new PlanError(`--seqlen ${seqlen} exceeds the model's ${arch.maxPositions} positions (max_position_embeddings)`);
-    tasks = tasksFor(folder);
+    tasks = await tasksFor(folder);
     const quantized = tasks.map((t) => t.linear).filter((l) => !exclusion.test(l.weight));
     const first = quantized[0];
     const warnings = checkQuantRequest(format, quant, quantized, first !== undefined ? folder.dtypeOf(first.weight) : 'F32');
@@ -185,7 +210,9 @@ export function register(program: Command): void {
       .option('--mask-rule <r>', 'exact (exactly the asked count) | reference (the original <= threshold)', 'exact')
       .option('--ignore <regex>', 'keep linears whose tensor name matches dense (they are still quantized with --wbits)')
       .option('--quant-ignore <regex>', 'with --wbits: keep linears whose tensor name matches unquantized (they are still pruned)')
-      .option('--recipe <file>', 'JSON rules: tensor-name pattern -> method, sparsity or N:M, or dense'),
+      .option('--recipe <file>', 'JSON rules: tensor-name pattern -> method, sparsity or N:M, or dense')
+      .option('--scope <s>', 'layer (each linear to the sparsity) | global (magnitude: one threshold over all linears)', 'layer')
+      .option('--min-layer-keep <f>', 'with --scope global: share of its weights every linear keeps at least', '0.1'),
   ).action(async (model: string, f: PruneFlags) => {
     const method = parseMethod(f.method);
     if ((f.sparsity === undefined) === (f.nm === undefined)) throw new PlanError('give exactly one of --sparsity S and --nm N:M');
@@ -204,9 +231,17 @@ export function register(program: Command): void {
     }
     const quantIgnore = f.quantIgnore !== undefined ? NamePattern.compile(f.quantIgnore, '--quant-ignore') : null;
     if (quantIgnore !== null && f.wbits === undefined) throw new PlanError('--quant-ignore needs --wbits');
-    const { job, evalSets } = await buildJob(model, f, (folder) => planLinears(folder.arch, {
+    if (f.scope !== 'layer' && f.scope !== 'global') throw new PlanError(`--scope ${f.scope}: choose layer or global`);
+    const global = f.scope === 'global';
+    if (global && (method !== 'magnitude' || target.kind !== 'unstructured')) throw new PlanError('--scope global needs --method magnitude with --sparsity (one threshold on |W|; N:M is per group by definition)');
+    const minKeep = Number(f.minLayerKeep);
+    if (!(minKeep > 0 && minKeep <= 1)) throw new PlanError(`--min-layer-keep ${f.minLayerKeep}: a share in (0, 1]`);
+    const plan = (folder: ModelFolder): LinearTask[] => planLinears(folder.arch, {
       method, target, maskRule, blocksize, ...(ignore ? { ignore } : {}), ...(recipe ? { recipe } : {}),
-    }), maskRule, quantIgnore === null ? NO_EXCLUSION : { flag: '--quant-ignore', test: (w) => quantIgnore.test(w) });
+    });
+    const { job, evalSets } = await buildJob(model, f, global && target.kind === 'unstructured'
+      ? (folder) => globalMagnitudeTasks(folder, plan(folder), target.sparsity, minKeep, (m) => { if (!f.quiet) process.stderr.write(`${m}\n`); })
+      : plan, maskRule, quantIgnore === null ? NO_EXCLUSION : { flag: '--quant-ignore', test: (w) => quantIgnore.test(w) });
     await runJob(job, evalSets, f, 'prune');
   });
 

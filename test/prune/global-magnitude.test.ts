@@ -7,6 +7,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { globalMagnitudeCounts } from '../../src/prune/global-magnitude.js';
 import { magnitudePrune } from '../../src/prune/magnitude.js';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { REPO_ROOT, modelDir } from '../shared-data.js';
+import { ModelFolder } from '../../src/model/model-folder.js';
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -65,4 +71,33 @@ test('the floor holds, the total is ⌊S·N⌋, and bad settings are refused', a
   assert.equal(counts.get('l1'), 450);
   await assert.rejects(globalMagnitudeCounts({ linears, read: async () => ws[0]!, sparsity: 1, minKeep: 0.1 }), /sparsity must be in \[0, 1\)/);
   await assert.rejects(globalMagnitudeCounts({ linears, read: async () => ws[0]!, sparsity: 0.5, minKeep: 0 }), /share kept per linear must be in \(0, 1\]/);
+});
+
+test('topiary prune --scope global on stories260K zeroes exactly what one global threshold with the floor zeroes', async () => {
+  const out = join(mkdtempSync(join(tmpdir(), 'topiary-global-')), 'out');
+  try {
+    const r = spawnSync(process.execPath, [join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js'), 'prune', modelDir('stories260K'), '--method', 'magnitude', '--sparsity', '0.6', '--scope', 'global', '--min-layer-keep', '0.3', '--out', out], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /global magnitude: one threshold over 35 linears, per-linear sparsity [\d.]+–70\.0 %/);
+    const src = await ModelFolder.open(modelDir('stories260K'));
+    const dst = await ModelFolder.open(out);
+    try {
+      const names = src.arch.layers.flatMap((l) => l.linears.map((x) => x.weight));
+      const ws = await Promise.all(names.map((n) => src.readFloat32(n)));
+      const want = bruteForce(ws, 0.6, 0.3);
+      for (let i = 0; i < names.length; i++) {
+        const got = await dst.readFloat32(names[i]!);
+        const zeros = Uint8Array.from(got, (v) => (v === 0 ? 1 : 0));
+        assert.deepEqual(zeros, want.taken[i], names[i]);
+      }
+    } finally {
+      await src.close();
+      await dst.close();
+    }
+    const bad = spawnSync(process.execPath, [join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js'), 'prune', modelDir('stories260K'), '--method', 'wanda', '--sparsity', '0.5', '--scope', 'global', '--out', out + '2'], { encoding: 'utf8' });
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /--scope global needs --method magnitude/);
+  } finally {
+    rmSync(join(out, '..'), { recursive: true, force: true });
+  }
 });
