@@ -75,7 +75,7 @@ async function main(): Promise<void> {
     const ids = new Int32Array(f.nseq * f.seq);
     let s = 12345;
     for (let i = 0; i < ids.length; i++) { s = (Math.imul(s, 1103515245) + 12345) >>> 0; ids[i] = s % f.vocab; }
-    const tokens = join(dir, 'calibration.safetensors');
+    const tokens = join(dir, 'topiary', 'calibration.safetensors');
     await writeSafetensorsFile(tokens, [{ name: 'input_ids', dtype: 'I32', shape: [f.nseq, f.seq], bytes: new Uint8Array(ids.buffer) }], { corpus: 'random' });
 
     const mmEngine = new Engine(device);

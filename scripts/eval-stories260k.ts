@@ -52,7 +52,7 @@ function topiary(args: readonly string[]): void {
 }
 
 function weightBytes(dir: string): number {
-  return readdirSync(dir).filter((f) => f.endsWith('.safetensors') && f !== 'calibration.safetensors').reduce((n, f) => n + statSync(join(dir, f)).size, 0);
+  return readdirSync(dir).filter((f) => f.endsWith('.safetensors')).reduce((n, f) => n + statSync(join(dir, f)).size, 0);
 }
 
 function run(model: string, records: string): void {
@@ -66,7 +66,7 @@ function run(model: string, records: string): void {
       const rec = JSON.parse(readFileSync(json, 'utf8')) as Record<string, unknown>;
       let sparsity: number | null = null;
       try {
-        const rep = JSON.parse(readFileSync(join(dir, 'topiary-report.json'), 'utf8')) as { totals: { linearSparsity: number } };
+        const rep = JSON.parse(readFileSync(join(dir, 'topiary', 'report.json'), 'utf8')) as { totals: { linearSparsity: number } };
         sparsity = rep.totals.linearSparsity;
       } catch { /* the dense model has no report */ }
       writeFileSync(json, `${JSON.stringify({ ...rec, variant: v.id, label: v.label, table: v.table, command: v.args ? ['topiary', v.args[0], '<model>', ...v.args.slice(1)].join(' ') : null, weight_bytes: weightBytes(dir), linear_sparsity: sparsity }, null, 2)}\n`);

@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { ModelFolder } from '../model/model-folder.js';
 import { formatInspect, inspectModel } from '../model/inspect.js';
 import { modelArgument } from './model-arg.js';
+import { formatRunRecord, readRunRecord } from './run-record.js';
 
 export function register(program: Command): void {
   program
@@ -18,7 +19,8 @@ export function register(program: Command): void {
       const folder = await ModelFolder.open(await modelArgument(model), { nonFinite: 'allow' });
       try {
         const report = await inspectModel(folder);
-        process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatInspect(report));
+        const run = await readRunRecord(folder.dir);
+        process.stdout.write(opts.json ? `${JSON.stringify({ ...report, topiaryRun: run }, null, 2)}\n` : formatInspect(report) + (run ? formatRunRecord(run) : ''));
       } finally {
         await folder.close();
       }

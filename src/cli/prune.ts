@@ -2,15 +2,14 @@
 // run the layer-by-layer pipeline with progress, print a summary, and optionally evaluate the result.
 
 import type { Command } from 'commander';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseDevice } from '../engine/engine.js';
 import { modelArgument } from './model-arg.js';
 import { ModelFolder } from '../model/model-folder.js';
 import { buildCalibration, loadCalibrationTokens } from '../calib/calibration.js';
-import { copyFile } from 'node:fs/promises';
+import { copyFile, stat } from 'node:fs/promises';
+import { CALIBRATION_FILE, REPORT_FILE } from '../export/output-guard.js';
 
-/** The calibration windows a run used, saved beside the weights (reusable with --calib-tokens). */
-const CALIBRATION_FILE = 'calibration.safetensors';
 import { denseTask, parseMethod, parseNM, parseSparsity, planLinears, PlanError, readRecipe, type LinearTask, type PruneTask } from '../pipeline/prune-plan.js';
 import { globalMagnitudeCounts } from '../prune/global-magnitude.js';
 import { pruneModel, type PruneJob, type QuantRequest } from '../pipeline/prune-model.js';
@@ -94,7 +93,7 @@ function addCommonOptions(cmd: Command): Command {
     .option('--nsamples <n>', 'calibration windows', '128')
     .option('--seqlen <n>', 'tokens per window (default: min(2048, max_position_embeddings))')
     .option('--seed <n>', 'seed of the window draws (Python random, as the reference)', '0')
-    .option('--calib-tokens <file>', 'reuse the windows of a calibration.safetensors (input_ids [nsamples, seqlen])')
+    .option('--calib-tokens <file>', 'reuse the windows of an earlier run: its output folder or a calibration.safetensors (input_ids [nsamples, seqlen])')
     .option('--data-dir <dir>', 'dataset root (default $TOPIARY_DATA or ../shared/datasets)')
     .option('--blocksize <n>', 'SparseGPT/GPTQ lazy-batch block size B', '128')
     .option('--percdamp <x>', 'damping λ as a fraction of mean(diag H)', '0.01')
@@ -112,6 +111,19 @@ function addCommonOptions(cmd: Command): Command {
 }
 
 /** Validates everything that can be checked without loading weights; returns the job (minus the plan). */
+/**
+ * `--calib-tokens` names a calibration.safetensors or an earlier output folder, whose windows are in
+ * topiary/calibration.safetensors (or, for outputs of Topiary before 0.2, calibration.safetensors beside the weights).
+ */
+async function calibrationTokensFile(arg: string): Promise<string> {
+  const st = await stat(arg).catch(() => null);
+  if (st === null || !st.isDirectory()) return arg;
+  for (const candidate of [join(arg, CALIBRATION_FILE), join(arg, 'calibration.safetensors')]) {
+    if (await stat(candidate).then((s) => s.isFile(), () => false)) return candidate;
+  }
+  throw new PlanError(`--calib-tokens ${arg}: a folder without ${CALIBRATION_FILE} (pass a Topiary output folder or a calibration.safetensors)`);
+}
+
 /** A linear kept out of quantization, by weight name, and the flag that said so (for messages). */
 interface QuantExclusion {
   readonly flag: string;
@@ -167,10 +179,11 @@ async function buildJob(modelArg: string, f: CommonFlags, tasksFor: (folder: Mod
     ...(f.batch !== undefined ? { batch: int(f.batch, '--batch', 1) } : {}),
     ...(f.maxShardSize !== undefined ? { maxShardBytes: parseByteSize(f.maxShardSize, '--max-shard-size') } : {}),
     calibration: async (m, saveTo) => {
-      const cal = f.calibTokens !== undefined
-        ? await loadCalibrationTokens(f.calibTokens, m.arch)
+      const tokensFile = f.calibTokens !== undefined ? await calibrationTokensFile(f.calibTokens) : undefined;
+      const cal = tokensFile !== undefined
+        ? await loadCalibrationTokens(tokensFile, m.arch)
         : await buildCalibration({ dataset: f.calib, ...(f.dataDir !== undefined ? { dataDir: f.dataDir } : {}), modelDir, nsamples, seqlen, seed, saveTo: resolve(saveTo, CALIBRATION_FILE) });
-      if (f.calibTokens !== undefined) await copyFile(f.calibTokens, resolve(saveTo, CALIBRATION_FILE));
+      if (tokensFile !== undefined) await copyFile(tokensFile, resolve(saveTo, CALIBRATION_FILE));
       return cal;
     },
     commandLine: process.argv.slice(1),
@@ -190,7 +203,7 @@ async function runJob(job: PruneJob, evalSets: string[], f: CommonFlags, label: 
   });
   const t = result.report.totals;
   process.stdout.write(`wrote ${result.outDir}: ${t.prunedLinears}/${t.linears} linears changed, linear sparsity ${(t.linearSparsity * 100).toFixed(2)}%` +
-    `${t.choleskyRetries ? `, ${t.choleskyRetries} Cholesky retries (see topiary-report.json)` : ''}, ${result.report.seconds['total']!.toFixed(1)} s\n`);
+    `${t.choleskyRetries ? `, ${t.choleskyRetries} Cholesky retries (see ${REPORT_FILE})` : ''}, ${result.report.seconds['total']!.toFixed(1)} s\n`);
   if (evalSets.length > 0) {
     await evaluateDatasets(result.outDir, evalSets, {
       device: job.device,

@@ -15,6 +15,9 @@ export const TOPIARY_DIR = 'topiary';
 export const MANIFEST_FILE = `${TOPIARY_DIR}/manifest.json`;
 /** Who is writing a partial folder (pid and process start time), so a stale one can be told from a live one. */
 export const OWNER_FILE = `${TOPIARY_DIR}/owner.json`;
+/** The run's report and calibration windows: Topiary's own files stay out of the model's namespace (vLLM loads every top-level *.safetensors). */
+export const REPORT_FILE = `${TOPIARY_DIR}/report.json`;
+export const CALIBRATION_FILE = `${TOPIARY_DIR}/calibration.safetensors`;
 
 export class OutputPathError extends Error {
   constructor(readonly path: string, detail: string) {

@@ -12,7 +12,7 @@ import { ModelFolder } from '../model/model-folder.js';
 import { defaultBatch, embedTokens } from '../forward/forward.js';
 import { runtimeVersions } from '../engine/versions.js';
 import { checkOutputPath, OutputFolder } from '../export/output-folder.js';
-import { checkOutputTarget, settleLeftovers } from '../export/output-guard.js';
+import { checkOutputTarget, REPORT_FILE, settleLeftovers } from '../export/output-guard.js';
 import { QuantizedExporter } from '../export/quantized-export.js';
 import type { Calibration } from '../calib/calibration.js';
 import type { PruneJob } from './job.js';
@@ -107,7 +107,7 @@ export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
       seconds: { total: (performance.now() - t0) / 1000, ...run.seconds },
       versions: runtimeVersions(),
     };
-    await out.writeJson('topiary-report.json', report);
+    await out.writeJson(REPORT_FILE, report);
     await out.commit();
     return { report, outDir: out.out };
   } catch (e) {

@@ -86,7 +86,7 @@ test('--force replaces only a folder Topiary wrote or an empty one, and names th
   await checkOutputTarget(ours, { force: true, inputs: [model] });
   const run = topiary(work, 'prune', model, ...MAGNITUDE, '--out', ours, '--force');
   assert.equal(run.status, 0, run.stderr);
-  assert.ok(existsSync(join(ours, 'topiary-report.json')));
+  assert.ok(existsSync(join(ours, 'topiary', 'report.json')));
 
   // A Topiary output the user added a file to: refused, naming that file; with it gone, replaced.
   writeFileSync(join(ours, 'my-eval.csv'), 'x');

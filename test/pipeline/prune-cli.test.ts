@@ -74,14 +74,14 @@ test('sparsegpt 50%: exactly half of every 128-column block is zero; other tenso
     await src.close();
     await dst.close();
   }
-  const report = JSON.parse(readFileSync(join(out, 'topiary-report.json'), 'utf8')) as { linears: { tensor: string; sparsity: number; obsError: number; method: string }[]; totals: { linears: number } };
+  const report = JSON.parse(readFileSync(join(out, 'topiary', 'report.json'), 'utf8')) as { linears: { tensor: string; sparsity: number; obsError: number; method: string }[]; totals: { linears: number } };
   assert.equal(report.totals.linears, 35);
   for (const l of report.linears) {
     assert.equal(l.method, 'sparsegpt');
     assert.ok(l.obsError > 0, l.tensor);
     assert.ok(Math.abs(l.sparsity - 0.5) < 0.01, `${l.tensor} ${l.sparsity}`);
   }
-  const cal = await SafetensorsFile.open(join(out, 'calibration.safetensors'));
+  const cal = await SafetensorsFile.open(join(out, 'topiary', 'calibration.safetensors'));
   try {
     assert.deepEqual(cal.info('input_ids').shape, [16, 128]);
     assert.equal(cal.metadata['corpus'], 'tinystories');
@@ -89,11 +89,28 @@ test('sparsegpt 50%: exactly half of every 128-column block is zero; other tenso
     await cal.close();
   }
   for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json']) assert.ok(existsSync(join(out, f)), f);
+  // vLLM's rule without an index file: every top-level *.safetensors is model weights (weight_utils.py globs them
+  // all); each tensor there must be one the source model has.
+  const topLevel = readdirSync(out).filter((n) => n.endsWith('.safetensors'));
+  assert.deepEqual(topLevel, ['model.safetensors']);
+  const srcFile = await SafetensorsFile.open(join(MODEL, 'model.safetensors'));
+  const srcNames = new Set(srcFile.tensors.keys());
+  await srcFile.close();
+  const outFile = await SafetensorsFile.open(join(out, 'model.safetensors'));
+  try {
+    for (const n of outFile.tensors.keys()) assert.ok(srcNames.has(n), `${n} in model.safetensors is not a model tensor`);
+  } finally {
+    await outFile.close();
+  }
   assert.equal(readdirSync(work).filter((n) => n.includes('topiary-partial')).length, 0);
 
-  // The same windows again (--calib-tokens) give bit-identical weights.
+  const insp = topiary('inspect', out);
+  assert.equal(insp.status, 0, insp.stderr);
+  assert.match(insp.stdout, /Topiary run \(topiary\/report\.json\):\n  command: topiary prune .*--method sparsegpt.*\n  linear sparsity: 50\.\d\d %\n  calibration: 16 × 128 tokens \(topiary\/calibration\.safetensors/);
+
+  // The same windows again (--calib-tokens with the earlier output folder) give bit-identical weights.
   const again = join(work, 'sg50-again');
-  const r = topiary('prune', MODEL, '--method', 'sparsegpt', '--sparsity', '0.5', '--calib-tokens', join(out, 'calibration.safetensors'), '--quiet', '--out', again);
+  const r = topiary('prune', MODEL, '--method', 'sparsegpt', '--sparsity', '0.5', '--calib-tokens', out, '--quiet', '--out', again);
   assert.equal(r.status, 0, r.stderr);
   const a = await linearsOf(out), b = await linearsOf(again);
   for (let i = 0; i < a.length; i++) assert.deepEqual(b[i]!.W, a[i]!.W, a[i]!.name);
@@ -114,7 +131,7 @@ test('2:4 with every method: every group of 4 inputs has exactly 2 zeros; wanda 
     const linears = (JSON.parse(insp.stdout) as { linears: { nm: Record<string, boolean | null> }[] }).linears;
     assert.equal(linears.length, 35);
     for (const l of linears) assert.equal(l.nm['2:4'], true);
-    const report = JSON.parse(readFileSync(join(out, 'topiary-report.json'), 'utf8')) as { linears: { holds2of4: boolean }[] };
+    const report = JSON.parse(readFileSync(join(out, 'topiary', 'report.json'), 'utf8')) as { linears: { holds2of4: boolean }[] };
     assert.ok(report.linears.every((l) => l.holds2of4), `${method}: report says 2:4 holds`);
   }
   const wanda = await linearsOf(prune('wanda-50', '--method', 'wanda', '--sparsity', '0.5', ...CALIB));

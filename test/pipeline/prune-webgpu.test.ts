@@ -42,7 +42,7 @@ test('sparsegpt 50 % on --device webgpu matches --device cpu', async (t) => {
     assert.equal(r.status, 0, r.stderr);
   };
   run(['--calib', 'tinystories', '--nsamples', '8', '--seqlen', '64', '--device', 'webgpu', '--out', gpu]);
-  run(['--calib-tokens', join(gpu, 'calibration.safetensors'), '--device', 'cpu', '--out', cpu]);
+  run(['--calib-tokens', join(gpu, 'topiary', 'calibration.safetensors'), '--device', 'cpu', '--out', cpu]);
   const a = await ModelFolder.open(gpu), b = await ModelFolder.open(cpu);
   try {
     let maxDiff = 0, maxW = 0, maskDiff = 0, n = 0;

@@ -67,7 +67,7 @@ function maxDistinctPerRow(W: Float32Array, cols: number): number {
 test('sparsegpt 50 % + 8-bit: dense, gptq and compressed-tensors exports dequantize identically; zeros kept', async () => {
   const dense = join(work, 'dense');
   ok('prune', MODEL, '--method', 'sparsegpt', '--sparsity', '0.5', '--wbits', '8', '--calib', 'tinystories', '--nsamples', '16', '--seqlen', '128', '--quiet', '--out', dense);
-  const tokens = join(dense, 'calibration.safetensors');
+  const tokens = join(dense, 'topiary', 'calibration.safetensors');
   for (const format of ['gptq', 'compressed-tensors']) {
     ok('prune', MODEL, '--method', 'sparsegpt', '--sparsity', '0.5', '--wbits', '8', '--calib-tokens', tokens, '--format', format, '--quiet', '--out', join(work, format));
   }
