@@ -19,6 +19,10 @@ import { Progress } from './progress.js';
 import { parseByteSize } from '../io/byte-size.js';
 import { checkEvalDatasets, evaluateDatasets } from './eval.js';
 import { NamePattern } from '../io/name-pattern.js';
+import { freemem } from 'node:os';
+import { defaultBatch } from '../forward/forward.js';
+import { needsCalibration } from '../pipeline/methods.js';
+import { chooseBackend, DEFAULT_MEMORY_FRACTION, OFFLOAD_CHOICES, type MemoryRequest } from '../pipeline/memory-plan.js';
 
 interface CommonFlags {
   out?: string;
@@ -42,6 +46,8 @@ interface CommonFlags {
   maxShardSize?: string;
   eval?: string;
   quiet?: boolean;
+  maxMemory?: string;
+  offload: string;
 }
 
 interface PruneFlags extends CommonFlags {
@@ -106,6 +112,8 @@ function addCommonOptions(cmd: Command): Command {
     .option('--static-groups', 'GPTQ static groups (grids from the original W)')
     .option('--format <f>', 'output format: dense|gptq|compressed-tensors', 'dense')
     .option('--max-shard-size <size>', 'largest shard (default 5GB, as save_pretrained)')
+    .option('--max-memory <size>', `RAM the run may plan for: activations + one layer's working set (default ${DEFAULT_MEMORY_FRACTION * 100} % of the free RAM)`)
+    .option('--offload <where>', 'calibration activations: memory|disk|auto (auto: disk when the estimate exceeds --max-memory)', 'auto')
     .option('--eval <datasets>', 'after writing, perplexity on these datasets (comma-separated)')
     .option('--quiet', 'no progress output');
 }
@@ -154,6 +162,14 @@ async function buildJob(modelArg: string, f: CommonFlags, tasksFor: (folder: Mod
   }
   const evalSets = f.eval ? f.eval.split(',').map((s) => s.trim()).filter(Boolean) : [];
   await checkEvalDatasets(evalSets, f.dataDir); // an unknown --eval dataset fails now, not after pruning
+  const offload = OFFLOAD_CHOICES.find((c) => c === f.offload);
+  if (offload === undefined) throw new PlanError(`--offload ${f.offload}: choose ${OFFLOAD_CHOICES.join(', ')}`);
+  const memory: MemoryRequest = {
+    offload,
+    ...(f.maxMemory !== undefined
+      ? { maxBytes: parseByteSize(f.maxMemory, '--max-memory'), limitSource: `--max-memory ${f.maxMemory}` }
+      : { maxBytes: Math.floor(DEFAULT_MEMORY_FRACTION * freemem()), limitSource: `the default --max-memory, ${DEFAULT_MEMORY_FRACTION * 100} % of the free RAM` }),
+  };
 
   // Model-dependent checks, before any heavy work.
   const modelDir = await modelArgument(modelArg, Boolean(f.quiet));
@@ -170,12 +186,18 @@ async function buildJob(modelArg: string, f: CommonFlags, tasksFor: (folder: Mod
     const warnings = checkQuantRequest(format, quant, quantized, first !== undefined ? folder.dtypeOf(first.weight) : 'F32');
     if (!f.quiet) for (const w of warnings) process.stderr.write(`topiary: warning: ${w}\n`);
     if (quant !== null) checkFusedGroups(arch.layers, (l) => !exclusion.test(l.weight), exclusion.flag);
+    // An impossible --offload memory is refused now when the flags give the calibration's shape (pruneModel checks
+    // again with the windows actually loaded, e.g. from --calib-tokens).
+    if (f.calibTokens === undefined && needsCalibration(tasks, quant !== null)) {
+      const batch = f.batch !== undefined ? int(f.batch, '--batch', 1) : defaultBatch(seqlen, nsamples);
+      chooseBackend(arch, { nseq: nsamples, T: seqlen, batch }, tasks, quant !== null, memory);
+    }
   } finally {
     await folder.close();
   }
 
   const job: PruneJob = {
-    modelDir, out: f.out, force: Boolean(f.force), tasks, maskRule, blocksize, percdamp, quant, format, device, keepUnquantized: exclusion.test,
+    modelDir, out: f.out, force: Boolean(f.force), tasks, maskRule, blocksize, percdamp, quant, format, device, keepUnquantized: exclusion.test, memory,
     ...(f.batch !== undefined ? { batch: int(f.batch, '--batch', 1) } : {}),
     ...(f.maxShardSize !== undefined ? { maxShardBytes: parseByteSize(f.maxShardSize, '--max-shard-size') } : {}),
     calibration: async (m, saveTo) => {

@@ -9,6 +9,7 @@ import type { ExportFormat } from '../export/quantized-export.js';
 import type { Calibration } from '../calib/calibration.js';
 import type { LinearTask } from './prune-plan.js';
 import type { LinearReport } from './report.js';
+import type { MemoryRequest } from './memory-plan.js';
 
 export interface QuantRequest extends QuantSpec {
   readonly actOrder: boolean;
@@ -31,6 +32,8 @@ export interface PruneJob {
   /** Sequences per block run (default: about 4096 tokens' worth). */
   readonly batch?: number;
   readonly maxShardBytes?: number;
+  /** Where the calibration activations live (--max-memory / --offload); absent: in memory, no limit checked. */
+  readonly memory?: MemoryRequest;
   /** Made lazily: magnitude-only jobs need no calibration data. */
   readonly calibration: (folder: ModelFolder, saveTo: string) => Promise<Calibration>;
   readonly commandLine: readonly string[];

@@ -13,7 +13,6 @@ import { layerSlots, type BlockRunner, type WeightSlot } from '../forward/block-
 import type { Engine } from '../engine/engine.js';
 import type { LayerSpec, LinearInput, LinearSpec } from '../model/arch.js';
 import type { ModelFolder } from '../model/model-folder.js';
-import { concatSequences, runLoadedLayer } from '../forward/forward.js';
 import { HessianAccumulator } from '../obs/hessian.js';
 import { prepareHessian, type PreparedHessian } from '../obs/cholesky.js';
 import { WandaStats } from '../prune/wanda-stats.js';
@@ -25,6 +24,7 @@ import type { QuantizedExporter } from '../export/quantized-export.js';
 import type { PruneJob } from './job.js';
 import type { LinearTask } from './prune-plan.js';
 import { solveTask, statisticsOf, type InputStatistics } from './methods.js';
+import { forEachBatch, WriteBehind, type ActivationStore } from './activation-store.js';
 import { linearReport, type LinearReport } from './report.js';
 
 /** Seconds per phase, as the report gives them. */
@@ -35,12 +35,12 @@ export interface PhaseSeconds {
   io: number;
 }
 
-/** The calibration activations: one [T, hidden] array per sequence, entering the layer being processed. */
+/** The calibration activations entering the layer being processed (nseq sequences of [T, hidden]). */
 export interface Activations {
   readonly T: number;
   /** Sequences per block run. */
   readonly batch: number;
-  readonly hidden: Float32Array[];
+  readonly store: ActivationStore;
 }
 
 /** What every stage of every layer shares for the whole run. */
@@ -110,11 +110,9 @@ export async function collectStatistics(run: RunState, ls: LayerState): Promise<
   const capture = new Set<LinearInput>([...hessians.keys(), ...wanda.keys()]);
   const data = run.activations;
   if (data === null || capture.size === 0) return { hessians, wanda };
-  const { hidden, T, batch } = data;
+  const { store, T, batch } = data;
   run.runner.load(ls.layer.index, ls.weights);
-  for (let s0 = 0; s0 < hidden.length; s0 += batch) {
-    const B = Math.min(batch, hidden.length - s0);
-    const x = concatSequences(hidden, s0, B);
+  await forEachBatch(store, batch, async (x, _s0, B) => {
     const tf = performance.now();
     const { captured } = await run.runner.forward(x, B, T, capture);
     run.seconds.forward += (performance.now() - tf) / 1000;
@@ -126,7 +124,7 @@ export async function collectStatistics(run: RunState, ls: LayerState): Promise<
       wanda.get(input)?.addBatch(X, B, T);
     }
     run.seconds.statistics += (performance.now() - ts) / 1000;
-  }
+  });
   run.runner.unload();
   return { hessians, wanda };
 }
@@ -196,9 +194,17 @@ export async function solveLayer(run: RunState, ls: LayerState, stats: LayerStat
 export async function propagate(run: RunState, ls: LayerState): Promise<void> {
   const data = run.activations;
   if (data === null || ls.layer.index + 1 >= run.folder.arch.numLayers) return;
+  const { store, T, batch } = data;
   run.runner.load(ls.layer.index, ls.weights);
   const tf = performance.now();
-  await runLoadedLayer(run.runner, data.hidden, data.T, data.batch);
+  // Reads run one batch ahead and writes one behind, so the disk backend's I/O overlaps the block runs.
+  const behind = new WriteBehind(store);
+  await forEachBatch(store, batch, async (x, s0, B) => {
+    const { out } = await run.runner.forward(x, B, T);
+    await behind.write(s0, B, out);
+  });
+  await behind.drain();
+  await store.swap();
   run.seconds.forward += (performance.now() - tf) / 1000;
   run.runner.unload();
 }

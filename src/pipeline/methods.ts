@@ -80,6 +80,11 @@ export function statisticsOf(task: LinearTask, quantized: boolean): readonly Sta
   return needs;
 }
 
+/** Whether the job needs calibration data at all (a magnitude-only, non-quantizing job does not). */
+export function needsCalibration(tasks: readonly LinearTask[], quantizing: boolean): boolean {
+  return quantizing || tasks.some((t) => statisticsOf(t, false).length > 0);
+}
+
 /**
  * One linear's solve: the task's method (quantizing as that method does when `s.quant` is set), or for a dense
  * linear in a quantizing job plain GPTQ keeping any zeros already there. null: the linear is left as it is.

@@ -6,6 +6,7 @@
 // Everything that is not a decoder-layer tensor (embeddings, final norm, lm_head, extras) is copied byte for byte.
 
 import pLimit from 'p-limit';
+import { join } from 'node:path';
 import { BlockRunner } from '../forward/block-graph.js';
 import { Engine } from '../engine/engine.js';
 import { ModelFolder } from '../model/model-folder.js';
@@ -16,12 +17,18 @@ import { checkOutputTarget, REPORT_FILE, settleLeftovers } from '../export/outpu
 import { QuantizedExporter } from '../export/quantized-export.js';
 import type { Calibration } from '../calib/calibration.js';
 import type { PruneJob } from './job.js';
+import type { ArchSpec } from '../model/arch.js';
+import { DiskActivationStore, MemoryActivationStore, type ActivationStore } from './activation-store.js';
+import { chooseBackend, embeddingChunk, type CalibrationShape } from './memory-plan.js';
 import type { LinearTask } from './prune-plan.js';
-import { statisticsOf } from './methods.js';
+import { needsCalibration } from './methods.js';
 import { collectStatistics, loadLayer, propagate, solveLayer, writeLayer, type Activations, type RunState } from './layer-stages.js';
 import type { LinearReport, PruneReport } from './report.js';
 
 export type { PruneJob, QuantRequest } from './job.js';
+
+/** The disk backend's folder inside the output's partial folder (removed before commit, and with the partial on failure). */
+export const ACTIVATIONS_DIR = 'topiary-activations';
 
 export interface PruneOutcome {
   readonly report: PruneReport;
@@ -45,6 +52,7 @@ export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
   const folder = await ModelFolder.open(job.modelDir);
   const engine = new Engine(job.device);
   let out: OutputFolder | null = null;
+  let store: ActivationStore | null = null;
   try {
     const arch = folder.arch;
     await settleLeftovers(job.out, job.force, (m) => job.log?.(m));
@@ -55,14 +63,16 @@ export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
 
     const tasksByLayer = new Map<number, LinearTask[]>();
     for (const t of job.tasks) tasksByLayer.set(t.layer, [...(tasksByLayer.get(t.layer) ?? []), t]);
-    const needsData = job.quant !== null || job.tasks.some((t) => statisticsOf(t, false).length > 0);
+    const needsData = needsCalibration(job.tasks, job.quant !== null);
     let calibration: Calibration | null = null;
     let activations: Activations | null = null;
     if (needsData) {
       calibration = await job.calibration(folder, out.tmp);
-      const T = calibration.seqlen;
-      const hidden = await embedTokens(folder, { ids: calibration.ids, nseq: calibration.nsamples, T });
-      activations = { T, batch: job.batch ?? defaultBatch(T, calibration.nsamples), hidden };
+      const nseq = calibration.nsamples, T = calibration.seqlen;
+      const shape: CalibrationShape = { nseq, T, batch: job.batch ?? defaultBatch(T, nseq) };
+      store = await openStore(job, arch, shape, out.tmp);
+      await embedInto(store, folder, calibration.ids, shape);
+      activations = { T, batch: shape.batch, store };
     }
     const run: RunState = {
       job, folder, engine, exporter, out, activations, runner: new BlockRunner(engine, arch), read: pLimit(4),
@@ -108,15 +118,39 @@ export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
       versions: runtimeVersions(),
     };
     await out.writeJson(REPORT_FILE, report);
+    await store?.close(); // the disk backend's files must not end up in the output
     await out.commit();
     return { report, outDir: out.out };
   } catch (e) {
     await out?.abort();
     throw e;
   } finally {
+    await store?.close();
     await engine.release();
     await folder.close();
   }
+}
+
+/** The activation store of the job's backend: memory unless a memory request (--max-memory / --offload) says disk. */
+async function openStore(job: PruneJob, arch: ArchSpec, shape: CalibrationShape, tmp: string): Promise<ActivationStore> {
+  const choice = job.memory ? chooseBackend(arch, shape, job.tasks, job.quant !== null, job.memory) : null;
+  if (choice?.note) job.log?.(choice.note);
+  const seqValues = shape.T * arch.hidden;
+  return choice?.backend === 'disk'
+    ? DiskActivationStore.create(join(tmp, ACTIVATIONS_DIR), shape.nseq, seqValues)
+    : new MemoryActivationStore(shape.nseq, seqValues);
+}
+
+/** Layer 0's inputs into the store, embedded a chunk of sequences at a time (all at once in memory). */
+async function embedInto(store: ActivationStore, folder: ModelFolder, ids: Int32Array, shape: CalibrationShape): Promise<void> {
+  const { nseq, T } = shape;
+  const chunk = embeddingChunk(folder.arch, shape, store.backend);
+  for (let s0 = 0; s0 < nseq; s0 += chunk) {
+    const C = Math.min(chunk, nseq - s0);
+    const seqs = await embedTokens(folder, { ids: ids.subarray(s0 * T, (s0 + C) * T), nseq: C, T });
+    for (let b = 0; b < C; b++) await store.write(s0 + b, 1, seqs[b]!);
+  }
+  await store.swap();
 }
 
 function totals(reports: readonly LinearReport[]): PruneReport['totals'] {

@@ -1,4 +1,4 @@
-// topiary-report.json: what the run did to every linear (achieved sparsity counted on the exported values, whether
+// topiary/report.json: what the run did to every linear (achieved sparsity counted on the exported values, whether
 // 2:4 / 4:8 hold, OBS error, Cholesky retries, seconds) and totals, with the command line and versions.
 
 import { holdsNM } from '../model/inspect.js';
