@@ -12,7 +12,7 @@ import { CALIBRATION_FILE, REPORT_FILE } from '../export/output-guard.js';
 
 import { denseTask, parseMethod, parseNM, parseSparsity, planLinears, PlanError, readRecipe, type LinearTask, type PruneTask } from '../pipeline/prune-plan.js';
 import { globalMagnitudeCounts } from '../prune/global-magnitude.js';
-import { pruneModel, type PruneJob, type QuantRequest } from '../pipeline/prune-model.js';
+import { pruneModel, type PruneJob, type QuantRequest, type SparsityProfile } from '../pipeline/prune-model.js';
 import { checkFusedGroups, checkQuantRequest, parseFormat } from '../export/quantized-export.js';
 import type { MaskRule, PruneSpec } from '../obs/types.js';
 import { Progress } from './progress.js';
@@ -60,6 +60,19 @@ interface PruneFlags extends CommonFlags {
   recipe?: string;
   scope: string;
   minLayerKeep?: string;
+  profile: string;
+  owlM: string;
+  owlLambda: string;
+}
+
+/** `--profile`, `--owl-m`, `--owl-lambda` (defaults M = 5, λ = 0.08: luuyin/OWL's README settings for LLaMA). */
+function parseProfile(f: PruneFlags): SparsityProfile {
+  if (f.profile === 'uniform') return { kind: 'uniform' };
+  if (f.profile !== 'owl') throw new PlanError(`--profile ${f.profile}: choose uniform or owl`);
+  const m = Number(f.owlM), lambda = Number(f.owlLambda);
+  if (!(Number.isFinite(m) && m > 0)) throw new PlanError(`--owl-m ${f.owlM}: expected a positive number (OWL's M, e.g. 5)`);
+  if (!(lambda >= 0 && lambda < 0.5)) throw new PlanError(`--owl-lambda ${f.owlLambda}: expected a number in [0, 0.5) (OWL's λ, e.g. 0.08)`);
+  return { kind: 'owl', m, lambda };
 }
 
 /**
@@ -247,7 +260,10 @@ export function register(program: Command): void {
       .option('--quant-ignore <regex>', 'with --wbits: keep linears whose tensor name matches unquantized (they are still pruned)')
       .option('--recipe <file>', 'JSON rules: tensor-name pattern -> method, sparsity or N:M, or dense')
       .option('--scope <s>', 'layer (each linear to the sparsity) | global (magnitude: one threshold over all linears)', 'layer')
-      .option('--min-layer-keep <f>', 'with --scope global: share of its weights every linear keeps at least', '0.1'),
+      .option('--min-layer-keep <f>', 'with --scope global: share of its weights every linear keeps at least', '0.1')
+      .option('--profile <p>', 'uniform (every layer at the target) | owl (outlier-weighted layer budgets, same mean)', 'uniform')
+      .option('--owl-m <M>', 'with --profile owl: a metric entry above M × its layer\'s mean is an outlier', '5')
+      .option('--owl-lambda <λ>', 'with --profile owl: layer sparsities spread over target ± λ', '0.08'),
   ).action(async (model: string, f: PruneFlags) => {
     const method = parseMethod(f.method);
     if ((f.sparsity === undefined) === (f.nm === undefined)) throw new PlanError('give exactly one of --sparsity S and --nm N:M');
@@ -271,13 +287,15 @@ export function register(program: Command): void {
     if (global && (method !== 'magnitude' || target.kind !== 'unstructured')) throw new PlanError('--scope global needs --method magnitude with --sparsity (one threshold on |W|; N:M is per group by definition)');
     const minKeep = Number(f.minLayerKeep);
     if (!(minKeep > 0 && minKeep <= 1)) throw new PlanError(`--min-layer-keep ${f.minLayerKeep}: a share in (0, 1]`);
+    const profile = parseProfile(f);
+    if (profile.kind === 'owl' && global) throw new PlanError('--profile owl with --scope global: choose one way of spreading the sparsity');
     const plan = (folder: ModelFolder): LinearTask[] => planLinears(folder.arch, {
       method, target, maskRule, blocksize, ...(ignore ? { ignore } : {}), ...(recipe ? { recipe } : {}),
     });
     const { job, evalSets } = await buildJob(model, f, global && target.kind === 'unstructured'
       ? (folder) => globalMagnitudeTasks(folder, plan(folder), target.sparsity, minKeep, (m) => { if (!f.quiet) process.stderr.write(`${m}\n`); })
       : plan, maskRule, quantIgnore === null ? NO_EXCLUSION : { flag: '--quant-ignore', test: (w) => quantIgnore.test(w) });
-    await runJob(job, evalSets, f, 'prune');
+    await runJob({ ...job, profile }, evalSets, f, 'prune');
   });
 
   addCommonOptions(

@@ -15,6 +15,9 @@ export interface QuantRequest extends QuantSpec {
   readonly actOrder: boolean;
 }
 
+/** How sparsity is spread over the layers: as planned, or OWL's outlier-weighted budgets (hyper-parameters M, λ). */
+export type SparsityProfile = { readonly kind: 'uniform' } | { readonly kind: 'owl'; readonly m: number; readonly lambda: number };
+
 export interface PruneJob {
   readonly modelDir: string;
   readonly out: string;
@@ -27,6 +30,8 @@ export interface PruneJob {
   readonly quant: QuantRequest | null;
   /** Decoder linears left out of quantization (by weight name); default none. */
   readonly keepUnquantized?: (weightName: string) => boolean;
+  /** Default uniform. */
+  readonly profile?: SparsityProfile;
   readonly format: ExportFormat;
   readonly device: Device;
   /** Sequences per block run (default: about 4096 tokens' worth). */

@@ -22,10 +22,13 @@ import { DiskActivationStore, MemoryActivationStore, type ActivationStore } from
 import { chooseBackend, embeddingChunk, type CalibrationShape } from './memory-plan.js';
 import type { LinearTask } from './prune-plan.js';
 import { needsCalibration } from './methods.js';
+import { owlOutlierRatios } from './owl-scan.js';
+import { owlLayerSparsities } from '../prune/owl.js';
 import { collectStatistics, loadLayer, propagate, solveLayer, writeLayer, type Activations, type RunState } from './layer-stages.js';
-import type { LinearReport, PruneReport } from './report.js';
+import type { LinearReport, OwlLayer, PruneReport } from './report.js';
+import type { PruneSpec } from '../obs/types.js';
 
-export type { PruneJob, QuantRequest } from './job.js';
+export type { PruneJob, QuantRequest, SparsityProfile } from './job.js';
 
 /** The disk backend's folder inside the output's partial folder (removed before commit, and with the partial on failure). */
 export const ACTIVATIONS_DIR = 'topiary-activations';
@@ -45,6 +48,30 @@ export function denseOutputBytes(folder: ModelFolder): number {
   return n;
 }
 
+/**
+ * OWL's per-layer budgets applied to the prune tasks: an unstructured task at sparsity S in layer l gets OWL's
+ * sparsity for l at mean S; an N:M task gets N_l = round(M · s_l) (within 1 … M − 1) from OWL's sparsity at mean N/M,
+ * the mixed N:M of the OWL paper. Dense tasks are left as planned. One log line lists the outcome.
+ */
+function owlTasks(tasks: readonly LinearTask[], ratios: readonly number[], lambda: number, log: ((m: string) => void) | undefined): { tasks: LinearTask[]; layers: OwlLayer[] } {
+  const layers = new Map<number, OwlLayer>();
+  const out = tasks.map((t): LinearTask => {
+    if (t.kind !== 'prune') return t;
+    const target = t.target;
+    const mean = target.kind === 'unstructured' ? target.sparsity : target.n / target.m;
+    const s = owlLayerSparsities(ratios, mean, lambda)[t.layer]!;
+    const next: PruneSpec = target.kind === 'unstructured'
+      ? { kind: 'unstructured', sparsity: s }
+      : { kind: 'nm', n: Math.min(target.m - 1, Math.max(1, Math.round(s * target.m))), m: target.m };
+    const shown = next.kind === 'unstructured' ? `${(100 * next.sparsity).toFixed(1)} %` : `${next.n}:${next.m}`;
+    layers.set(t.layer, { layer: t.layer, outlierRatio: ratios[t.layer]!, target: shown });
+    return { ...t, target: next, rule: `${t.rule}, OWL layer ${t.layer}: ${shown}` };
+  });
+  const list = [...layers.values()].sort((x, y) => x.layer - y.layer);
+  log?.(`OWL: outlier ratio per layer ${ratios.map((r) => r.toFixed(2)).join(' ')} (%); targets ${list.map((l) => l.target).join(', ')}`);
+  return { tasks: out, layers: list };
+}
+
 export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
   const t0 = performance.now();
   // The output may never be, contain or sit inside the input (before anything is read).
@@ -61,21 +88,32 @@ export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
     out = await OutputFolder.create(job.out, { force: job.force, writer: { ...(job.maxShardBytes !== undefined ? { maxShardBytes: job.maxShardBytes } : {}), metadata: { topiary: 'pruned' } } });
     const exporter = new QuantizedExporter(job.format, job.quant, folder, { dampPercent: job.percdamp, keepUnquantized: job.keepUnquantized ?? (() => false) });
 
-    const tasksByLayer = new Map<number, LinearTask[]>();
-    for (const t of job.tasks) tasksByLayer.set(t.layer, [...(tasksByLayer.get(t.layer) ?? []), t]);
-    const needsData = needsCalibration(job.tasks, job.quant !== null);
+    const profile = job.profile ?? { kind: 'uniform' };
+    const needsData = profile.kind === 'owl' || needsCalibration(job.tasks, job.quant !== null);
     let calibration: Calibration | null = null;
     let activations: Activations | null = null;
+    const runner = new BlockRunner(engine, arch);
+    let tasks = job.tasks;
+    let owlLayers: OwlLayer[] | null = null;
     if (needsData) {
       calibration = await job.calibration(folder, out.tmp);
       const nseq = calibration.nsamples, T = calibration.seqlen;
       const shape: CalibrationShape = { nseq, T, batch: job.batch ?? defaultBatch(T, nseq) };
       store = await openStore(job, arch, shape, out.tmp);
+      if (profile.kind === 'owl') {
+        // OWL's dense pass over the whole model first (it leaves the store at the last layer's inputs).
+        await embedInto(store, folder, calibration.ids, shape);
+        const owl = owlTasks(job.tasks, await owlOutlierRatios(folder, runner, store, T, shape.batch, profile.m), profile.lambda, job.log);
+        tasks = owl.tasks;
+        owlLayers = owl.layers;
+      }
       await embedInto(store, folder, calibration.ids, shape);
       activations = { T, batch: shape.batch, store };
     }
+    const tasksByLayer = new Map<number, LinearTask[]>();
+    for (const t of tasks) tasksByLayer.set(t.layer, [...(tasksByLayer.get(t.layer) ?? []), t]);
     const run: RunState = {
-      job, folder, engine, exporter, out, activations, runner: new BlockRunner(engine, arch), read: pLimit(4),
+      job, folder, engine, exporter, out, activations, runner, read: pLimit(4),
       reports: [], written: new Set(), seconds: { forward: 0, statistics: 0, solve: 0, io: 0 },
     };
 
@@ -112,6 +150,7 @@ export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
       percdamp: job.percdamp,
       quantization: job.quant ? { ...job.quant, format: job.format } : null,
       device: job.device,
+      profile: profile.kind === 'owl' ? { ...profile, layers: owlLayers ?? [] } : profile,
       linears: run.reports,
       totals: totals(run.reports),
       seconds: { total: (performance.now() - t0) / 1000, ...run.seconds },

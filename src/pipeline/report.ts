@@ -32,6 +32,13 @@ export interface LinearReport {
   readonly seconds: number;
 }
 
+/** One decoder layer's OWL budget: its outlier ratio (%) and the target its pruned linears got ("61.2 %" or "3:8"). */
+export interface OwlLayer {
+  readonly layer: number;
+  readonly outlierRatio: number;
+  readonly target: string;
+}
+
 export interface PruneReport {
   readonly tool: 'topiary';
   readonly commandLine: readonly string[];
@@ -43,6 +50,8 @@ export interface PruneReport {
   readonly percdamp: number;
   readonly quantization: Readonly<Record<string, unknown>> | null;
   readonly device: string;
+  /** How sparsity was spread over the layers; for OWL, each layer's outlier ratio and the target it got. */
+  readonly profile: { readonly kind: 'uniform' } | { readonly kind: 'owl'; readonly m: number; readonly lambda: number; readonly layers: readonly OwlLayer[] };
   readonly linears: readonly LinearReport[];
   readonly totals: {
     readonly linears: number;
