@@ -17,7 +17,8 @@ import { HessianAccumulator } from '../obs/hessian.js';
 import { prepareHessian, type PreparedHessian } from '../obs/cholesky.js';
 import { WandaStats } from '../prune/wanda-stats.js';
 import { transposeF32 } from '../obs/obs-kernels.js';
-import type { QuantResult } from '../obs/types.js';
+import { SolverInputError, type QuantResult } from '../obs/types.js';
+import { NotPositiveDefiniteError } from '../obs/cholesky.js';
 import { fromFloat32, isFloatDType, toFloat32, type DType } from '../io/dtype.js';
 import type { OutputFolder } from '../export/output-folder.js';
 import type { QuantizedExporter } from '../export/quantized-export.js';
@@ -134,6 +135,14 @@ export async function collectStatistics(run: RunState, ls: LayerState): Promise<
  * the report see the exported values) into `ls.weights`. Linears that share an input share H's inverse factor too: it
  * is computed once per input (the references recompute it for every linear).
  */
+/** A solver failure on one linear, naming the tensor, its decoder layer and the file it was read from. */
+export class LinearSolveError extends Error {
+  constructor(readonly tensor: string, readonly layer: number, readonly file: string, detail: string) {
+    super(`${tensor} (decoder layer ${layer}, ${file}): ${detail}`);
+    this.name = 'LinearSolveError';
+  }
+}
+
 export async function solveLayer(run: RunState, ls: LayerState, stats: LayerStatistics): Promise<SolvedLayer> {
   const { job, engine, exporter, folder } = run;
   const prepared = new Map<LinearInput, PreparedHessian>();
@@ -167,6 +176,10 @@ export async function solveLayer(run: RunState, ls: LayerState, stats: LayerStat
     const res = await solveTask(t, {
       engine, W, rows, cols, maskRule: job.maskRule, blocksize: job.blocksize, percdamp: job.percdamp,
       quant: quantizes(run, l) ? job.quant : null, stats: statsOf(l.input),
+    }).catch((e: unknown) => {
+      // The solver knows matrices, not models: say which linear of which layer of which file it was solving.
+      if (e instanceof SolverInputError || e instanceof NotPositiveDefiniteError) throw new LinearSolveError(l.weight, ls.layer.index, folder.info(l.weight).file, e.message);
+      throw e;
     });
     const seconds = (performance.now() - ts) / 1000;
     if (res && res.choleskyRetries > 0) {

@@ -68,6 +68,23 @@ test('eval exits 1 on a non-finite perplexity and writes no record', async () =>
   assert.equal(existsSync(json), false);
 });
 
+test('a solver failure names the linear, its decoder layer and the file, and leaves no output', async () => {
+  // Layer 0's attention norm at 3e38: its outputs overflow in XᵀX, so the q/k/v Hessian holds Inf — finite weights
+  // the reads accept, a Hessian the solver must refuse.
+  const model = join(dir, 'overflow-hessian');
+  mkdirSync(model);
+  await writeTinyModel(model, { ...TINY_LLAMA, vocab_size: 512 }, {
+    fill: (name, shape) => (name === 'model.layers.0.input_layernorm.weight' ? new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(3e38) : undefined),
+  });
+  for (const f of ['tokenizer.json', 'tokenizer_config.json', 'tokenizer.model']) copyFileSync(join(modelDir('stories260K'), f), join(model, f));
+  const text = join(dir, 'calib.txt');
+  writeFileSync(text, 'Once upon a time there was a little girl who liked to play in the park with her dog. '.repeat(20));
+  const out = join(dir, 'overflow-pruned');
+  const r = topiary('prune', model, '--method', 'sparsegpt', '--sparsity', '0.5', '--calib', `file:${text}`, '--nsamples', '2', '--seqlen', '16', '--quiet', '--out', out);
+  failsWith(r, new RegExp(`model\\.layers\\.0\\.self_attn\\.q_proj\\.weight \\(decoder layer 0, ${esc(join(model, 'model.safetensors'))}\\): `));
+  assert.equal(existsSync(out), false);
+});
+
 test('prune --eval UNKNOWN is refused before the model is opened; bad recipes get a clear error', () => {
   const missingModel = join(dir, 'no-model-here');
   const out = join(dir, 'out');
