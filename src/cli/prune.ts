@@ -27,6 +27,7 @@ import { chooseBackend, DEFAULT_MEMORY_FRACTION, OFFLOAD_CHOICES, type MemoryReq
 interface CommonFlags {
   out?: string;
   force?: boolean;
+  resume?: boolean;
   calib: string;
   nsamples: string;
   seqlen?: string;
@@ -108,6 +109,7 @@ function addCommonOptions(cmd: Command): Command {
   return cmd
     .option('--out <dir>', 'output model folder (required)')
     .option('--force', 'replace the output folder if it exists')
+    .option('--resume', 'continue the interrupted run of --out (same command) from its last finished layer')
     .option('--calib <corpus>', 'calibration corpus: c4|wikitext2|ptb|tinystories|file:PATH', 'c4')
     .option('--nsamples <n>', 'calibration windows', '128')
     .option('--seqlen <n>', 'tokens per window (default: min(2048, max_position_embeddings))')
@@ -210,7 +212,7 @@ async function buildJob(modelArg: string, f: CommonFlags, tasksFor: (folder: Mod
   }
 
   const job: PruneJob = {
-    modelDir, out: f.out, force: Boolean(f.force), tasks, maskRule, blocksize, percdamp, quant, format, device, keepUnquantized: exclusion.test, memory,
+    modelDir, out: f.out, force: Boolean(f.force), resume: Boolean(f.resume), tasks, maskRule, blocksize, percdamp, quant, format, device, keepUnquantized: exclusion.test, memory,
     ...(f.batch !== undefined ? { batch: int(f.batch, '--batch', 1) } : {}),
     ...(f.maxShardSize !== undefined ? { maxShardBytes: parseByteSize(f.maxShardSize, '--max-shard-size') } : {}),
     calibration: async (m, saveTo) => {

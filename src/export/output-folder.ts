@@ -7,12 +7,13 @@
 import { rmSync } from 'node:fs';
 import { chmod, copyFile, mkdir, readdir, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { SafetensorsWriter, type WriterOptions } from '../io/safetensors-writer.js';
+import { SafetensorsWriter, type WriterCheckpoint, type WriterOptions } from '../io/safetensors-writer.js';
 import { fromFloat32, type DType } from '../io/dtype.js';
 import { formatBytes } from '../io/byte-size.js';
+import { crashPoint } from '../io/crash-point.js';
 import { topiaryVersion } from '../engine/versions.js';
 import {
-  checkOutputTarget, currentOwner, filesNotOurs, listFiles, MANIFEST_FILE, OutputPathError, OWNER_FILE, partialPath, replacedPath, TOPIARY_DIR,
+  checkOutputTarget, currentOwner, filesNotOurs, listFiles, MANIFEST_FILE, OutputPathError, OWNER_FILE, partialPath, PROGRESS_FILE, replacedPath, TOPIARY_DIR,
   type Manifest,
 } from './output-guard.js';
 
@@ -88,6 +89,27 @@ export class OutputFolder implements ActiveOutput {
     }
   }
 
+  /**
+   * Continues the partial folder `partial` of a killed run (found by settleLeftovers): it is renamed to this
+   * process's partial name, owned by this process, and its writer resumed from `cp` (what was written after the
+   * checkpoint is undone: see SafetensorsWriter.resume).
+   */
+  static async adopt(out: string, partial: string, opts: { force: boolean; writer?: WriterOptions }, cp: WriterCheckpoint): Promise<OutputFolder> {
+    const abs = resolve(out);
+    const tmp = partialPath(abs, process.pid);
+    await rename(partial, tmp);
+    await writeFile(join(tmp, OWNER_FILE), `${JSON.stringify(currentOwner())}\n`);
+    const writer = await SafetensorsWriter.resume(tmp, opts.writer ?? {}, cp);
+    const folder = new OutputFolder(abs, tmp, writer, opts.force);
+    active.add(folder);
+    return folder;
+  }
+
+  /** The writer's checkpoint (its open shard flushed), for the run's resume record. */
+  checkpoint(): Promise<WriterCheckpoint> {
+    return this.writer.checkpoint();
+  }
+
   /** Appends a float32 tensor, stored in `dtype` (F32/F16/BF16 with round-to-nearest-even; zeros stay exact zeros). */
   addFloat32(name: string, dtype: DType, shape: readonly number[], data: Float32Array): Promise<void> {
     return this.writer.add(name, dtype, shape, fromFloat32(dtype, data));
@@ -128,7 +150,8 @@ export class OutputFolder implements ActiveOutput {
   async commit(): Promise<void> {
     await this.writer.finish();
     await rm(join(this.tmp, OWNER_FILE), { force: true });
-    const manifest: Manifest = { tool: 'topiary', version: topiaryVersion(), files: (await listFiles(this.tmp)).filter((f) => f !== MANIFEST_FILE) };
+    // The resume record stays until the folder is in place (a kill before then can still be resumed), unlisted.
+    const manifest: Manifest = { tool: 'topiary', version: topiaryVersion(), files: (await listFiles(this.tmp)).filter((f) => f !== MANIFEST_FILE && f !== PROGRESS_FILE) };
     await writeFile(join(this.tmp, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
     this.phase = 'committing';
     try {
@@ -143,9 +166,12 @@ export class OutputFolder implements ActiveOutput {
         await rename(this.tmp, this.out);
         await rm(trash, { recursive: true, force: true });
       } else {
+        crashPoint('before-folder-rename');
         await rename(this.tmp, this.out);
       }
       this.phase = 'done';
+      crashPoint('after-folder-rename');
+      await rm(join(this.out, PROGRESS_FILE), { force: true });
     } finally {
       if (this.phase !== 'done') this.phase = 'writing';
       else active.delete(this);

@@ -18,6 +18,11 @@ export const OWNER_FILE = `${TOPIARY_DIR}/owner.json`;
 /** The run's report and calibration windows: Topiary's own files stay out of the model's namespace (vLLM loads every top-level *.safetensors). */
 export const REPORT_FILE = `${TOPIARY_DIR}/report.json`;
 export const CALIBRATION_FILE = `${TOPIARY_DIR}/calibration.safetensors`;
+/**
+ * A run's resume record (src/pipeline/resume.ts), in the partial folder only: never listed in the manifest, removed
+ * right after the folder is renamed into place (a copy left by a kill in between is harmless and ours).
+ */
+export const PROGRESS_FILE = `${TOPIARY_DIR}/progress.json`;
 
 export class OutputPathError extends Error {
   constructor(readonly path: string, detail: string) {
@@ -118,7 +123,7 @@ export async function filesNotOurs(dir: string): Promise<string[]> {
   if (files.length === 0) return [];
   const manifest = await readManifest(dir);
   if (manifest) {
-    const ours = new Set([...manifest.files, MANIFEST_FILE]);
+    const ours = new Set([...manifest.files, MANIFEST_FILE, PROGRESS_FILE]);
     return files.filter((f) => !ours.has(f));
   }
   if (await hasLegacyReport(dir)) return files.filter((f) => !LEGACY_FILES.test(f));
@@ -264,13 +269,32 @@ export async function recoverInterruptedReplace(out: string): Promise<string | n
  * Before a run writes `out`: completes or undoes an interrupted --force replace, refuses while another live run
  * writes the same output, and reports a stale partial folder of a killed run (removed with --force).
  */
-export async function settleLeftovers(out: string, force: boolean, log: (msg: string) => void): Promise<void> {
+export async function settleLeftovers(out: string, force: boolean, log: (msg: string) => void, resume: ResumeHint = { kind: 'no' }): Promise<LeftoverPartial | null> {
   const recovered = await recoverInterruptedReplace(out);
   if (recovered) log(recovered);
+  let resumable: LeftoverPartial | null = null;
   for (const p of await findPartials(out)) {
     if (p.alive) throw new OutputPathError(resolve(out), `another Topiary run (pid ${p.owner.pid}) is writing this output in ${p.path}; wait for it to finish or choose another --out`);
-    if (!force) throw new OutputPathError(resolve(out), `an interrupted run (pid ${p.owner.pid}, no longer running) left its partial output in ${p.path}; pass --force to discard it`);
+    const hasProgress = await stat(join(p.path, PROGRESS_FILE)).then(() => true, () => false);
+    if (resume.kind === 'resume' && hasProgress && resumable === null) {
+      resumable = p;
+      continue;
+    }
+    if (resume.kind === 'resume' && !hasProgress) {
+      // Killed before its first layer was done: nothing in it to continue from, and all of it is Topiary's.
+      await rm(p.path, { recursive: true, force: true });
+      log(`removed ${p.path}: the interrupted run (pid ${p.owner.pid}) had not finished a layer; starting over`);
+      continue;
+    }
+    if (!force) {
+      const how = hasProgress && resume.kind === 'no' ? `; to continue it, run the same command with --resume${resume.command ? ` (${resume.command} --resume)` : ''}, or pass --force to discard it` : '; pass --force to discard it';
+      throw new OutputPathError(resolve(out), `an interrupted run (pid ${p.owner.pid}, no longer running) left its partial output in ${p.path}${how}`);
+    }
     await rm(p.path, { recursive: true, force: true });
     log(`removed ${p.path}, the partial output of an interrupted run (pid ${p.owner.pid})`);
   }
+  return resumable;
 }
+
+/** Whether the run asks to continue an interrupted one (and the command line to suggest when it does not). */
+export type ResumeHint = { readonly kind: 'no'; readonly command?: string } | { readonly kind: 'resume' };

@@ -171,6 +171,16 @@ export class QuantizedExporter {
     this.packed.add(module);
   }
 
+  /** The modules packed so far (a resume record keeps them: the config lists them at the end). */
+  get packedModules(): string[] {
+    return [...this.packed];
+  }
+
+  /** A resumed run's modules packed before the interruption. */
+  restorePacked(modules: readonly string[]): void {
+    for (const m of modules) this.packed.add(m);
+  }
+
   /** config.json with the format's quantization_config (unchanged for dense exports). */
   amendConfig(config: Record<string, unknown>): Record<string, unknown> {
     // A quantized source is read dequantized; its quantization block no longer describes what is written.

@@ -12,6 +12,7 @@ import { open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promis
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { DTYPE_BYTES, isDType, type DType } from './dtype.js';
+import { crashPoint } from './crash-point.js';
 
 /** transformers' default max_shard_size ("5GB", decimal). */
 export const DEFAULT_MAX_SHARD_BYTES = 5_000_000_000;
@@ -51,7 +52,7 @@ export interface WriterOptions {
   readonly overwrite?: boolean;
 }
 
-interface HeaderEntry {
+export interface HeaderEntry {
   readonly dtype: DType;
   readonly shape: readonly number[];
   readonly begin: number;
@@ -181,17 +182,101 @@ interface ClosedShard {
   readonly dataBytes: number;
 }
 
+/**
+ * Everything a later process needs to continue this writer (src/pipeline/resume.ts): the shards closed so far, the
+ * open shard's entries and data length, file names relative to the folder. JSON-serialisable.
+ */
+export interface WriterCheckpoint {
+  readonly token: string;
+  readonly closed: readonly { readonly file: string; readonly names: readonly string[]; readonly dataBytes: number }[];
+  readonly current: { readonly file: string; readonly entries: readonly (readonly [string, HeaderEntry])[]; readonly dataBytes: number } | null;
+  readonly totalBytes: number;
+}
+
 /** Streaming sharded writer; see the file comment. Calls to add() are serialized in call order. */
 export class SafetensorsWriter {
-  private readonly token = `${process.pid}-${randomBytes(4).toString('hex')}`;
+  private token = `${process.pid}-${randomBytes(4).toString('hex')}`;
   private current: OpenShard | null = null;
-  private readonly closed: ClosedShard[] = [];
+  private closed: ClosedShard[] = [];
   private readonly names = new Set<string>();
   /** Every temporary path created and not yet renamed, for abort(). */
   private readonly temporaries = new Set<string>();
   private queue: Promise<unknown> = Promise.resolve();
   private state: 'open' | 'finished' | 'failed' = 'open';
   private totalBytes = 0;
+
+  /**
+   * The state after every add() so far, with the open shard's data flushed to the disk: a process killed after this
+   * settles can be continued from it by resume(), and writes the same bytes as one that was never stopped.
+   */
+  checkpoint(): Promise<WriterCheckpoint> {
+    if (this.state !== 'open') return Promise.reject(new Error(`${this.dir}: writer is ${this.state}; cannot checkpoint`));
+    return this.enqueue(async () => {
+      const s = this.current;
+      if (s) await guarded(s.tmpPath, () => s.fh.datasync());
+      return {
+        token: this.token,
+        closed: this.closed.map((c) => ({ file: basename(c.tmpPath), names: [...c.names], dataBytes: c.dataBytes })),
+        current: s ? { file: basename(s.tmpPath), entries: [...s.entries], dataBytes: s.dataBytes } : null,
+        totalBytes: this.totalBytes,
+      };
+    });
+  }
+
+  /**
+   * Continues the writer of an earlier (killed) process in `dir` from its checkpoint. Whatever that process did
+   * after the checkpoint is undone: the open shard is cut back to its checkpointed data, shards it closed or renamed
+   * since are put back under their temporary names (the data of a shard rewritten with an exact header is copied
+   * back behind the reservation), and every later shard, index or temporary file is removed.
+   */
+  static async resume(dir: string, options: WriterOptions, cp: WriterCheckpoint): Promise<SafetensorsWriter> {
+    const w = await SafetensorsWriter.create(dir, { ...options, overwrite: true });
+    w.token = cp.token;
+    const present = new Set(await readdir(dir));
+    const finalNameOf = (k: number): string | undefined => [...present].find((f) => (k === 0 && f === SINGLE_FILE_NAME) || new RegExp(`^model-${pad5(k + 1)}-of-\\d{5}\\.safetensors$`).test(f));
+    const keep = new Set<string>();
+    for (const [k, c] of cp.closed.entries()) {
+      if (!present.has(c.file)) {
+        const renamed = finalNameOf(k);
+        if (renamed === undefined) throw new SafetensorsWriteError(join(dir, c.file), 'the checkpointed shard is missing; the run cannot be resumed');
+        await guarded(join(dir, c.file), () => rename(join(dir, renamed), join(dir, c.file)));
+        present.delete(renamed);
+      }
+      keep.add(c.file);
+      w.closed.push({ tmpPath: join(dir, c.file), names: c.names, dataBytes: c.dataBytes });
+      for (const n of c.names) w.names.add(n);
+    }
+    if (cp.current) {
+      const c = cp.current;
+      const path = join(dir, c.file);
+      const dataAt = 8 + w.headerReserve;
+      if (!present.has(c.file)) {
+        // Closed since with an exact header (into the -exact temporary, maybe renamed already): copy its data back.
+        const k = cp.closed.length;
+        const exact = `.topiary-${cp.token}-shard-${k + 1}-exact.tmp`;
+        const source = present.has(exact) ? exact : finalNameOf(k);
+        if (source === undefined) throw new SafetensorsWriteError(path, 'the checkpointed open shard is missing; the run cannot be resumed');
+        // Copied under a temporary name first: a process killed mid-copy must not leave a short shard under c.file.
+        const restoring = join(dir, `.topiary-${cp.token}-restoring.tmp`);
+        await copyShardData(join(dir, source), restoring, dataAt, c.dataBytes);
+        await guarded(path, () => rename(restoring, path));
+        await rm(join(dir, source), { force: true });
+        present.delete(source);
+      }
+      const fh = await guarded(path, () => open(path, 'r+'));
+      await guarded(path, () => fh.truncate(dataAt + c.dataBytes));
+      w.current = { tmpPath: path, fh, entries: new Map(c.entries), dataBytes: c.dataBytes };
+      for (const [n] of c.entries) w.names.add(n);
+      keep.add(c.file);
+    }
+    w.totalBytes = cp.totalBytes;
+    for (const f of keep) w.temporaries.add(join(dir, f));
+    // Later shards, a half-written index, shards renamed by an interrupted finish: none of it is in the checkpoint.
+    for (const f of present) {
+      if (!keep.has(f) && (isModelFileName(f) || f.startsWith(`.topiary-${cp.token}-`))) await guarded(join(dir, f), () => rm(join(dir, f), { force: true }));
+    }
+    return w;
+  }
 
   private constructor(
     readonly dir: string,
@@ -266,6 +351,7 @@ export class SafetensorsWriter {
         await guarded(to, () => rename(from, to));
         this.temporaries.delete(from);
         out.push(to);
+        crashPoint('finish-renaming');
       }
       if (indexTmp !== null) {
         const to = join(this.dir, INDEX_FILE_NAME);
@@ -273,6 +359,7 @@ export class SafetensorsWriter {
         await guarded(to, () => rename(from, to));
         this.temporaries.delete(from);
         out.push(to);
+        crashPoint('finish-renaming');
       }
       this.state = 'finished';
       return out;
@@ -363,6 +450,7 @@ export class SafetensorsWriter {
         throw e;
       }
       await s.fh.close();
+      crashPoint('shard-rewritten');
       await rm(s.tmpPath, { force: true });
       this.temporaries.delete(s.tmpPath);
       this.closed.push({ tmpPath: exactPath, names: [...s.entries.keys()], dataBytes: s.dataBytes });
@@ -384,6 +472,30 @@ export class SafetensorsWriter {
     }
     for (const p of this.temporaries) await rm(p, { force: true }).catch(() => undefined);
     this.temporaries.clear();
+  }
+}
+
+/** Copies the data of a closed shard (after its exact header) to `to`, behind a reservation of `dataAt` bytes. */
+async function copyShardData(from: string, to: string, dataAt: number, dataBytes: number): Promise<void> {
+  const src = await guarded(from, () => open(from, 'r'));
+  try {
+    const prefix = new Uint8Array(8);
+    await guarded(from, () => src.read(prefix, 0, 8, 0));
+    const headerLength = Number(new DataView(prefix.buffer).getBigUint64(0, true));
+    const dst = await guarded(to, () => open(to, 'w'));
+    try {
+      const chunk = new Uint8Array(Math.min(COPY_CHUNK_BYTES, Math.max(1, dataBytes)));
+      for (let done = 0; done < dataBytes;) {
+        const { bytesRead } = await guarded(from, () => src.read(chunk, 0, Math.min(chunk.length, dataBytes - done), 8 + headerLength + done));
+        if (bytesRead <= 0) throw new SafetensorsWriteError(from, 'shard ended early while copying its data back');
+        await guarded(to, () => writeAll(dst, chunk.subarray(0, bytesRead), dataAt + done));
+        done += bytesRead;
+      }
+    } finally {
+      await dst.close();
+    }
+  } finally {
+    await src.close();
   }
 }
 

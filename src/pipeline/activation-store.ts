@@ -28,6 +28,16 @@ export interface ActivationStore {
   swap(): Promise<void>;
   /** Frees the buffers / closes and removes the files. */
   close(): Promise<void>;
+  /**
+   * The current generation made durable for a resume (both backends keep it on disk: the memory one mirrors its
+   * writes to generation files): which of the two files holds it.
+   */
+  checkpoint(): Promise<StoreCheckpoint>;
+}
+
+/** Which generation file (under the store's folder) holds the current generation. */
+export interface StoreCheckpoint {
+  readonly generation: 0 | 1;
 }
 
 function checkRange(store: ActivationStore, s0: number, B: number, what: string): void {
@@ -44,8 +54,14 @@ export class MemoryActivationStore implements ActivationStore {
   readonly backend = 'memory';
   private readonly seqs: (Float32Array | null)[];
 
-  constructor(readonly nseq: number, readonly seqValues: number) {
+  /** `mirror`: a disk store that receives every write too, so a killed run can be resumed from the disk copy. */
+  constructor(readonly nseq: number, readonly seqValues: number, private readonly mirror: DiskActivationStore | null = null) {
     this.seqs = new Array<Float32Array | null>(nseq).fill(null);
+  }
+
+  checkpoint(): Promise<StoreCheckpoint> {
+    if (!this.mirror) return Promise.reject(new Error('activation store: this memory store keeps no disk copy to resume from'));
+    return this.mirror.checkpoint();
   }
 
   async read(s0: number, B: number): Promise<Float32Array> {
@@ -66,22 +82,23 @@ export class MemoryActivationStore implements ActivationStore {
     const n = this.seqValues;
     if (x.length !== B * n) throw new RangeError(`activation store: write of ${B} sequences needs ${B * n} values, got ${x.length}`);
     for (let b = 0; b < B; b++) this.seqs[s0 + b] = B === 1 ? x : x.slice(b * n, (b + 1) * n);
+    await this.mirror?.write(s0, B, x);
   }
 
-  swap(): Promise<void> {
-    return Promise.resolve();
+  async swap(): Promise<void> {
+    await this.mirror?.swap();
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
     this.seqs.fill(null);
-    return Promise.resolve();
+    await this.mirror?.close();
   }
 }
 
 /** Two files, one per generation: sequence s at byte s·T·hidden·4 of each. */
 export class DiskActivationStore implements ActivationStore {
   readonly backend = 'disk';
-  private current = 0;
+  private current: 0 | 1 = 0;
 
   private constructor(
     readonly nseq: number,
@@ -89,6 +106,25 @@ export class DiskActivationStore implements ActivationStore {
     private readonly dir: string,
     private readonly files: readonly [FileHandle, FileHandle],
   ) {}
+
+  /** Reopens the generation files of a killed run (its checkpoint says which is current), for a resume. */
+  static async reopen(dir: string, nseq: number, seqValues: number, cp: StoreCheckpoint): Promise<DiskActivationStore> {
+    const a = await open(join(dir, 'generation-a.f32'), 'r+');
+    try {
+      const b = await open(join(dir, 'generation-b.f32'), 'r+');
+      const store = new DiskActivationStore(nseq, seqValues, dir, [a, b]);
+      store.current = cp.generation;
+      return store;
+    } catch (e) {
+      await a.close();
+      throw e;
+    }
+  }
+
+  async checkpoint(): Promise<StoreCheckpoint> {
+    await this.files[this.current].datasync();
+    return { generation: this.current };
+  }
 
   /** Creates `dir` (inside the output's partial folder) and its two generation files. */
   static async create(dir: string, nseq: number, seqValues: number): Promise<DiskActivationStore> {
@@ -121,7 +157,7 @@ export class DiskActivationStore implements ActivationStore {
     checkRange(this, s0, B, 'write');
     if (x.length !== B * this.seqValues) throw new RangeError(`activation store: write of ${B} sequences needs ${B * this.seqValues} values, got ${x.length}`);
     const bytes = new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
-    const fh = this.files[1 - this.current]!;
+    const fh = this.files[this.current === 0 ? 1 : 0];
     const at = s0 * this.seqValues * 4;
     for (let done = 0; done < bytes.length;) {
       const { bytesWritten } = await fh.write(bytes, done, bytes.length - done, at + done);
@@ -130,7 +166,7 @@ export class DiskActivationStore implements ActivationStore {
   }
 
   swap(): Promise<void> {
-    this.current = 1 - this.current;
+    this.current = this.current === 0 ? 1 : 0;
     return Promise.resolve();
   }
 

@@ -22,6 +22,8 @@ export interface PruneJob {
   readonly modelDir: string;
   readonly out: string;
   readonly force: boolean;
+  /** Continue the interrupted run of this output from its last finished layer (src/pipeline/resume.ts). */
+  readonly resume?: boolean;
   /** Per-linear work (from planLinears); ignored for a quantize-only job's pruning. */
   readonly tasks: readonly LinearTask[];
   readonly maskRule: MaskRule;

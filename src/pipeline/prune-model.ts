@@ -6,14 +6,17 @@
 // Everything that is not a decoder-layer tensor (embeddings, final norm, lm_head, extras) is copied byte for byte.
 
 import pLimit from 'p-limit';
-import { join } from 'node:path';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { BlockRunner } from '../forward/block-graph.js';
 import { Engine } from '../engine/engine.js';
 import { ModelFolder } from '../model/model-folder.js';
 import { defaultBatch, embedTokens } from '../forward/forward.js';
 import { runtimeVersions } from '../engine/versions.js';
 import { checkOutputPath, OutputFolder } from '../export/output-folder.js';
-import { checkOutputTarget, REPORT_FILE, settleLeftovers } from '../export/output-guard.js';
+import { checkOutputTarget, PROGRESS_FILE, readManifest, REPORT_FILE, settleLeftovers, TOPIARY_DIR } from '../export/output-guard.js';
+import { readProgress, ResumeError, runFingerprint, writeProgress, type ProgressRecord } from './resume.js';
 import { QuantizedExporter } from '../export/quantized-export.js';
 import type { Calibration } from '../calib/calibration.js';
 import type { PruneJob } from './job.js';
@@ -75,54 +78,88 @@ function owlTasks(tasks: readonly LinearTask[], ratios: readonly number[], lambd
 export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
   const t0 = performance.now();
   // The output may never be, contain or sit inside the input (before anything is read).
-  await checkOutputTarget(job.out, { force: job.force, inputs: [job.modelDir] });
+  // (--resume may find the output complete already: a kill after the final rename; that is answered below.)
+  await checkOutputTarget(job.out, { force: job.force || job.resume === true, inputs: [job.modelDir] });
   const folder = await ModelFolder.open(job.modelDir);
   const engine = new Engine(job.device);
   let out: OutputFolder | null = null;
   let store: ActivationStore | null = null;
   try {
     const arch = folder.arch;
-    await settleLeftovers(job.out, job.force, (m) => job.log?.(m));
-    await checkOutputPath(job.out, job.force, denseOutputBytes(folder), [folder.dir]);
+    const resumable = await settleLeftovers(job.out, job.force, (m) => job.log?.(m), job.resume ? { kind: 'resume' } : { kind: 'no', command: job.commandLine.length > 0 ? `topiary ${job.commandLine.slice(1).join(' ')}` : undefined });
+    if (job.resume && resumable === null && await readManifest(resolve(job.out))) return await alreadyComplete(job);
+    if (!resumable) await checkOutputPath(job.out, job.force, denseOutputBytes(folder), [folder.dir]);
     await engine.probe();
-    out = await OutputFolder.create(job.out, { force: job.force, writer: { ...(job.maxShardBytes !== undefined ? { maxShardBytes: job.maxShardBytes } : {}), metadata: { topiary: 'pruned' } } });
+    const writerOptions = { ...(job.maxShardBytes !== undefined ? { maxShardBytes: job.maxShardBytes } : {}), metadata: { topiary: 'pruned' } };
     const exporter = new QuantizedExporter(job.format, job.quant, folder, { dampPercent: job.percdamp, keepUnquantized: job.keepUnquantized ?? (() => false) });
 
     const profile = job.profile ?? { kind: 'uniform' };
     const needsData = profile.kind === 'owl' || needsCalibration(job.tasks, job.quant !== null);
     let calibration: Calibration | null = null;
+    let progress: ProgressRecord | null = null;
+    if (resumable) {
+      // Everything is checked before the partial folder is touched: a refused resume leaves it as it was.
+      progress = await readProgress(resumable.path);
+      if (needsData) calibration = await withScratch((dir) => job.calibration(folder, dir));
+      if (progress.fingerprint !== await runFingerprint(job, folder, calibration)) {
+        throw new ResumeError(`--resume: the interrupted run in ${resumable.path} was made with another model, other flags or other calibration windows; rerun its own command with --resume, or pass --force to start over`);
+      }
+      out = await OutputFolder.adopt(job.out, resumable.path, { force: job.force, writer: writerOptions }, progress.writer);
+      exporter.restorePacked(progress.packedModules);
+      job.log?.(`resuming the interrupted run after layer ${progress.layersDone} of ${arch.numLayers}`);
+    } else {
+      out = await OutputFolder.create(job.out, { force: job.force, writer: writerOptions });
+      if (needsData) calibration = await job.calibration(folder, out.tmp);
+    }
+    const fingerprint = progress?.fingerprint ?? await runFingerprint(job, folder, calibration);
+    const layersDone = progress?.layersDone ?? 0;
+
     let activations: Activations | null = null;
     const runner = new BlockRunner(engine, arch);
     let tasks = job.tasks;
     let owlLayers: OwlLayer[] | null = null;
-    if (needsData) {
-      calibration = await job.calibration(folder, out.tmp);
+    let owlRatios: readonly number[] | null = progress?.owlRatios ?? null;
+    if (calibration) {
       const nseq = calibration.nsamples, T = calibration.seqlen;
       const shape: CalibrationShape = { nseq, T, batch: job.batch ?? defaultBatch(T, nseq) };
-      store = await openStore(job, arch, shape, out.tmp);
-      if (profile.kind === 'owl') {
+      const resumeStore = progress?.activations && layersDone < arch.numLayers ? progress.activations : null;
+      store = resumeStore
+        ? await DiskActivationStore.reopen(join(out.tmp, ACTIVATIONS_DIR), nseq, T * arch.hidden, resumeStore)
+        : await openStore(job, arch, shape, out.tmp);
+      if (profile.kind === 'owl' && owlRatios === null) {
         // OWL's dense pass over the whole model first (it leaves the store at the last layer's inputs).
         await embedInto(store, folder, calibration.ids, shape);
-        const owl = owlTasks(job.tasks, await owlOutlierRatios(folder, runner, store, T, shape.batch, profile.m), profile.lambda, job.log);
+        owlRatios = await owlOutlierRatios(folder, runner, store, T, shape.batch, profile.m);
+      }
+      if (profile.kind === 'owl' && owlRatios !== null) {
+        const owl = owlTasks(job.tasks, owlRatios, profile.lambda, job.log);
         tasks = owl.tasks;
         owlLayers = owl.layers;
       }
-      await embedInto(store, folder, calibration.ids, shape);
+      if (!resumeStore && layersDone === 0) await embedInto(store, folder, calibration.ids, shape);
       activations = { T, batch: shape.batch, store };
     }
     const tasksByLayer = new Map<number, LinearTask[]>();
     for (const t of tasks) tasksByLayer.set(t.layer, [...(tasksByLayer.get(t.layer) ?? []), t]);
     const run: RunState = {
       job, folder, engine, exporter, out, activations, runner, read: pLimit(4),
-      reports: [], written: new Set(), seconds: { forward: 0, statistics: 0, solve: 0, io: 0 },
+      reports: [...(progress?.reports ?? [])], written: new Set(progress?.written ?? []),
+      seconds: { ...(progress?.seconds ?? { forward: 0, statistics: 0, solve: 0, io: 0 }) },
     };
 
     for (const layer of arch.layers) {
+      if (layer.index < layersDone) continue;
       const ls = await loadLayer(run, layer, tasksByLayer.get(layer.index) ?? []);
       const stats = await collectStatistics(run, ls);
       const solved = await solveLayer(run, ls, stats);
       await propagate(run, ls);
       await writeLayer(run, ls, solved);
+      // A kill from here on resumes after this layer.
+      await writeProgress(out.tmp, {
+        tool: 'topiary-progress', version: 1, fingerprint, layersDone: layer.index + 1, writer: await out.checkpoint(),
+        activations: store ? await store.checkpoint() : null, owlRatios, reports: run.reports, written: [...run.written],
+        packedModules: exporter.packedModules, seconds: run.seconds,
+      });
       job.onLayer?.(layer.index, arch.numLayers, solved.reports);
     }
 
@@ -161,7 +198,8 @@ export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
     await out.commit();
     return { report, outDir: out.out };
   } catch (e) {
-    await out?.abort();
+    // A refused resume has not touched the partial folder; anything else removes this run's partial output.
+    if (!(e instanceof ResumeError)) await out?.abort();
     throw e;
   } finally {
     await store?.close();
@@ -170,14 +208,34 @@ export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
   }
 }
 
+/** Runs `fn` on a scratch folder (with its topiary/ subfolder) removed afterwards. */
+async function withScratch<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), 'topiary-resume-'));
+  try {
+    await mkdir(join(dir, TOPIARY_DIR), { recursive: true });
+    return await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** `--resume` when the output is complete already (a kill after its final rename): nothing to do. */
+async function alreadyComplete(job: PruneJob): Promise<PruneOutcome> {
+  const out = resolve(job.out);
+  await rm(join(out, PROGRESS_FILE), { force: true }); // left by a kill between the final rename and its removal
+  job.log?.(`nothing to resume: ${out} is complete`);
+  const report = JSON.parse(await readFile(join(out, REPORT_FILE), 'utf8')) as PruneReport;
+  return { report, outDir: out };
+}
+
 /** The activation store of the job's backend: memory unless a memory request (--max-memory / --offload) says disk. */
 async function openStore(job: PruneJob, arch: ArchSpec, shape: CalibrationShape, tmp: string): Promise<ActivationStore> {
   const choice = job.memory ? chooseBackend(arch, shape, job.tasks, job.quant !== null, job.memory) : null;
   if (choice?.note) job.log?.(choice.note);
   const seqValues = shape.T * arch.hidden;
-  return choice?.backend === 'disk'
-    ? DiskActivationStore.create(join(tmp, ACTIVATIONS_DIR), shape.nseq, seqValues)
-    : new MemoryActivationStore(shape.nseq, seqValues);
+  const disk = await DiskActivationStore.create(join(tmp, ACTIVATIONS_DIR), shape.nseq, seqValues);
+  // In memory, every write is mirrored to the generation files too, so a killed run can be resumed.
+  return choice?.backend === 'disk' ? disk : new MemoryActivationStore(shape.nseq, seqValues, disk);
 }
 
 /** Layer 0's inputs into the store, embedded a chunk of sequences at a time (all at once in memory). */

@@ -67,6 +67,7 @@ test('forEachBatch asks for batch k+1 before the work on batch k finishes', asyn
     write: () => Promise.resolve(),
     swap: () => Promise.resolve(),
     close: () => Promise.resolve(),
+    checkpoint: () => Promise.resolve({ generation: 0 }),
   };
   await forEachBatch(fake, 2, async (_x, s0) => {
     events.push(`start ${s0}`);
