@@ -113,7 +113,8 @@ export function applyChunk(s: BlockState, i: number, k: number, jFrom: number, j
 
 /**
  * Block column j: q = w (0 where masked), quantized on `grid` when the block has codes; writes q to Q (and its code),
- * the error (w − q)/d with d = U_cc to Err1 and adds (w − q)²/d² to the per-row loss.
+ * the error (w − q)/d with d = U_cc to Err1 and adds (w − q)²/d² to the per-row loss (a float64 sum where the
+ * reference's is float32: docs/reference-deviations.md §2).
  */
 export function emitColumn(s: BlockState, j: number, grid: QuantGrid | null): void {
   const { W1, mask1, Q, Err1: E, loss, rows, codes, maxq, U, cols } = s;

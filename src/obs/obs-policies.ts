@@ -117,7 +117,7 @@ class PerRowGrid implements GridPolicy {
 /**
  * GPTQ `static_groups`: every group's grid computed once, from W after the dead-column zeroing and before the
  * act-order permutation (gptq.py l.81–87); groups stay contiguous in the original column order (§7.7 of
- * shared/reference/solver/README.md).
+ * ../shared/reference/solver/README.md).
  */
 class StaticGroups implements GridPolicy {
   private readonly grids: readonly QuantGrid[];
@@ -150,8 +150,8 @@ class StaticGroups implements GridPolicy {
 /**
  * GPTQ groups without static groups: at each group start (c ≡ 0 mod groupsize, processing order) the grid comes
  * from W as it stands, i.e. with the updates of earlier BLOCKS only: the updates of earlier columns of this block
- * live in W1 (gptq.py l.121–123; shared/reference/solver/README.md §7.5 "stale group params"). With act-order the
- * groups are contiguous in the processing order (README.md §7.7 there).
+ * live in W1 (gptq.py l.121–123; ../shared/reference/solver/README.md §7.5 "stale group params"). With act-order
+ * the groups are contiguous in the processing order (§7.7 of the same file).
  */
 class StaleGroups implements GridPolicy {
   private readonly ngroups: number;
@@ -197,7 +197,7 @@ export interface QuantSpec extends QuantizerConfig {
 
 /**
  * Groupsize −1: the per-row grid, from `Wt` ([cols, rows]) as given — the solver passes the dense W, before the dead
- * columns are zeroed, as the reference does (§7.4 of shared/reference/solver/README.md).
+ * columns are zeroed, as the reference does (§7.4 of ../shared/reference/solver/README.md).
  */
 export function perRowGrid(quant: QuantizerConfig, Wt: Float32Array, rows: number, cols: number): GridPolicy {
   return new PerRowGrid(findParams(quant, Wt, rows, 0, cols), cols);

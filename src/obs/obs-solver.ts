@@ -48,8 +48,8 @@ export interface ObsSolveOptions {
    * after them in one engine GEMM, so the long tail of W is read and written once per S columns instead of once per
    * block (inside the S columns each block still updates the rest of them at once: every block starts with all
    * earlier updates in). S = B is the reference's per-block update. GPTQ groups recomputed from the stale W
-   * (shared/reference/solver/README.md §7.5) need S to be a multiple of the groupsize, else S = B is used
-   * (docs/reference-deviations.md).
+   * (../shared/reference/solver/README.md §7.5) need S to be a multiple of the groupsize, else S = B is used
+   * (docs/reference-deviations.md §2).
    */
   readonly superBlocksize?: number;
 }
@@ -154,7 +154,8 @@ function prepare(W: Float32Array, rows: number, cols: number, H: Float32Array | 
   const { quant, prune } = o;
   const Wt = new Float32Array(rows * cols);
   transposeF32(W, rows, cols, Wt);
-  // The per-row grid is fixed on the dense W before the dead columns are zeroed (shared/reference/solver/README.md §7.4).
+  // The per-row grid is fixed on the dense W before the dead columns are zeroed
+  // (../shared/reference/solver/README.md §7.4).
   const rowGrid = quant && quant.groupsize === -1 ? perRowGrid(quant, Wt, rows, cols) : null;
   const prepared = H instanceof Float32Array ? null : H;
   // H is read, never copied or modified: the factorization applies the dead-column fix (diag 0 → 1) itself.
@@ -274,7 +275,8 @@ function validate(rows: number, cols: number, W: Float32Array, H: Float32Array |
       assertNMGroups(p.n, p.m, cols, rule, `SparseGPT W [${rows}, ${cols}]`);
       if (B % p.m !== 0) throw new SolverInputError(`SparseGPT: ${p.n}:${p.m} sparsity with the exact mask rule needs the block size ${B} to be a multiple of M = ${p.m}`);
     } else {
-      // Groups restart at every block start (i % M, i counted from the block start; shared/reference/solver/README.md §7.2).
+      // Groups restart at every block start (i % M, i counted from the block start;
+      // ../shared/reference/solver/README.md §7.2).
       assertNMGroups(p.n, p.m, Math.min(B, cols), rule, `SparseGPT W [${rows}, ${cols}] block`);
       if (cols % B !== 0) assertNMGroups(p.n, p.m, cols % B, rule, `SparseGPT W [${rows}, ${cols}] last block`);
     }
@@ -287,7 +289,10 @@ function validate(rows: number, cols: number, W: Float32Array, H: Float32Array |
   }
 }
 
-/** torch.argsort(diag(H), descending=True) on the dead-fixed diagonal (0 reads as 1), ties to the lower index. */
+/**
+ * torch.argsort(diag(H), descending=True) on the dead-fixed diagonal (0 reads as 1), ties to the lower index
+ * (docs/reference-deviations.md §4).
+ */
 function actOrderPermutation(H: Float32Array, cols: number): Int32Array {
   const diag = Float64Array.from({ length: cols }, (_, i) => H[i * cols + i] || 1);
   const idx = Array.from({ length: cols }, (_, i) => i);
