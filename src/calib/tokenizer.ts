@@ -11,6 +11,7 @@
 import { AutoTokenizer, env, type PreTrainedTokenizer } from '@huggingface/transformers';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { isObject } from '../io/config-reader.js';
 import { assertRegularFileSync, decodeUtf8Strict, InputFileError, oneLine, parseJson, readRegularFileSync } from '../io/input-file.js';
 import { basename, dirname, join, resolve } from 'node:path';
 
@@ -183,9 +184,6 @@ const SAFE_REGEX_STEPS = new Set([
   '(?<![\\s\\S])▁(?![\\s\\S])', // drop a lone '▁' (all-space input)
   '^ +', ' +$', // the same with anchors, as older conversions write them
 ]);
-
-interface JsonObject { readonly [key: string]: unknown }
-const isObject = (x: unknown): x is JsonObject => typeof x === 'object' && x !== null && !Array.isArray(x);
 
 /**
  * Whether a long text may be encoded in pieces cut at a single space between letters/digits; null if so, else why not.

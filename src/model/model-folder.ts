@@ -20,6 +20,7 @@ import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { ArchSpec } from './arch.js';
 import { describeArchitecture, expectedTensors } from './registry.js';
 import { SafetensorsFile, type ReaderOptions, type TensorInfo } from '../io/safetensors-reader.js';
+import { isObject } from '../io/config-reader.js';
 import { describeFileType, InputFileError, readJsonFile } from '../io/input-file.js';
 import { DTYPE_BYTES, fromFloat32, isFloatDType, type DType } from '../io/dtype.js';
 import { INDEX_FILE_NAME, SINGLE_FILE_NAME } from '../io/safetensors-writer.js';
@@ -77,10 +78,6 @@ export interface TensorLocation extends TensorInfo {
 
 async function exists(path: string): Promise<boolean> {
   return (await stat(path).catch(() => null)) !== null;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** A JSON file of the folder (a regular file, strict UTF-8; errors name it and stay on one line). */

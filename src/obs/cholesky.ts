@@ -8,6 +8,7 @@
 //   U22 = factor(C);  T = B·U22ᵀ (= R12);  S = A − T·Tᵀ;  G = T·U22 (= B·C⁻¹);  U11 = factor(S);  U12 = −U11·G,
 // so all O(n³) work is four engine GEMMs per level (4n³/3 flops in all), in float64; blocks of ≤ 128 columns are
 // factored in TS (float64). On a non-positive pivot the damping is multiplied by 10 and the factorization retried.
+// Both differ from the reference's float32 chain on purpose (docs/reference-deviations.md §3).
 
 import { Engine, ort, type Feeds } from '../engine/engine.js';
 import { GraphBuilder } from '../engine/graph-builder.js';

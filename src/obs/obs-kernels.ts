@@ -1,24 +1,62 @@
-// The tight typed-array kernels of the OBS block loop (src/obs/obs-solver.ts): column emit (mask, quantize, error,
-// loss), the in-block rank-1 updates, the block mask (scores + radix select), and the copies and transposes around
-// the engine GEMMs.
-// Small standalone functions so V8 optimizes each loop on its own. Float32 semantics as torch's: every product
-// and difference is rounded to float32 (Math.fround; a Float32Array store rounds too).
+// The tight typed-array kernels of the OBS sweep (src/obs/obs-solver.ts): the column emit (mask, quantize, error,
+// loss), the in-block rank-1 updates, the block masks (unstructured scores + radix select, N:M groups), and the copies
+// and transposes around the engine GEMMs (src/obs/lazy-update.ts).
+// Each kernel takes the block it works on as one small state object (BlockView / BlockState, always built by the same
+// factory so every call sees one object shape) and copies the fields into locals on entry: the hot loops read only
+// locals and typed arrays, so V8 keeps them monomorphic. Float32 semantics as torch's: every product and difference is
+// rounded to float32 (Math.fround; a Float32Array store rounds too).
 //
 // The in-block update of column j by the chunk columns i…i+k−1 applies the k rank-1 terms to each element in column
 // order, fround(fround(w − fround(e_i·h_ij)) − …): exactly the sequence of the reference's per-column
 // `W1[:, i:] -= err1 ⊗ Hinv1[i, i:]`, with one pass over W1[:, j] instead of k.
 
-import { dequant, quantCode } from './quant-grid.js';
+import { pickNSmallest } from './nm-mask.js';
+import { dequant, quantCode, type QuantGrid } from './quant-grid.js';
 
 const fr = Math.fround;
 
+/**
+ * What the mask kernels read of one block of B columns, in block layout: column j of the block (column i1 + j of W)
+ * at [j·rows, (j + 1)·rows).
+ */
+export interface BlockView {
+  readonly rows: number;
+  /** Row stride of U (the number of columns of W). */
+  readonly cols: number;
+  /** The upper Cholesky factor of H⁻¹ [cols, cols] (H⁻¹ = UᵀU), in processing order. */
+  readonly U: Float32Array;
+  /** The block's first column in W (processing order). */
+  readonly i1: number;
+  /** Columns in the block (B, or fewer at the end). */
+  readonly count: number;
+  /** The block of W being swept, [count, rows] (the reference's W1), updated in place. */
+  readonly W1: Float32Array;
+  /** 1 = pruned, [count, rows] (the reference's mask1). */
+  readonly mask1: Uint8Array;
+}
+
+/** A block as the column sweep sees it: the view plus where its results go. */
+export interface BlockState extends BlockView {
+  /** The block's errors (w − q)/d, [count, rows] (the reference's Err1). */
+  readonly Err1: Float32Array;
+  /** Preserved zeros of the block, [count, rows]: the updates leave them at 0; null when no mask is preserved. */
+  readonly skip: Uint8Array | null;
+  /** Σ (w − q)²/d² per row over the block's columns so far (float64 accumulator, rounded once per block). */
+  readonly loss: Float64Array;
+  /** The emitted columns Q [cols, rows], absolute column offsets (the reference's Q1, written straight to W). */
+  readonly Q: Float32Array;
+  /** Integer codes [cols, rows] when quantizing, else null. */
+  readonly codes: Uint8Array | null;
+  readonly maxq: number;
+}
+
 /** W1[base + r] -= e[o + r]·h for r < rows. */
-export function rank1(W1: Float32Array, base: number, E: Float32Array, o: number, h: number, rows: number): void {
+function rank1(W1: Float32Array, base: number, E: Float32Array, o: number, h: number, rows: number): void {
   for (let r = 0; r < rows; r++) W1[base + r] = W1[base + r]! - fr(E[o + r]! * h);
 }
 
 /** rank1, leaving the entries with keep-out flags (preserved zeros) untouched. */
-export function rank1Masked(W1: Float32Array, base: number, E: Float32Array, o: number, h: number, rows: number, skip: Uint8Array, s: number): void {
+function rank1Masked(W1: Float32Array, base: number, E: Float32Array, o: number, h: number, rows: number, skip: Uint8Array, s: number): void {
   for (let r = 0; r < rows; r++) if (skip[s + r] === 0) W1[base + r] = W1[base + r]! - fr(E[o + r]! * h);
 }
 
@@ -50,11 +88,11 @@ function rank8(W1: Float32Array, base: number, E: Float32Array, o0: number, rows
 }
 
 /**
- * Block columns j ∈ [jFrom, jTo) receive the updates of the k consecutive block columns i…i+k−1 (errors in
- * E[(i+t)·rows …], U rows c0 + t with c0 = i1 + i). `skip` (preserved zeros, block layout) may be null.
+ * Block columns j ∈ [jFrom, jTo) receive the updates of the k consecutive block columns i…i+k−1
+ * (W1[:, j] -= Err1[:, i+t]·U[i1+i+t, i1+j]), preserved zeros left at 0.
  */
-export function applyChunk(W1: Float32Array, rows: number, E: Float32Array, U: Float32Array, cols: number, i1: number, i: number, k: number,
-  jFrom: number, jTo: number, skip: Uint8Array | null): void {
+export function applyChunk(s: BlockState, i: number, k: number, jFrom: number, jTo: number): void {
+  const { W1, rows, Err1: E, U, cols, i1, skip } = s;
   const c0 = i1 + i;
   for (let j = jFrom; j < jTo; j++) {
     const base = j * rows;
@@ -74,11 +112,18 @@ export function applyChunk(W1: Float32Array, rows: number, E: Float32Array, U: F
 }
 
 /**
- * One column: q = w (0 where masked), quantized when `codes` is given; writes q to Q (W's column), the error
- * (w − q)/d to E and adds (w − q)²/d² to the per-row loss.
+ * Block column j: q = w (0 where masked), quantized on `grid` when the block has codes; writes q to Q (and its code),
+ * the error (w − q)/d with d = U_cc to Err1 and adds (w − q)²/d² to the per-row loss (a float64 sum where the
+ * reference's is float32: docs/reference-deviations.md §2).
  */
-export function emitColumn(W1: Float32Array, wOff: number, mask1: Uint8Array, Q: Float32Array, qOff: number, E: Float32Array,
-  loss: Float64Array, d: number, rows: number, codes: Uint8Array | null, scale: Float32Array | null, zero: Float32Array | null, maxq: number): void {
+export function emitColumn(s: BlockState, j: number, grid: QuantGrid | null): void {
+  const { W1, mask1, Q, Err1: E, loss, rows, codes, maxq, U, cols } = s;
+  const c = s.i1 + j;
+  const wOff = j * rows;
+  const qOff = c * rows;
+  const d = U[c * cols + c]!;
+  const scale = grid ? grid.scale : null;
+  const zero = grid ? grid.zero : null;
   const d2 = fr(d * d);
   for (let r = 0; r < rows; r++) {
     const w = W1[wOff + r]!;
@@ -107,16 +152,22 @@ export function copyTransposedBlock(U: Float32Array, cols: number, i1: number, c
   }
 }
 
+/** Scratch of the unstructured block mask: `scores` [B·rows], `hist` a 65536-entry radix histogram. */
+export interface BlockScoreScratch {
+  readonly scores: Float32Array;
+  readonly hist: Uint32Array;
+}
+
 /**
- * The unstructured mask of one block: scores w²/U_jj² (block layout, `scores` [count·rows]) and mask1 = 1 for the
- * pruned entries, by `markSmallest`'s rules (src/obs/select.ts) over the rows × count block in row-major (r, j)
- * order: `reference` prunes every score <= the k-th smallest (k + 1 plus ties), `exact` the k smallest with ties
- * broken by the lower row-major index. The k-th value comes from a two-pass radix select on the float32 bits
- * (scores are ≥ 0, so their bit patterns sort as the values do), so no row-major copy or comparison sort is needed.
- * `hist` is a 65536-entry scratch histogram.
+ * The unstructured mask of one block: scores w²/U_jj² (block layout) and mask1 = 1 for the pruned entries, by
+ * `markSmallest`'s rules (src/obs/select.ts) over the rows × count block in row-major (r, j) order: `reference` prunes
+ * every score <= the k-th smallest (k + 1 plus ties), `exact` the k smallest with ties broken by the lower row-major
+ * index. The k-th value comes from a two-pass radix select on the float32 bits (scores are ≥ 0, so their bit patterns
+ * sort as the values do), so no row-major copy or comparison sort is needed.
  */
-export function selectBlockUnstructured(W1: Float32Array, rows: number, count: number, U: Float32Array, cols: number, i1: number,
-  k: number, exact: boolean, scores: Float32Array, hist: Uint32Array, mask1: Uint8Array): void {
+export function selectBlockUnstructured(s: BlockView, k: number, exact: boolean, scratch: BlockScoreScratch): void {
+  const { W1, rows, count, U, cols, i1, mask1 } = s;
+  const { scores, hist } = scratch;
   const n = rows * count;
   for (let j = 0; j < count; j++) {
     const d = U[(i1 + j) * cols + i1 + j]!;
@@ -149,6 +200,28 @@ export function selectBlockUnstructured(W1: Float32Array, rows: number, count: n
         ties--;
       }
     }
+  }
+}
+
+/** Scratch of one N:M group: `scores` and `pick`, M entries each. */
+export interface GroupScratch {
+  readonly scores: Float32Array;
+  readonly pick: Uint8Array;
+}
+
+/** N:M at block column j: per row, mark the n smallest w²/U_cc² among block columns j…j+len−1 (c = i1 + j + …). */
+export function selectNM(s: BlockView, j: number, len: number, n: number, scratch: GroupScratch): void {
+  const { W1, rows, U, cols, mask1 } = s;
+  const { scores, pick } = scratch;
+  const c = s.i1 + j;
+  for (let r = 0; r < rows; r++) {
+    for (let t = 0; t < len; t++) {
+      const dt = U[(c + t) * cols + c + t]!;
+      const w = W1[(j + t) * rows + r]!;
+      scores[t] = fr(fr(w * w) / fr(dt * dt));
+    }
+    pickNSmallest(scores, len, n, pick);
+    for (let t = 0; t < len; t++) if (pick[t]) mask1[(j + t) * rows + r] = 1;
   }
 }
 

@@ -1,7 +1,8 @@
 // The reference Quantizer (IST-DASLab gptq/sparsegpt `quant.py`): per-output-row min-max grid (optionally refined by
 // the MSE grid search), asymmetric or symmetric, 2–8 bits; quantize = clamp(round(x/scale) + zero, 0, maxq).
 // Every step is float32 as torch does it (Math.fround after each operation, the quotient before rounding) and
-// rounding is half-to-even (torch.round), README §7.6: a float64 quotient or JS Math.round flips codes at ±7.5 ties.
+// rounding is half-to-even (torch.round), ../shared/reference/solver/README.md §7.6: a float64 quotient or JS
+// Math.round flips codes at ±7.5 ties. The MSE search's error sum is float64 (docs/reference-deviations.md §2).
 
 import { SolverInputError } from './types.js';
 

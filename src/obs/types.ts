@@ -2,9 +2,10 @@
 // solver hands back for one weight matrix W [rows = out_features, cols = in_features].
 
 /**
- * How a comparison group is pruned.
+ * How a comparison group is pruned (docs/reference-deviations.md §1).
  * - `reference`: bit-for-bit the original code: an unstructured `<=` threshold at sorted index k prunes k + 1 plus
- *   ties (README §7.1); an N:M group cut short by a block or matrix end prunes N of what is there (§7.2).
+ *   ties (../shared/reference/solver/README.md §7.1); an N:M group cut short by a block or matrix end prunes N of what
+ *   is there (§7.2 there).
  * - `exact`: exactly ⌊S·n⌋ zeros per comparison group, ties broken by the lower (row, column) index; N:M requires M
  *   to divide the columns (and the SparseGPT block size).
  */

@@ -1,6 +1,7 @@
 // Magnitude pruning (the baseline of SparseGPT/Wanda; locuslab/wanda lib/prune.py `prune_magnitude`) for one weight
 // matrix, no weight update. Unstructured: one comparison group per matrix — `reference`: |W| <= sort(|W|)[int(numel·S)]
-// (k + 1 plus ties, README §7.1), `exact`: exactly int(numel·S) smallest, ties to the lower (row, column) index.
+// (k + 1 plus ties, ../shared/reference/solver/README.md §7.1), `exact`: exactly int(numel·S) smallest, ties to the
+// lower (row, column) index (docs/reference-deviations.md §1).
 // N:M: the N smallest |W| of each group of M absolute columns.
 
 import { nmMaskByColumns } from '../obs/nm-mask.js';

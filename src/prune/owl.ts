@@ -14,7 +14,8 @@ export function outlierRatio(metrics: readonly Float32Array[], M: number): numbe
   }
   if (n === 0) return 0;
   // torch.mean over float32 is accumulated pairwise in float32; the mean here is float64, rounded once: the outlier
-  // count can differ from the reference only for entries within one float32 ulp of the threshold.
+  // count can differ from the reference only for entries within one float32 ulp of the threshold
+  // (docs/reference-deviations.md §5).
   const threshold = Math.fround(Math.fround(sum / n) * M);
   let count = 0;
   for (const m of metrics) for (let i = 0; i < m.length; i++) if (m[i]! > threshold) count++;

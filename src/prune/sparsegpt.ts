@@ -9,7 +9,10 @@ import type { MaskRule, PruneSpec, SolverResult } from '../obs/types.js';
 
 export interface SparseGPTOptions {
   readonly prune: PruneSpec;
-  /** Default `exact`; `reference` reproduces the original masks bit for bit (README §7.1–7.2). */
+  /**
+   * Default `exact`; `reference` reproduces the original masks bit for bit (../shared/reference/solver/README.md
+   * §7.1–7.2; docs/reference-deviations.md §1).
+   */
   readonly maskRule?: MaskRule;
   /** Lazy-batch block size B (default 128). */
   readonly blocksize?: number;

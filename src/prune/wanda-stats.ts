@@ -1,8 +1,8 @@
 // Wanda's activation statistic `scaler_row` (locuslab/wanda lib/layerwrapper.py l.27–35): a running mean over
 // SEQUENCES of the squared column norms ‖X_j‖₂² of the linear's input, computed as torch.norm(…)**2 (a square root
-// rounded to float32, then squared: README §7.8), in float32 steps. torch reduces the transposed (non-contiguous)
-// input sequentially over tokens in float32, so the sum of squares does the same: that reproduces the stored
-// `scaler_row` bit for bit. O(tokens·cols) per batch, so plain TS.
+// rounded to float32, then squared: ../shared/reference/solver/README.md §7.8), in float32 steps. torch reduces the
+// transposed (non-contiguous) input sequentially over tokens in float32, so the sum of squares does the same: that
+// reproduces the stored `scaler_row` bit for bit. O(tokens·cols) per batch, so plain TS.
 
 import { SolverInputError } from '../obs/types.js';
 

@@ -2,7 +2,8 @@
 // 2–8-bit grid per output row or per group of columns, with act-order and static groups. It is the same solver as
 // SparseGPT (src/obs/obs-solver.ts: one Hessian, one inverse factor, one block loop) with quantization on and
 // pruning off. Group grids are taken at each group start from W as updated by earlier BLOCKS only (stale inside a
-// block, as the reference does: README §7.5); act-order groups are contiguous in the processing order (§7.7).
+// block, as the reference does: ../shared/reference/solver/README.md §7.5); act-order groups are contiguous in the
+// processing order (§7.7 there).
 
 import type { Engine } from '../engine/engine.js';
 import type { FactorPrecision, PreparedHessian } from '../obs/cholesky.js';

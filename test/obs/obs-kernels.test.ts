@@ -41,7 +41,7 @@ test('block mask by radix select equals markSmallest (both rules; random, tied a
       const k = pruneCount(rows * count, sparsity);
       for (const rule of ['reference', 'exact'] as const) {
         const mask = new Uint8Array(rows * count);
-        selectBlockUnstructured(W1, rows, count, U, cols, i1, k, rule === 'exact', new Float32Array(rows * count), new Uint32Array(65536), mask);
+        selectBlockUnstructured({ rows, cols, U, i1, count, W1, mask1: mask }, k, rule === 'exact', { scores: new Float32Array(rows * count), hist: new Uint32Array(65536) });
         assert.deepEqual(mask, viaMarkSmallest(W1, rows, count, U, cols, i1, k, rule), `${name}, sparsity ${sparsity}, ${rule}`);
       }
     }

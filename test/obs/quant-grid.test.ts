@@ -1,5 +1,6 @@
-// The reference Quantizer in float32 with half-to-even rounding (README §7.6), its grid edge cases, the MSE grid
-// search, bit-width validation, and GPTQ on an already-pruned matrix (preserveMask keeps every zero).
+// The reference Quantizer in float32 with half-to-even rounding (../shared/reference/solver/README.md §7.6), its grid
+// edge cases, the MSE grid search, bit-width validation, and GPTQ on an already-pruned matrix (preserveMask keeps
+// every zero).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,7 +1,8 @@
 // SparseGPT against the reference vectors (every sparsegpt_* file of ../shared/reference/solver): H accumulated
 // from the stored X with the stored batch sizes, the inverse factor U (where stored), then the full solve from that
-// H under the `reference` mask rule: masks, codes and grids identical, W_out and Losses within the README §6 bounds —
-// with the solver's default (reordered float32 sums of the multi-level lazy batching) and its exact-order option.
+// H under the `reference` mask rule: masks, codes and grids identical, W_out and Losses within the bounds of
+// ../shared/reference/solver/README.md §6 — with the solver's default (reordered float32 sums of the multi-level lazy
+// batching) and its exact-order option.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -49,7 +50,8 @@ for (const file of files) {
         const damp = Number(meta['damp']);
         assert.ok(Math.abs(f.damp - damp) <= 1e-6 * damp, `damp ${f.damp} vs ${damp}`);
         const Uref = await c.f32('Hinv');
-        // The reference U is a float32 LAPACK result; a float64 factor agrees to ~1e-6 of max |U| (README §6).
+        // The reference U is a float32 LAPACK result; a float64 factor agrees to ~1e-6 of max |U|
+        // (../shared/reference/solver/README.md §6; docs/reference-deviations.md §3).
         assert.ok(maxAbsDiff(f.U, Uref) <= 3e-6 * maxAbs(Uref), `U differs by ${maxAbsDiff(f.U, Uref) / maxAbs(Uref)} of max |U|`);
       }
 

@@ -57,7 +57,8 @@ for (const file of magnitudeFiles) {
       assert.equal(countDifferent(r.mask, mref), 0, 'mask');
       assert.equal(countDifferent(r.W, await c.f32('W_out')), 0, 'W_out');
       if (c.has('thresh')) {
-        // The reference prunes everything <= sorted(|W|)[int(numel·S)]: k + 1 plus ties (README §7.1).
+        // The reference prunes everything <= sorted(|W|)[int(numel·S)]: k + 1 plus ties
+        // (../shared/reference/solver/README.md §7.1).
         const thresh = (await c.f32('thresh'))[0]!;
         let atOrBelow = 0;
         for (const w of W) if (Math.abs(w) <= thresh) atOrBelow++;

@@ -1,8 +1,8 @@
 // GPTQ against the reference vectors (every gptq_* file of ../shared/reference/solver; they store H, not X):
 // codes, g_idx and perm identical; zero points identical; scales identical where the grid comes from W before any
 // update (per channel, static groups) and within 1e-5 where the reference takes it from the stale W inside a block
-// (README §7.5: W after earlier blocks' GEMM updates, whose fp32 rounding no two GEMMs share); W_out and Losses
-// within the README §6 bounds.
+// (../shared/reference/solver/README.md §7.5: W after earlier blocks' GEMM updates, whose fp32 rounding no two GEMMs
+// share); W_out and Losses within the §6 bounds of that file.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
