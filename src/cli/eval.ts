@@ -85,7 +85,8 @@ export async function runEval(model: string, flags: EvalFlags): Promise<EvalReco
     checkSeqlen(seqlen, folder.arch.maxPositions);
     const tokenizer = await TextTokenizer.load(folder.dir);
     const evalText = corpus.evaluation();
-    const engine = new Engine(device);
+    // Few sessions run many times: keep ORT's arena (see src/eval/perplexity.ts).
+    const engine = new Engine(device, undefined, true);
     try {
       await engine.probe();
       const t0 = performance.now();
