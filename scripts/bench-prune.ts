@@ -9,13 +9,15 @@
 // updates ≈ rows·cols² and the in-block rank-1 updates rows·cols·B (GEMM-shaped work the reference also does).
 //
 //   node dist/scripts/bench-prune.js [--hidden 2048 --intermediate 5632 --heads 16 --kv-heads 8 --layers 4
-//     --nseq 32 --seq 512 --method sparsegpt --device cpu]
+//     --nseq 32 --seq 512 --method sparsegpt --device cpu --threads N --spinning on|off --json]
+// --threads / --spinning set the engines' ORT threading (default: DEFAULT_THREADING); --json prints one JSON line
+// (wall, phases, rate, peak RSS) instead of the table, for scripts/bench-threads.ts.
 
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { Engine, parseDevice } from '../src/engine/engine.js';
+import { DEFAULT_THREADING, Engine, parseDevice, parseThreads, setThreading } from '../src/engine/engine.js';
 import { writeSafetensorsFile } from '../src/io/safetensors-writer.js';
 import { loadCalibrationTokens } from '../src/calib/calibration.js';
 import { planLinears, parseMethod } from '../src/pipeline/prune-plan.js';
@@ -62,9 +64,14 @@ async function main(): Promise<void> {
     .option('--seq <n>', 'tokens per window', int, 512)
     .option('--method <m>', 'sparsegpt|wanda|magnitude', 'sparsegpt')
     .option('--device <d>', 'cpu|cuda|webgpu', 'cpu')
+    .option('--threads <n>', 'ORT intra-op threads (default: ORT\'s choice)')
+    .option('--spinning <on|off>', 'ORT pool threads spin while idle', DEFAULT_THREADING.spinning ? 'on' : 'off')
+    .option('--json', 'print one JSON line instead of the table')
     .parse(process.argv)
-    .opts<{ hidden: number; intermediate: number; heads: number; kvHeads: number; layers: number; vocab: number; nseq: number; seq: number; method: string; device: string }>();
+    .opts<{ hidden: number; intermediate: number; heads: number; kvHeads: number; layers: number; vocab: number; nseq: number; seq: number; method: string; device: string; threads?: string; spinning: string; json?: boolean }>();
   const device = parseDevice(f.device);
+  if (f.spinning !== 'on' && f.spinning !== 'off') throw new Error(`--spinning ${f.spinning}: choose on or off`);
+  setThreading({ threads: f.threads !== undefined ? parseThreads(f.threads) : DEFAULT_THREADING.threads, spinning: f.spinning === 'on' });
   const dir = await mkdtemp(join(tmpdir(), 'topiary-bench-prune-'));
   try {
     const model = join(dir, 'model');
@@ -76,6 +83,7 @@ async function main(): Promise<void> {
     let s = 12345;
     for (let i = 0; i < ids.length; i++) { s = (Math.imul(s, 1103515245) + 12345) >>> 0; ids[i] = s % f.vocab; }
     const tokens = join(dir, 'topiary', 'calibration.safetensors');
+    await mkdir(join(dir, 'topiary'), { recursive: true });
     await writeSafetensorsFile(tokens, [{ name: 'input_ids', dtype: 'I32', shape: [f.nseq, f.seq], bytes: new Uint8Array(ids.buffer) }], { corpus: 'random' });
 
     const mmEngine = new Engine(device);
@@ -101,6 +109,10 @@ async function main(): Promise<void> {
     const other = wall - rows.reduce((a, r) => a + r[1], 0);
     const totalFlops = rows.reduce((a, r) => a + r[2], 0);
     const bound = totalFlops / (rate * 1e9);
+    if (f.json) {
+      process.stdout.write(`${JSON.stringify({ wall, seconds: sec, rate, bound, peakRssMiB: process.resourceUsage().maxRSS / 1024 })}\n`);
+      return;
+    }
     const out: string[] = [];
     out.push(`bench-prune: llama hidden ${f.hidden}, intermediate ${f.intermediate}, ${f.heads}/${f.kvHeads} heads, ${f.layers} layers, bf16; ${f.nseq} × ${f.seq} tokens; ${f.method} 50 %; device ${device}`);
     out.push(`model generated in ${genSeconds.toFixed(1)} s; MatMul 2048³ rate ${rate.toFixed(0)} GFLOP/s (same run)`);

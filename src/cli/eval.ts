@@ -16,6 +16,7 @@ import { modelArgument } from './model-arg.js';
 import { ModelFolder } from '../model/model-folder.js';
 import { formatSeconds, Progress } from './progress.js';
 import { describeFileType, fileErrorOf, openRegularFile } from '../io/input-file.js';
+import { THREADS_FLAG, THREADS_HELP } from './threads.js';
 
 export interface EvalFlags {
   dataset: string;
@@ -45,6 +46,7 @@ export function register(program: Command): void {
     .option('--nsamples <n>', 'evaluate at most this many chunks (default: all, floor(tokens / seqlen))')
     .option('--batch <n>', 'sequences per block run (default: about 4096 tokens per run)')
     .option('--device <device>', 'execution provider: cpu, cuda or webgpu', 'cpu')
+    .option(THREADS_FLAG, THREADS_HELP)
     .option('--data-dir <dir>', 'folder holding the named datasets (default: $TOPIARY_DATA or ../shared/datasets)')
     .option('--json <file>', 'also write the result as a JSON record to this file')
     .option('--quiet', 'no progress output')
@@ -83,7 +85,8 @@ export async function runEval(model: string, flags: EvalFlags): Promise<EvalReco
     checkSeqlen(seqlen, folder.arch.maxPositions);
     const tokenizer = await TextTokenizer.load(folder.dir);
     const evalText = corpus.evaluation();
-    const engine = new Engine(device);
+    // Few sessions run many times: keep ORT's arena (see src/eval/perplexity.ts).
+    const engine = new Engine(device, undefined, true);
     try {
       await engine.probe();
       const t0 = performance.now();

@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import { topiaryVersion } from '../engine/versions.js';
 import { installSignalCleanup } from '../export/output-folder.js';
 import { describeError } from './error-text.js';
+import { applyThreadsBeforeAction } from './threads.js';
 
 // Ctrl-C and SIGTERM remove partial outputs and exit 130 / 143.
 installSignalCleanup();
@@ -14,6 +15,9 @@ const program = new Command('topiary')
   .description('One-shot pruning and quantization of transformer language models, streamed layer by layer.')
   .version(topiaryVersion())
   .showHelpAfterError();
+
+// --threads (on every graph-running subcommand) sets the engines' threading before the action runs.
+applyThreadsBeforeAction(program);
 
 // Subcommands (each module exports register(program)).
 (await import('./inspect.js')).register(program);

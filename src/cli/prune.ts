@@ -23,6 +23,7 @@ import { freemem } from 'node:os';
 import { defaultBatch } from '../forward/forward.js';
 import { needsCalibration } from '../pipeline/methods.js';
 import { chooseBackend, DEFAULT_MEMORY_FRACTION, OFFLOAD_CHOICES, type MemoryRequest } from '../pipeline/memory-plan.js';
+import { THREADS_FLAG, THREADS_HELP } from './threads.js';
 
 interface CommonFlags {
   out?: string;
@@ -119,6 +120,7 @@ function addCommonOptions(cmd: Command): Command {
     .option('--blocksize <n>', 'SparseGPT/GPTQ lazy-batch block size B', '128')
     .option('--percdamp <x>', 'damping λ as a fraction of mean(diag H)', '0.01')
     .option('--device <d>', 'cpu|cuda|webgpu', 'cpu')
+    .option(THREADS_FLAG, THREADS_HELP)
     .option('--batch <n>', 'sequences per block run (default: ~4096 tokens)')
     .option('--wbits <b>', 'quantize to b bits (2–8), GPTQ-style, in the same pass')
     .option('--group-size <g>', 'quantization group size (default: per output channel)')

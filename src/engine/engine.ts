@@ -25,6 +25,41 @@ export function parseDevice(s: string): Device {
   throw new Error(`--device: unknown device "${s}" (choose one of ${DEVICES.join(', ')})`);
 }
 
+/**
+ * How ORT's CPU thread pools run (`--threads`). ORT's defaults (one intra-op thread per core, idle threads spinning
+ * for work) are fastest on a quiet machine but lose badly beside other CPU-bound processes, because spinning workers
+ * burn the cores the others need; eval/threads.md has the measurements behind DEFAULT_THREADING.
+ */
+export interface Threading {
+  /** Intra-op threads, the calling thread included; 0 lets ORT choose (one per physical core). */
+  readonly threads: number;
+  /** Idle pool threads spin waiting for the next task (ORT's default) instead of sleeping at once. */
+  readonly spinning: boolean;
+}
+
+export const DEFAULT_THREADING: Threading = { threads: 0, spinning: false };
+
+let processThreading: Threading = DEFAULT_THREADING;
+
+/**
+ * Sets the threading of every Engine created from now on (the CLI's `--threads`): the pipeline and eval create their
+ * own engines, so the flag reaches them through this one process-wide setting instead of through every job type.
+ */
+export function setThreading(t: Threading): void {
+  processThreading = t;
+}
+
+export function currentThreading(): Threading {
+  return processThreading;
+}
+
+/** `--threads N`: a positive integer (0 is not accepted: "ORT's choice" is the default, spelled by leaving it out). */
+export function parseThreads(s: string): number {
+  const n = Number(s);
+  if (!Number.isSafeInteger(n) || n < 1 || n > 1024) throw new Error(`--threads: expected a positive integer, got "${s}"`);
+  return n;
+}
+
 export type Feeds = Record<string, ort.Tensor>;
 export type Fetches = Record<string, ort.Tensor>;
 
@@ -33,7 +68,16 @@ export class Engine {
   /** Time spent inside session.run, per key prefix (for benchmarks). */
   readonly runSeconds = new Map<string, number>();
 
-  constructor(readonly device: Device = 'cpu', readonly intraOpThreads = 0) {}
+  readonly threading: Threading;
+
+  /**
+   * `intraOpThreads` overrides the process-wide thread count (tests pin 1 for reproducible reductions). `memArena`
+   * keeps ORT's CPU arena: for a job with few sessions that run many times (eval), so large intermediates are not
+   * mapped and faulted in afresh on every run.
+   */
+  constructor(readonly device: Device = 'cpu', intraOpThreads?: number, readonly memArena = false) {
+    this.threading = intraOpThreads === undefined ? processThreading : { ...processThreading, threads: intraOpThreads };
+  }
 
   /** The cached session for `key`, building the graph with `build` the first time. */
   session(key: string, build: () => GraphBuilder): Promise<ort.InferenceSession> {
@@ -61,10 +105,18 @@ export class Engine {
       graphOptimizationLevel: 'all',
       // Sessions are many (one per graph shape) and each CPU arena keeps its peak: without arenas the prune job's
       // peak RSS halved (2113 -> 1136 MiB, scripts/bench-prune.js at hidden 1024) for ~3 % more time.
-      enableCpuMemArena: false,
+      enableCpuMemArena: this.memArena,
       // ORT's own log lines would precede (and garble) the one clear error Topiary raises.
       logSeverityLevel: 4,
-      ...(this.intraOpThreads > 0 ? { intraOpNumThreads: this.intraOpThreads } : {}),
+      ...(this.threading.threads > 0 ? { intraOpNumThreads: this.threading.threads } : {}),
+      // Graphs run one node at a time (sequential execution), so the inter-op pool only matters if ORT ever makes
+      // one; keep it to the caller's thread.
+      interOpNumThreads: 1,
+      // Session config entries (onnxruntime_session_options_config_keys.h), as strings.
+      extra: {
+        'session.intra_op.allow_spinning': this.threading.spinning ? '1' : '0',
+        'session.inter_op.allow_spinning': this.threading.spinning ? '1' : '0',
+      },
     };
     // ORT's default logger prints provider failures itself; Topiary reports them as one clear error instead. Set
     // here, not at import: other packages (transformers.js) set this global when they load.

@@ -2,7 +2,8 @@
 // evaluation text are cut into nsamples = floor(len / seqlen) chunks (the tail is dropped), every chunk runs through
 // the streamed full-model forward (src/forward/forward.ts), and ppl = exp(mean over chunks of the chunk's mean
 // next-token NLL). Chunks are processed in groups sized so that their hidden states fit a memory budget; a group
-// reads every layer's weights once.
+// reads every layer's weights once. The engine given should keep ORT's memory arena (Engine memArena): eval runs few
+// graphs many times, and without the arena every run maps and faults in its large intermediates afresh.
 
 import type { Engine } from '../engine/engine.js';
 import type { ModelFolder } from '../model/model-folder.js';
@@ -15,6 +16,15 @@ export class PerplexityError extends Error {
   }
 }
 
+/**
+ * Query rows per attention chunk in eval's block graphs (the prune path keeps DEFAULT_ATTN_CHUNK, 512). Chunk
+ * [t0, t1) multiplies only keys [0, t1), so smaller chunks skip more of the masked half of QKᵀ and keep each score
+ * tensor small enough for the caches; on stories260K (seqlen 512, head_dim 8: attention is most of the work) that is
+ * the larger part of eval's speed-up (eval/eval-speed.md, scripts/bench-eval.ts). Masked scores are exact zeros
+ * after the softmax either way, and the perplexity measured there is unchanged.
+ */
+export const EVAL_ATTN_CHUNK = 64;
+
 /** Hidden-state bytes held at once by one forward group (all chunks of the group × seqlen × hidden × 4). */
 export const DEFAULT_GROUP_BYTES = 1 << 30;
 
@@ -26,6 +36,8 @@ export interface PerplexityOptions {
   readonly maxChunks?: number | null;
   /** Sequences per block run (forward.ts batch). */
   readonly batch?: number;
+  /** Query rows per attention chunk (default EVAL_ATTN_CHUNK). */
+  readonly attnChunk?: number;
   readonly groupBytes?: number;
   /** Called as layers finish: `done` of `total` chunk-layers (each chunk passes every layer once). */
   readonly onProgress?: (done: number, total: number, what: string) => void;
@@ -86,6 +98,7 @@ export async function perplexity(engine: Engine, folder: ModelFolder, ids: Int32
     const batch = opts.batch ?? defaultBatch(seqlen, n);
     const { nll } = await forward(engine, folder, tokens, {
       batch,
+      attnChunk: opts.attnChunk ?? EVAL_ATTN_CHUNK,
       onLayer: (layer, of) => opts.onProgress?.(g0 * layers + n * (layer + 1), nsamples * layers, `layer ${layer + 1}/${of}, chunks ${g0 + 1}-${g0 + n}`),
     });
     for (let s = 0; s < n; s++) {

@@ -20,6 +20,8 @@ export interface TokenBatch {
 export interface ForwardOptions {
   /** Sequences per block run: every linear then multiplies B·T token rows at once (default: 4096 tokens' worth). */
   readonly batch?: number;
+  /** Query rows per attention chunk of the block graphs (default DEFAULT_ATTN_CHUNK, block-graph.ts). */
+  readonly attnChunk?: number;
   /** Vocabulary rows per lm_head chunk (default 8192). */
   readonly vocabChunk?: number;
   /** Also return the full logits [nseq, T, vocab] (tests on small models only). */
@@ -113,15 +115,18 @@ export async function runLoadedLayer(runner: BlockRunner, hidden: Float32Array[]
   }
 }
 
-/** Runs every decoder layer over `hidden` in place, loading each layer's weights from the folder and dropping them after. */
-export async function runAllLayers(engine: Engine, folder: ModelFolder, hidden: Float32Array[], T: number, batch: number, onLayer?: (layer: number, of: number) => void, transform?: (index: number, w: LayerWeights) => LayerWeights | Promise<LayerWeights>): Promise<void> {
-  const runner = new BlockRunner(engine, folder.arch);
+/**
+ * Runs every decoder layer over `hidden` in place, loading each layer's weights from the folder and dropping them after.
+ * `runner` options (the attention chunk) shape the block graphs.
+ */
+export async function runAllLayers(engine: Engine, folder: ModelFolder, hidden: Float32Array[], T: number, batch: number, onLayer?: (layer: number, of: number) => void, transform?: (index: number, w: LayerWeights) => LayerWeights | Promise<LayerWeights>, runner: { readonly attnChunk?: number } = {}): Promise<void> {
+  const blocks = new BlockRunner(engine, folder.arch, runner);
   for (let i = 0; i < folder.arch.numLayers; i++) {
     let w: LayerWeights = await readLayerWeights(folder, i);
     if (transform) w = await transform(i, w);
-    runner.load(i, w);
-    await runLoadedLayer(runner, hidden, T, batch);
-    runner.unload();
+    blocks.load(i, w);
+    await runLoadedLayer(blocks, hidden, T, batch);
+    blocks.unload();
     onLayer?.(i, folder.arch.numLayers);
   }
 }
@@ -182,6 +187,6 @@ export async function headNll(engine: Engine, folder: ModelFolder, hidden: Float
 export async function forward(engine: Engine, folder: ModelFolder, tokens: TokenBatch, opts: ForwardOptions = {}): Promise<ForwardResult> {
   const hidden = await embedTokens(folder, tokens);
   const batch = opts.batch ?? defaultBatch(tokens.T, tokens.nseq);
-  await runAllLayers(engine, folder, hidden, tokens.T, batch, opts.onLayer);
+  await runAllLayers(engine, folder, hidden, tokens.T, batch, opts.onLayer, undefined, opts.attnChunk !== undefined ? { attnChunk: opts.attnChunk } : {});
   return headNll(engine, folder, hidden, tokens, { ...opts, batch });
 }

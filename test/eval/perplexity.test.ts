@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Engine } from '../../src/engine/engine.js';
 import { forward } from '../../src/forward/forward.js';
-import { chunkCount, perplexity, PerplexityError } from '../../src/eval/perplexity.js';
+import { chunkCount, EVAL_ATTN_CHUNK, perplexity, PerplexityError } from '../../src/eval/perplexity.js';
+import { DEFAULT_ATTN_CHUNK } from '../../src/forward/block-graph.js';
 import { ModelFolder } from '../../src/model/model-folder.js';
 import { modelDir } from '../shared-data.js';
 
@@ -52,6 +53,29 @@ test('stories260K: ppl is exp(mean over chunks of mean NLL), independent of grou
     await assert.rejects(perplexity(engine, folder, ids, { seqlen, nsamples: 0 }), /--nsamples must be a positive integer/);
   } finally {
     await engine.release();
+    await folder.close();
+  }
+});
+
+test('stories260K: eval\'s attention chunks and kept arena give the perplexity of the prune path\'s block graphs', async () => {
+  const folder = await ModelFolder.open(modelDir('stories260K'));
+  const plain = new Engine('cpu');
+  const arena = new Engine('cpu', undefined, true);
+  try {
+    // seqlen 300: several eval attention chunks, the last one short (300 = 4 × 64 + 44).
+    const seqlen = 300;
+    assert.ok(EVAL_ATTN_CHUNK < seqlen && seqlen % EVAL_ATTN_CHUNK !== 0 && DEFAULT_ATTN_CHUNK >= seqlen);
+    const ids = Int32Array.from({ length: 3 * seqlen }, (_, i) => 3 + ((i * 104729 + 7) % 509));
+    const before = await perplexity(plain, folder, ids, { seqlen, attnChunk: DEFAULT_ATTN_CHUNK });
+    const after = await perplexity(arena, folder, ids, { seqlen });
+    for (let s = 0; s < 3; s++) {
+      const a = after.chunkNll[s]!, b = before.chunkNll[s]!;
+      assert.ok(Math.abs(a - b) <= 1e-6 * Math.abs(b), `chunk ${s}: ${a} vs ${b}`);
+    }
+    assert.ok(Math.abs(after.ppl - before.ppl) <= 1e-6 * before.ppl, `${after.ppl} vs ${before.ppl}`);
+  } finally {
+    await plain.release();
+    await arena.release();
     await folder.close();
   }
 });
