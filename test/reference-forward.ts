@@ -3,7 +3,7 @@
 // gpt_neox). It shares nothing with src/engine (own rotary tables, own attention, own erf) so that the block graphs
 // are checked against an independent implementation. Slow: for tiny models only.
 
-import type { ArchSpec, LayerSpec, LinearInput, LinearRole, LinearSpec, NormSpec } from '../src/model/arch.js';
+import type { ArchSpec, LayerSpec, LinearInput, LinearRole, LinearSpec, NormSpec, RopePositions } from '../src/model/arch.js';
 
 export type TensorMap = ReadonlyMap<string, Float32Array>;
 
@@ -41,26 +41,66 @@ function activate(kind: ArchSpec['mlp']['activation'], x: number): number {
   }
 }
 
-/** inv_freq in float64 per transformers' modeling_rope_utils (default, linear, llama3). */
-export function referenceInvFreq(arch: ArchSpec): Float64Array {
-  if (arch.positions.kind !== 'rope') throw new Error('not a rotary model');
-  const { theta, rotaryDim: dim, scaling } = arch.positions;
-  const inv = new Float64Array(dim / 2);
-  for (let i = 0; i < dim / 2; i++) inv[i] = 1 / theta ** ((2 * i) / dim);
-  if (scaling?.type === 'linear') for (let i = 0; i < inv.length; i++) inv[i] = inv[i]! / scaling.factor;
-  if (scaling?.type === 'llama3') {
-    const { factor, lowFreqFactor, highFreqFactor, originalMaxPositions: old } = scaling;
-    const lowWl = old / lowFreqFactor, highWl = old / highFreqFactor;
-    for (let i = 0; i < inv.length; i++) {
-      const f = inv[i]!;
-      const wl = (2 * Math.PI) / f;
-      if (wl < highWl) continue; // high frequency: unchanged
-      if (wl > lowWl) { inv[i] = f / factor; continue; } // low frequency: interpolated positions
-      const smooth = (old / wl - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
-      inv[i] = (1 - smooth) * (f / factor) + smooth * f;
+/**
+ * inv_freq in float64 per transformers' modeling_rope_utils (default, linear, llama3, dynamic, yarn, longrope) for a
+ * forward over T positions, and the factor cos/sin are multiplied by.
+ */
+export function referenceRope(pos: RopePositions, T: number): { inv: Float64Array; attentionFactor: number } {
+  const { theta, rotaryDim: dim, scaling } = pos;
+  const plain = (base: number) => {
+    const f = new Float64Array(dim / 2);
+    for (let i = 0; i < dim / 2; i++) f[i] = Math.pow(base, -(2 * i) / dim);
+    return f;
+  };
+  if (scaling === null) return { inv: plain(theta), attentionFactor: 1 };
+  switch (scaling.type) {
+    case 'linear': return { inv: plain(theta).map((f) => f / scaling.factor), attentionFactor: 1 };
+    case 'llama3': {
+      const inv = plain(theta);
+      const { factor, lowFreqFactor, highFreqFactor, originalMaxPositions: old } = scaling;
+      const lowWl = old / lowFreqFactor, highWl = old / highFreqFactor;
+      for (let i = 0; i < inv.length; i++) {
+        const f = inv[i]!;
+        const wl = (2 * Math.PI) / f;
+        if (wl < highWl) continue; // high frequency: unchanged
+        if (wl > lowWl) { inv[i] = f / factor; continue; } // low frequency: interpolated positions
+        const smooth = (old / wl - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
+        inv[i] = (1 - smooth) * (f / factor) + smooth * f;
+      }
+      return { inv, attentionFactor: 1 };
+    }
+    case 'dynamic': {
+      // NTK-aware base growth once the sequence passes the trained length, none inside it.
+      const { factor, maxPositions: M } = scaling;
+      if (T <= M) return { inv: plain(theta), attentionFactor: 1 };
+      return { inv: plain(theta * Math.pow((factor * T) / M - factor + 1, dim / (dim - 2))), attentionFactor: 1 };
+    }
+    case 'longrope': {
+      const ext = T > scaling.originalMaxPositions ? scaling.longFactor : scaling.shortFactor;
+      return { inv: plain(theta).map((f, i) => f / ext[i]!), attentionFactor: scaling.attentionFactor };
+    }
+    case 'yarn': {
+      // Frequency i rotates L·f_i/(2π) times over the original context L; dimensions turning more than beta_fast
+      // times keep f_i, fewer than beta_slow get f_i / factor, linear in the dimension index between.
+      const L = scaling.originalMaxPositions;
+      const dimFor = (rot: number) => (dim * Math.log(L / (rot * 2 * Math.PI))) / (2 * Math.log(theta));
+      let lo = dimFor(scaling.betaFast), hi = dimFor(scaling.betaSlow);
+      if (scaling.truncate) { lo = Math.floor(lo); hi = Math.ceil(hi); }
+      lo = Math.max(lo, 0); hi = Math.min(hi, dim - 1);
+      if (hi === lo) hi += 0.001;
+      const inv = plain(theta).map((f, i) => {
+        const t = Math.min(1, Math.max(0, (i - lo) / (hi - lo))); // 0: original, 1: interpolated
+        return f * (1 - t) + (f / scaling.factor) * t;
+      });
+      return { inv, attentionFactor: scaling.attentionFactor };
     }
   }
-  return inv;
+}
+
+/** inv_freq of the model's rotary (model-level positions) at T positions. */
+export function referenceInvFreq(arch: Pick<ArchSpec, 'positions'>, T = 1): Float64Array {
+  if (arch.positions.kind !== 'rope') throw new Error('not a rotary model');
+  return referenceRope(arch.positions, T).inv;
 }
 
 class Ref {
@@ -147,15 +187,15 @@ class Ref {
     }
     if (layer.qNorm) q = this.norm(q, T * nH, hd, layer.qNorm, 'rmsnorm', false);
     if (layer.kNorm) k = this.norm(k, T * nKv, hd, layer.kNorm, 'rmsnorm', false);
-    if (this.arch.positions.kind === 'rope') {
-      const rd = this.arch.positions.rotaryDim;
-      const inv = referenceInvFreq(this.arch);
+    if (layer.rotary !== null) {
+      const rd = layer.rotary.rotaryDim;
+      const { inv, attentionFactor: af } = referenceRope(layer.rotary, T);
       const rotate = (x: Rows, heads: number) => {
         for (let t = 0; t < T; t++) for (let h = 0; h < heads; h++) {
           const base = (t * heads + h) * hd;
           const x1 = x.slice(base, base + rd / 2), x2 = x.slice(base + rd / 2, base + rd);
           for (let i = 0; i < rd / 2; i++) {
-            const c = Math.cos(t * inv[i]!), s = Math.sin(t * inv[i]!);
+            const c = af * Math.cos(t * inv[i]!), s = af * Math.sin(t * inv[i]!);
             // x·cos + rotate_half(x)·sin, rotate_half(x) = [−x2, x1]
             x[base + i] = x1[i]! * c - x2[i]! * s;
             x[base + rd / 2 + i] = x2[i]! * c + x1[i]! * s;

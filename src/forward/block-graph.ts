@@ -153,9 +153,9 @@ export function buildBlockGraph(arch: ArchSpec, layer: LayerSpec, o: BlockGraphO
   v = reshape(v, [B, T, nKv, hd]);
   if (layer.qNorm) q = addRmsNorm(g, q, weight('q_norm_w'), arch.norm.eps, false);
   if (layer.kNorm) k = addRmsNorm(g, k, weight('k_norm_w'), arch.norm.eps, false);
-  if (arch.positions.kind === 'rope') {
-    const rd = arch.positions.rotaryDim;
-    const tables = ropeTables(arch.positions, T);
+  if (layer.rotary !== null) {
+    const rd = layer.rotary.rotaryDim;
+    const tables = ropeTables(layer.rotary, T);
     const cos = g.constF32(tables.cos, [T, 1, rd]);
     const sin = g.constF32(tables.sinSigned, [T, 1, rd]);
     const rotate = (t: string): string => {
@@ -256,7 +256,7 @@ export function blockGraphKey(arch: ArchSpec, layer: LayerSpec, B: number, T: nu
   const structure = {
     dims: [arch.hidden, arch.numHeads, arch.numKvHeads, arch.headDim, arch.intermediate],
     norm: arch.norm, attention: arch.attention, mlp: arch.mlp, parallel: arch.parallelResidual,
-    positions: arch.positions.kind === 'rope' ? arch.positions : 'learned',
+    rotary: layer.rotary,
     slots: [...layerSlots(arch, layer).values()].map((s) => `${s.slot}:${s.dims.join('x')}`),
     transposed: layer.linears.map((l) => l.transposed),
     window: effectiveWindow(layer, T),

@@ -79,6 +79,11 @@ export type PositionsRow =
        * asking for less is refused rather than given a model transformers does not compute.
        */
       readonly partial: KeyChain<number> | 'whole_head';
+      /**
+       * The config class's default for a top-level original_max_position_embeddings (Phi3Config: 4096), which YaRN /
+       * LongRoPE then use; null: the class has no such field (only a value written in config.json counts).
+       */
+      readonly originalMaxDefault: number | null;
     }
   | {
       readonly kind: 'learned';
@@ -209,6 +214,7 @@ const LLAMA_FAMILY = {
     kind: 'rope',
     theta: { keys: ['rope_theta'], default: 10000 },
     partial: 'whole_head',
+    originalMaxDefault: null,
   },
   slidingWindow: { kind: 'none' },
   mlp: { kind: 'gated', activation: key('hidden_act', 'silu') },
@@ -308,7 +314,7 @@ const PHI3: ArchRow = {
   norm: { ...LLAMA_FAMILY.norm, eps: key('rms_norm_eps', 1e-5) },
   attention: { qkvLayout: 'concat', scaleFlag: null },
   // Phi3Attention rotates the first head_dim × partial_rotary_factor channels and passes the rest through.
-  positions: { ...LLAMA_FAMILY.positions, partial: { keys: ['partial_rotary_factor'], default: 1 } },
+  positions: { ...LLAMA_FAMILY.positions, partial: { keys: ['partial_rotary_factor'], default: 1 }, originalMaxDefault: 4096 },
   // Phi3Config.sliding_window defaults to None; Phi-3-mini-4k sets 2047.
   slidingWindow: { kind: 'sliding', size: key('sliding_window', null), enabled: null, layers: 'all' },
   linears: [
@@ -442,6 +448,7 @@ const GPT_NEOX: ArchRow = {
     kind: 'rope',
     theta: { keys: ['rotary_emb_base'], default: 10000 },
     partial: { keys: ['rotary_pct'], default: 0.25 },
+    originalMaxDefault: null,
   },
   slidingWindow: { kind: 'none' },
   mlp: { kind: 'plain', activation: key('hidden_act', 'gelu') },

@@ -52,6 +52,11 @@ export interface LayerSpec {
    * sliding_window_overlay on the causal mask); null: full causal attention.
    */
   readonly attentionWindow: number | null;
+  /**
+   * The rotary embedding this layer's attention applies (null: none — learned-position models, SmolLM3's NoPE
+   * layers). Usually ArchSpec.positions; Gemma 3's sliding layers use their own base.
+   */
+  readonly rotary: RopePositions | null;
 }
 
 export interface RopeScalingLlama3 {
@@ -65,6 +70,40 @@ export interface RopeScalingLinear {
   readonly type: 'linear';
   readonly factor: number;
 }
+/**
+ * Dynamic NTK (transformers' _compute_dynamic_ntk_parameters): the default frequencies for sequences up to
+ * maxPositions; a sequence of T > maxPositions tokens uses base θ·(factor·T/maxPositions − (factor − 1))^(d/(d−2)).
+ */
+export interface RopeScalingDynamic {
+  readonly type: 'dynamic';
+  readonly factor: number;
+  /** max_position_embeddings, the length up to which nothing changes. */
+  readonly maxPositions: number;
+}
+/** YaRN (_compute_yarn_parameters): a ramp between interpolated and original frequencies, cos/sin × attentionFactor. */
+export interface RopeScalingYarn {
+  readonly type: 'yarn';
+  readonly factor: number;
+  readonly originalMaxPositions: number;
+  readonly betaFast: number;
+  readonly betaSlow: number;
+  /** Round the correction range outward to whole dimensions (transformers' default). */
+  readonly truncate: boolean;
+  /** Multiplies cos and sin (the config's attention_factor, or the one derived from factor / mscale). */
+  readonly attentionFactor: number;
+}
+/**
+ * LongRoPE (_compute_longrope_parameters + longrope_frequency_update): per-frequency divisors, shortFactor for
+ * sequences up to originalMaxPositions and longFactor beyond; cos/sin × attentionFactor.
+ */
+export interface RopeScalingLongrope {
+  readonly type: 'longrope';
+  readonly shortFactor: readonly number[];
+  readonly longFactor: readonly number[];
+  readonly originalMaxPositions: number;
+  readonly attentionFactor: number;
+}
+export type RopeScaling = RopeScalingLlama3 | RopeScalingLinear | RopeScalingDynamic | RopeScalingYarn | RopeScalingLongrope;
 
 export type Positions =
   | {
@@ -72,7 +111,7 @@ export type Positions =
       readonly theta: number;
       /** Rotary applies to the first rotaryDim of each head (partial rotary: gpt_neox, phi); = headDim otherwise. */
       readonly rotaryDim: number;
-      readonly scaling: RopeScalingLlama3 | RopeScalingLinear | null;
+      readonly scaling: RopeScaling | null;
     }
   | {
       readonly kind: 'learned';
@@ -81,6 +120,8 @@ export type Positions =
       /** OPT adds 2 to every position id; GPT-2 adds 0. */
       readonly offset: number;
     };
+
+export type RopePositions = Extract<Positions, { kind: 'rope' }>;
 
 export interface ArchSpec {
   /** config.json model_type, e.g. `llama`. */

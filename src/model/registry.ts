@@ -5,7 +5,7 @@
 // field the rows do not name is either ignored (when it cannot change the math of a forward pass over
 // calibration-length sequences) or rejected with a clear error naming the file and the key.
 
-import type { Activation, ArchSpec, LayerSpec, LinearSpec, NormSpec, Positions, RopeScalingLinear, RopeScalingLlama3 } from './arch.js';
+import type { Activation, ArchSpec, LayerSpec, LinearSpec, NormSpec, Positions, RopePositions, RopeScaling } from './arch.js';
 import { ARCH_ROWS, LINEAR_ROLES, type ArchRow, type BiasRule, type KeyChain, type LinearRow, type PositionsRow, type Size } from './arch-rows.js';
 import { ConfigError, ConfigReader, isObject } from '../io/config-reader.js';
 
@@ -50,8 +50,9 @@ function buildArchitecture(row: ArchRow, r: ConfigReader): ArchSpec {
   const activationName = r.str(act.key, act.default);
   const tied = r.bool(row.tiedEmbeddings.key, row.tiedEmbeddings.default);
   const windows = layerWindows(row, r, dims.numLayers);
+  const pos = positions(row, r, dims);
   const layers: LayerSpec[] = [];
-  for (let i = 0; i < dims.numLayers; i++) layers.push(layerSpec(row, r, dims, i, windows[i]!));
+  for (let i = 0; i < dims.numLayers; i++) layers.push(layerSpec(row, r, dims, i, windows[i]!, pos.kind === 'rope' ? pos : null));
   const n = row.names;
   return {
     modelType: row.modelType,
@@ -65,7 +66,7 @@ function buildArchitecture(row: ArchRow, r: ConfigReader): ArchSpec {
       qkvLayout: row.attention.qkvLayout,
       scale: row.attention.scaleFlag === null || r.bool(row.attention.scaleFlag.key, row.attention.scaleFlag.default) ? 1 / Math.sqrt(dims.headDim) : 1,
     },
-    positions: positions(row, r, dims.headDim),
+    positions: pos,
     mlp: { kind: row.mlp.kind, activation: activation(r, act.key, activationName) },
     parallelResidual: row.parallelResidual === false ? false : r.bool(row.parallelResidual.key, row.parallelResidual.default),
     embedScale: row.embedScale === 'sqrt_hidden' ? Math.sqrt(dims.hidden) : 1,
@@ -134,7 +135,7 @@ function isLayerTypes(v: unknown, numLayers: number): v is readonly LayerType[] 
   return Array.isArray(v) && v.length === numLayers && v.every((t: unknown) => t === 'full_attention' || t === 'sliding_attention');
 }
 
-function layerSpec(row: ArchRow, r: ConfigReader, dims: Dims, i: number, attentionWindow: number | null): LayerSpec {
+function layerSpec(row: ArchRow, r: ConfigReader, dims: Dims, i: number, attentionWindow: number | null, rotary: RopePositions | null): LayerSpec {
   const at = (template: string) => template.replaceAll('{i}', String(i));
   const n = row.names;
   return {
@@ -146,6 +147,7 @@ function layerSpec(row: ArchRow, r: ConfigReader, dims: Dims, i: number, attenti
     qNorm: n.qkNorm === null ? null : norm(at(n.qkNorm.q), false),
     kNorm: n.qkNorm === null ? null : norm(at(n.qkNorm.k), false),
     attentionWindow,
+    rotary,
   };
 }
 
@@ -198,18 +200,18 @@ function firstOf<T>(r: ConfigReader, chain: KeyChain<T>, read: (key: string, fal
   return read(present ?? chain.keys[0]!, chain.default);
 }
 
-function positions(row: ArchRow, r: ConfigReader, headDim: number): Positions {
+function positions(row: ArchRow, r: ConfigReader, dims: Dims): Positions {
   const p = row.positions;
   if (p.kind === 'learned') return { kind: 'learned', weight: `${p.path}.weight`, offset: p.offset };
-  return ropePositions(row.modelType, p, r, headDim);
+  return ropePositions(row.modelType, p, r, dims.headDim, dims.maxPositions);
 }
 
 /**
  * Rotary positions as transformers computes them: theta and the partial rotary fraction from the row's keys (or from
- * rope_parameters in transformers v5 configs, which wins), and rope_scaling of type default, linear or llama3; any
- * other scaling is rejected.
+ * rope_parameters in transformers v5 configs, which wins), and rope_scaling of type default, linear, llama3, dynamic,
+ * yarn or longrope; any other scaling is rejected.
  */
-function ropePositions(modelType: string, p: Extract<PositionsRow, { kind: 'rope' }>, r: ConfigReader, headDim: number): Positions {
+function ropePositions(modelType: string, p: Extract<PositionsRow, { kind: 'rope' }>, r: ConfigReader, headDim: number, maxPositions: number): Positions {
   // A key written into rope_parameters counts even as null (transformers' setdefault keeps it, and then fails).
   const params = r.nested('rope_parameters');
   const theta = params !== null && params.config['rope_theta'] !== undefined
@@ -226,14 +228,46 @@ function ropePositions(modelType: string, p: Extract<PositionsRow, { kind: 'rope
   const rotaryDim = Math.floor(headDim * partial);
   if (rotaryDim < 2 || rotaryDim % 2 !== 0) r.fail(`rotary dimension ${rotaryDim} (head_dim ${headDim} × ${partial}) must be an even number ≥ 2`);
   const rawScaling = r.config['rope_scaling'] ?? params?.config ?? null;
-  return { kind: 'rope', theta, rotaryDim, scaling: ropeScaling(r, rawScaling) };
+  const topLevelOriginalMax = r.has('original_max_position_embeddings') ? r.int('original_max_position_embeddings') : p.originalMaxDefault;
+  return { kind: 'rope', theta, rotaryDim, scaling: ropeScaling(r, rawScaling, { maxPositions, rotaryDim, topLevelOriginalMax }) };
 }
 
-function ropeScaling(r: ConfigReader, raw: unknown): RopeScalingLlama3 | RopeScalingLinear | null {
+/** What the scalings read besides rope_scaling itself. */
+interface ScalingContext {
+  readonly maxPositions: number;
+  readonly rotaryDim: number;
+  /**
+   * original_max_position_embeddings at the top level of config.json, or the config class's own default for it
+   * (Phi3Config: 4096); null when neither. transformers v5 moves it into the yarn / longrope parameters and lets it
+   * win over theirs (standardize_rope_params).
+   */
+  readonly topLevelOriginalMax: number | null;
+}
+
+/** transformers' YaRN get_mscale: 0.1·m·ln(s) + 1 for s > 1, else 1. */
+function yarnMscale(scale: number, m: number): number {
+  return scale <= 1 ? 1 : 0.1 * m * Math.log(scale) + 1;
+}
+
+function factorList(s: ConfigReader, key: string, half: number): readonly number[] {
+  const v = s.config[key];
+  if (!Array.isArray(v) || v.length !== half || !v.every((x: unknown) => typeof x === 'number' && Number.isFinite(x) && x > 0)) {
+    return s.fail(`"${key}" must list ${half} positive numbers (rotary dimension / 2), got ${JSON.stringify(v)}`);
+  }
+  return v as number[];
+}
+
+/**
+ * rope_scaling (or v5 rope_parameters) as transformers' current release reads it. YaRN and LongRoPE follow v5: the
+ * explicit `factor` wins (4.x replaced it by max_position_embeddings / original_max_position_embeddings when the
+ * latter was in rope_scaling), original_max_position_embeddings from the top level first.
+ */
+function ropeScaling(r: ConfigReader, raw: unknown, ctx: ScalingContext): RopeScaling | null {
   if (raw === undefined || raw === null) return null;
   if (!isObject(raw)) return r.fail(`"rope_scaling" must be an object or null, got ${JSON.stringify(raw)}`);
   const type = raw['rope_type'] ?? raw['type'] ?? 'default';
   const s = new ConfigReader(raw, `${r.where} rope_scaling`);
+  const originalMax = () => ctx.topLevelOriginalMax ?? s.int('original_max_position_embeddings', ctx.maxPositions);
   switch (type) {
     case 'default': return null;
     case 'linear': return { type: 'linear', factor: s.positive('factor') };
@@ -244,7 +278,32 @@ function ropeScaling(r: ConfigReader, raw: unknown): RopeScalingLlama3 | RopeSca
       highFreqFactor: s.positive('high_freq_factor'),
       originalMaxPositions: s.int('original_max_position_embeddings'),
     };
-    default: return r.fail(`rope_scaling type ${JSON.stringify(type)} is not supported (supported: default, linear, llama3)`);
+    case 'dynamic': return { type: 'dynamic', factor: s.positive('factor'), maxPositions: ctx.maxPositions };
+    case 'yarn': {
+      const factor = s.positive('factor');
+      const mscale = s.has('mscale') ? s.positive('mscale') : 0;
+      const mscaleAllDim = s.has('mscale_all_dim') ? s.positive('mscale_all_dim') : 0;
+      const attentionFactor = s.has('attention_factor')
+        ? s.positive('attention_factor')
+        : mscale !== 0 && mscaleAllDim !== 0 ? yarnMscale(factor, mscale) / yarnMscale(factor, mscaleAllDim) : yarnMscale(factor, 1);
+      // transformers: `beta_fast or 32`, `beta_slow or 1` (a 0 also takes the default).
+      const betaFast = raw['beta_fast'] === 0 ? 32 : s.positive('beta_fast', 32);
+      const betaSlow = raw['beta_slow'] === 0 ? 1 : s.positive('beta_slow', 1);
+      return { type: 'yarn', factor, originalMaxPositions: originalMax(), betaFast, betaSlow, truncate: s.bool('truncate', true), attentionFactor };
+    }
+    case 'longrope': {
+      const half = ctx.rotaryDim / 2;
+      const originalMaxPositions = originalMax();
+      const factor = s.has('factor') ? s.positive('factor') : ctx.maxPositions / originalMaxPositions;
+      const attentionFactor = s.has('attention_factor')
+        ? s.positive('attention_factor')
+        : factor <= 1 ? 1 : Math.sqrt(1 + Math.log(factor) / Math.log(originalMaxPositions));
+      return {
+        type: 'longrope', shortFactor: factorList(s, 'short_factor', half), longFactor: factorList(s, 'long_factor', half),
+        originalMaxPositions, attentionFactor,
+      };
+    }
+    default: return r.fail(`rope_scaling type ${JSON.stringify(type)} is not supported (supported: default, linear, llama3, dynamic, yarn, longrope)`);
   }
 }
 

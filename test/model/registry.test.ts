@@ -226,7 +226,10 @@ test('phi3: fused qkv_proj and gate_up_proj, partial rotary factor', () => {
   assert.equal(spec.attention.qkvLayout, 'concat');
   assert.equal((spec.positions as { rotaryDim: number }).rotaryDim, 4);
   assert.deepEqual(spec.layers[0]!.linears.map((l) => l.role), ['qkv', 'o', 'gate_up', 'down']);
-  assert.throws(() => describeArchitecture({ model_type: 'phi3', hidden_size: 32, num_attention_heads: 4, rope_scaling: { type: 'longrope', short_factor: [1], long_factor: [1] } }, 'x/config.json'), /x\/config.json: rope_scaling type "longrope" is not supported/);
+  // longrope's factor lists must have one entry per rotary frequency (head_dim 8 / 2 = 4 here).
+  assert.throws(() => describeArchitecture({ model_type: 'phi3', hidden_size: 32, num_attention_heads: 4, rope_scaling: { type: 'longrope', short_factor: [1], long_factor: [1] } }, 'x/config.json'), /x\/config.json rope_scaling: "short_factor" must list 4 positive numbers/);
+  // "su" (the name early Phi-3-128k configs used) is not a rope type current transformers knows.
+  assert.throws(() => describeArchitecture({ model_type: 'phi3', hidden_size: 32, num_attention_heads: 4, rope_scaling: { type: 'su', short_factor: [1, 1], long_factor: [1, 1] } }, 'x/config.json'), /x\/config.json: rope_scaling type "su" is not supported/);
 });
 
 test('gemma: (1 + w) norm, sqrt(hidden) embed scale, head_dim, gelu_pytorch_tanh, tied', () => {
@@ -267,7 +270,8 @@ test('clear errors: unknown model_type lists the supported ones; bad fields name
   assert.throws(() => describeArchitecture({ model_type: 'toString' }, 'c'), /model_type "toString" is not supported/);
   assert.throws(() => describeArchitecture({ ...llamaConfig, hidden_size: -4 }, 'c'), /c: "hidden_size" must be a positive integer, got -4/);
   assert.throws(() => describeArchitecture({ ...llamaConfig, num_key_value_heads: 3 }, 'c'), /not a multiple of "num_key_value_heads" = 3/);
-  assert.throws(() => describeArchitecture({ ...llamaConfig, rope_scaling: { rope_type: 'yarn', factor: 4 } }, 'c'), /rope_scaling type "yarn" is not supported \(supported: default, linear, llama3\)/);
+  assert.throws(() => describeArchitecture({ ...llamaConfig, rope_scaling: { rope_type: 'mrope', factor: 4 } }, 'c'), /rope_scaling type "mrope" is not supported \(supported: default, linear, llama3, dynamic, yarn, longrope\)/);
+  assert.throws(() => describeArchitecture({ ...llamaConfig, rope_scaling: { rope_type: 'yarn' } }, 'c'), /c rope_scaling: "factor" is missing/);
   assert.throws(() => describeArchitecture({ ...llamaConfig, rope_scaling: { rope_type: 'llama3', factor: 8 } }, 'c'), /c rope_scaling: "low_freq_factor" is missing/);
   assert.throws(() => describeArchitecture({ ...llamaConfig, hidden_act: 'mish' }, 'c'), /"hidden_act" = "mish" is not supported/);
   assert.throws(() => describeArchitecture({ model_type: 'gpt2', scale_attn_by_inverse_layer_idx: true }, 'c'), /scale_attn_by_inverse_layer_idx/);
@@ -356,4 +360,31 @@ test('sliding windows per layer: mistral, phi3, qwen2 / qwen3 use_sliding_window
   assert.deepEqual(windows('llama', { sliding_window: 8 }), [null, null, null]); // LlamaAttention has no window
   assert.throws(() => windows('qwen2', { use_sliding_window: true, layer_types: ['full_attention'] }), /c: "layer_types" must list "full_attention" or "sliding_attention" for each of the 3 layers/);
   assert.throws(() => windows('mistral', { sliding_window: 0 }), /c: "sliding_window" must be a positive integer, got 0/);
+});
+
+test('rope scaling dynamic / yarn / longrope: the values transformers v5 derives (factor, original length, attention factor)', () => {
+  const scaling = (c: Record<string, unknown>) => (describeArchitecture(c, 'c').positions as { scaling: unknown }).scaling;
+  assert.deepEqual(scaling({ ...llamaConfig, rope_scaling: { rope_type: 'dynamic', factor: 2 } }), { type: 'dynamic', factor: 2, maxPositions: 256 });
+  // Qwen3 long context: factor 4, original 32768, max 40960 -> v5 keeps the explicit factor; attention 0.1·ln 4 + 1.
+  const qwen3 = { model_type: 'qwen3', hidden_size: 64, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16, max_position_embeddings: 40960 };
+  assert.deepEqual(scaling({ ...qwen3, rope_scaling: { rope_type: 'yarn', factor: 4, original_max_position_embeddings: 32768 } }),
+    { type: 'yarn', factor: 4, originalMaxPositions: 32768, betaFast: 32, betaSlow: 1, truncate: true, attentionFactor: 0.1 * Math.log(4) + 1 });
+  // No original length in rope_scaling: max_position_embeddings; beta 0 means the default (`or 32`); truncate false kept.
+  assert.deepEqual(scaling({ ...qwen3, rope_scaling: { type: 'yarn', factor: 2, beta_fast: 0, beta_slow: 2, truncate: false, attention_factor: 1.5 } }),
+    { type: 'yarn', factor: 2, originalMaxPositions: 40960, betaFast: 32, betaSlow: 2, truncate: false, attentionFactor: 1.5 });
+  // DeepSeek style mscale / mscale_all_dim: (0.1·0.707·ln 40 + 1) / (0.1·1·ln 40 + 1).
+  const ds = scaling({ ...qwen3, rope_scaling: { rope_type: 'yarn', factor: 40, mscale: 0.707, mscale_all_dim: 1, original_max_position_embeddings: 4096 } }) as { attentionFactor: number };
+  assert.ok(Math.abs(ds.attentionFactor - (0.1 * 0.707 * Math.log(40) + 1) / (0.1 * Math.log(40) + 1)) < 1e-15);
+  // A top-level original_max_position_embeddings wins over rope_scaling's (standardize_rope_params).
+  assert.equal((scaling({ ...qwen3, original_max_position_embeddings: 8192, rope_scaling: { rope_type: 'yarn', factor: 4, original_max_position_embeddings: 32768 } }) as { originalMaxPositions: number }).originalMaxPositions, 8192);
+
+  // Phi-3.5-mini: longrope without factor, original 4096 at the top level, max 131072 -> factor 32, √(1 + ln 32 / ln 4096).
+  const phi = { model_type: 'phi3', hidden_size: 32, num_attention_heads: 4, max_position_embeddings: 131072 };
+  const factors = { short_factor: [1, 1.5, 2, 3], long_factor: [2, 3, 4, 5] };
+  assert.deepEqual(scaling({ ...phi, original_max_position_embeddings: 4096, rope_scaling: { type: 'longrope', ...factors } }),
+    { type: 'longrope', shortFactor: [1, 1.5, 2, 3], longFactor: [2, 3, 4, 5], originalMaxPositions: 4096, attentionFactor: Math.sqrt(1 + Math.log(32) / Math.log(4096)) });
+  // Phi3Config's own default original_max_position_embeddings is 4096; an explicit factor ≤ 1 gives attention factor 1.
+  assert.deepEqual(scaling({ ...phi, rope_scaling: { type: 'longrope', factor: 1, ...factors } }),
+    { type: 'longrope', shortFactor: [1, 1.5, 2, 3], longFactor: [2, 3, 4, 5], originalMaxPositions: 4096, attentionFactor: 1 });
+  assert.throws(() => describeArchitecture({ ...phi, rope_scaling: { type: 'longrope', short_factor: [1, 1, 1, 1], long_factor: [1, 'x', 1, 1] } }, 'c'), /c rope_scaling: "long_factor" must list 4 positive numbers/);
 });
