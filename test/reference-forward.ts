@@ -36,6 +36,8 @@ function activate(kind: ArchSpec['mlp']['activation'], x: number): number {
   switch (kind) {
     case 'silu': return x / (1 + Math.exp(-x));
     case 'relu': return x > 0 ? x : 0;
+    case 'relu2': return x > 0 ? x * x : 0;
+    case 'quick_gelu': return x / (1 + Math.exp(-1.702 * x));
     case 'gelu': return 0.5 * x * (1 + erf(x / Math.SQRT2));
     case 'gelu_tanh': return 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)));
   }

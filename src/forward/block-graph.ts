@@ -116,6 +116,8 @@ export function buildBlockGraph(arch: ArchSpec, layer: LayerSpec, o: BlockGraphO
     switch (arch.mlp.activation) {
       case 'silu': return g.op('Mul', [x, g.op('Sigmoid', [x])]);
       case 'relu': return g.op('Relu', [x]);
+      case 'relu2': { const r = g.op('Relu', [x]); return g.op('Mul', [r, r]); } // ReLUSquaredActivation
+      case 'quick_gelu': return g.op('Mul', [x, g.op('Sigmoid', [g.op('Mul', [x, scalar(1.702)])])]); // QuickGELUActivation
       case 'gelu': {
         // 0.5·x·(1 + erf(x/√2)), torch's exact gelu.
         const e = g.op('Erf', [g.op('Mul', [x, scalar(Math.SQRT1_2)])]);

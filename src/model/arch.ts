@@ -3,7 +3,12 @@
 // block graphs, the streamed forward, pruning, export) reads this, never config.json directly.
 
 export type NormKind = 'rmsnorm' | 'layernorm';
-export type Activation = 'silu' | 'gelu' | 'gelu_tanh' | 'relu';
+/**
+ * MLP activations (transformers ACT2FN names map onto these in the registry): silu; gelu = exact erf GELU (gelu,
+ * gelu_python); gelu_tanh = the tanh approximation (gelu_new, gelu_pytorch_tanh, gelu_fast, gelu_accurate); relu;
+ * quick_gelu = x·σ(1.702x); relu2 = relu(x)² (Primer's squared ReLU).
+ */
+export type Activation = 'silu' | 'gelu' | 'gelu_tanh' | 'relu' | 'quick_gelu' | 'relu2';
 
 /** Where a linear's input comes from; linears with the same source share one Hessian (q/k/v, gate/up). */
 export type LinearInput = 'attn_in' | 'attn_out' | 'mlp_in' | 'mlp_act';

@@ -183,15 +183,19 @@ function norm(path: string, hasBias: boolean): NormSpec {
   return { weight: `${path}.weight`, bias: hasBias ? `${path}.bias` : null };
 }
 
+/** transformers' ACT2FN names the block graphs implement, and what each computes. */
+const ACTIVATIONS: ReadonlyMap<string, Activation> = new Map([
+  ['silu', 'silu'], ['swish', 'silu'],
+  ['gelu', 'gelu'], ['gelu_python', 'gelu'],
+  ['gelu_new', 'gelu_tanh'], ['gelu_pytorch_tanh', 'gelu_tanh'], ['gelu_fast', 'gelu_tanh'], ['gelu_accurate', 'gelu_tanh'],
+  ['relu', 'relu'], ['quick_gelu', 'quick_gelu'], ['relu2', 'relu2'],
+]);
+
 /** Maps transformers' ACT2FN names onto the activations the block graphs implement. */
 function activation(r: ConfigReader, key: string, name: string): Activation {
-  switch (name) {
-    case 'silu': case 'swish': return 'silu';
-    case 'gelu': return 'gelu';
-    case 'gelu_new': case 'gelu_pytorch_tanh': case 'gelu_fast': return 'gelu_tanh';
-    case 'relu': return 'relu';
-    default: return r.fail(`"${key}" = ${JSON.stringify(name)} is not supported (supported: silu, gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, relu)`);
-  }
+  const a = ACTIVATIONS.get(name);
+  if (a === undefined) return r.fail(`"${key}" = ${JSON.stringify(name)} is not supported (supported: ${[...ACTIVATIONS.keys()].join(', ')})`);
+  return a;
 }
 
 /** The value of the first key of `chain` present in the config, or the chain's default, read by `read`. */
