@@ -19,7 +19,7 @@ import { describeArchitecture, expectedTensors, SUPPORTED_MODEL_TYPES } from '..
 export type GenDType = 'f32' | 'f16' | 'bf16';
 
 export interface GenerateOptions {
-  /** model_type: llama, mistral, qwen2, qwen3, gemma, phi3, opt, gpt2, gpt_neox. */
+  /** model_type: llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3_text, olmo2, smollm3, phi3, opt, gpt2, gpt_neox. */
   readonly arch: string;
   readonly hidden: number;
   readonly layers: number;
@@ -72,6 +72,37 @@ export function makeConfig(o: GenerateOptions): Record<string, unknown> {
       break;
     case 'gemma':
       c = { architectures: ['GemmaForCausalLM'], model_type: 'gemma', ...llamaCommon, head_dim: o.hidden / o.heads, hidden_act: 'gelu_pytorch_tanh', hidden_activation: 'gelu_pytorch_tanh', attention_bias: false, tie_word_embeddings: true, pad_token_id: 0 };
+      break;
+    case 'gemma2':
+      c = {
+        architectures: ['Gemma2ForCausalLM'], model_type: 'gemma2', ...llamaCommon, head_dim: o.hidden / o.heads, hidden_activation: 'gelu_pytorch_tanh',
+        hidden_act: 'gelu_pytorch_tanh', attention_bias: false, query_pre_attn_scalar: o.hidden / o.heads, sliding_window: 4096,
+        final_logit_softcapping: 30.0, attn_logit_softcapping: 50.0, cache_implementation: 'hybrid', tie_word_embeddings: true,
+        pad_token_id: 0, eos_token_id: 1, bos_token_id: 2, max_position_embeddings: 8192,
+      };
+      break;
+    case 'gemma3_text':
+      c = {
+        architectures: ['Gemma3ForCausalLM'], model_type: 'gemma3_text', ...llamaCommon, head_dim: o.hidden / o.heads, hidden_activation: 'gelu_pytorch_tanh',
+        attention_bias: false, query_pre_attn_scalar: o.hidden / o.heads, sliding_window: 512, sliding_window_pattern: 6,
+        final_logit_softcapping: null, attn_logit_softcapping: null, rope_theta: 1000000.0, rope_local_base_freq: 10000.0,
+        rope_scaling: null, cache_implementation: 'hybrid', tie_word_embeddings: true, pad_token_id: 0, eos_token_id: 1, bos_token_id: 2,
+        max_position_embeddings: 32768,
+      };
+      break;
+    case 'olmo2':
+      c = {
+        architectures: ['Olmo2ForCausalLM'], model_type: 'olmo2', ...llamaCommon, hidden_act: 'silu', rms_norm_eps: 1e-6, attention_bias: false,
+        rope_theta: 500000, tie_word_embeddings: false, pad_token_id: 100277, bos_token_id: null, eos_token_id: 100257, max_position_embeddings: 4096,
+      };
+      break;
+    case 'smollm3':
+      c = {
+        architectures: ['SmolLM3ForCausalLM'], model_type: 'smollm3', ...llamaCommon, hidden_act: 'silu', rope_theta: 5000000.0,
+        attention_bias: false, mlp_bias: false, use_sliding_window: false, sliding_window: null, no_rope_layer_interval: 4,
+        no_rope_layers: Array.from({ length: o.layers }, (_, i) => ((i + 1) % 4 !== 0 ? 1 : 0)), tie_word_embeddings: true,
+        pad_token_id: 128004, bos_token_id: 128000, eos_token_id: 128012, max_position_embeddings: 65536,
+      };
       break;
     case 'phi3':
       c = { architectures: ['Phi3ForCausalLM'], model_type: 'phi3', ...llamaCommon, hidden_act: 'silu', rms_norm_eps: 1e-5, original_max_position_embeddings: 2048, partial_rotary_factor: 1.0, resid_pdrop: 0.0, embd_pdrop: 0.0, sliding_window: null, tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 32000 };
@@ -161,7 +192,7 @@ function tensorKinds(spec: ArchSpec): Map<string, 'norm' | 'bias' | 'embed' | { 
     if (n.bias !== null) kinds.set(n.bias, 'bias');
   };
   for (const l of spec.layers) {
-    norm(l.attnNorm); norm(l.mlpNorm); norm(l.qNorm); norm(l.kNorm);
+    norm(l.attnNorm); norm(l.mlpNorm); norm(l.qNorm); norm(l.kNorm); norm(l.postNorms?.attn ?? null); norm(l.postNorms?.mlp ?? null);
     for (const lin of l.linears) {
       kinds.set(lin.weight, { linearIn: lin.inFeatures });
       if (lin.bias !== null) kinds.set(lin.bias, 'bias');

@@ -1,7 +1,7 @@
 // A float64 reference forward pass of every architecture an ArchSpec describes, written plainly with loops and no
-// ONNX, from the semantics of transformers' modeling code (modeling_llama / gemma / qwen3 / phi3 / opt / gpt2 /
-// gpt_neox). It shares nothing with src/engine (own rotary tables, own attention, own erf) so that the block graphs
-// are checked against an independent implementation. Slow: for tiny models only.
+// ONNX, from the semantics of transformers' modeling code (modeling_llama / gemma / gemma2 / gemma3 / qwen3 / olmo2 /
+// smollm3 / phi3 / opt / gpt2 / gpt_neox). It shares nothing with src/engine (own rotary tables, own attention, own
+// erf) so that the block graphs are checked against an independent implementation. Slow: for tiny models only.
 
 import type { ArchSpec, LayerSpec, LinearInput, LinearRole, LinearSpec, NormSpec, RopePositions } from '../src/model/arch.js';
 
@@ -187,8 +187,10 @@ class Ref {
         }
       }
     }
-    if (layer.qNorm) q = this.norm(q, T * nH, hd, layer.qNorm, 'rmsnorm', false);
-    if (layer.kNorm) k = this.norm(k, T * nKv, hd, layer.kNorm, 'rmsnorm', false);
+    // q/k RMSNorm with the model's (1 + w) convention: each head's hd values, or all nH·hd of a token (olmo2).
+    const whole = this.arch.attention.qkNormScope === 'projection', uo = this.arch.norm.unitOffset;
+    if (layer.qNorm) q = whole ? this.norm(q, T, nH * hd, layer.qNorm, 'rmsnorm', uo) : this.norm(q, T * nH, hd, layer.qNorm, 'rmsnorm', uo);
+    if (layer.kNorm) k = whole ? this.norm(k, T, nKv * hd, layer.kNorm, 'rmsnorm', uo) : this.norm(k, T * nKv, hd, layer.kNorm, 'rmsnorm', uo);
     if (layer.rotary !== null) {
       const rd = layer.rotary.rotaryDim;
       const { inv, attentionFactor: af } = referenceRope(layer.rotary, T);
@@ -207,7 +209,7 @@ class Ref {
       rotate(q, nH);
       rotate(k, nKv);
     }
-    const rep = nH / nKv, scale = this.arch.attention.scale;
+    const rep = nH / nKv, scale = this.arch.attention.scale, cap = this.arch.attention.softcap;
     // Query i sees keys j0(i) ≤ j ≤ i: all earlier ones, or the last W of them (sliding window, i − W < j).
     const W = layer.attentionWindow;
     const j0 = (i: number) => (W === null ? 0 : Math.max(0, i - W + 1));
@@ -220,7 +222,7 @@ class Ref {
         for (let j = j0(i); j <= i; j++) {
           let s = 0;
           for (let d = 0; d < hd; d++) s += q[(i * nH + h) * hd + d]! * k[(j * nKv + kvh) * hd + d]!;
-          p[j] = s * scale;
+          p[j] = cap === null ? s * scale : cap * Math.tanh((s * scale) / cap);
           if (p[j]! > max) max = p[j]!;
         }
         let sum = 0;
@@ -260,23 +262,28 @@ class Ref {
   }
 
   block(x: Rows, T: number, layer: LayerSpec): { out: Rows; captured: Map<LinearInput, Rows> } {
-    const a = this.norm(x, T, this.arch.hidden, layer.attnNorm);
+    const H = this.arch.hidden, place = this.arch.normPlacement;
+    const a = place === 'post' ? x : this.norm(x, T, H, layer.attnNorm);
     const attn = this.attention(a, T, layer);
     const captured = new Map<LinearInput, Rows>([['attn_in', a], ['attn_out', attn.attnOut]]);
     const out = new Float64Array(x.length);
     if (this.arch.parallelResidual) {
-      const m = this.norm(x, T, this.arch.hidden, layer.mlpNorm);
+      const m = this.norm(x, T, H, layer.mlpNorm);
       const mlp = this.mlp(m, T, layer);
       captured.set('mlp_in', m).set('mlp_act', mlp.act);
       for (let i = 0; i < x.length; i++) out[i] = x[i]! + attn.out[i]! + mlp.out[i]!;
-    } else {
-      const h = new Float64Array(x.length);
-      for (let i = 0; i < x.length; i++) h[i] = x[i]! + attn.out[i]!;
-      const m = this.norm(h, T, this.arch.hidden, layer.mlpNorm);
-      const mlp = this.mlp(m, T, layer);
-      captured.set('mlp_in', m).set('mlp_act', mlp.act);
-      for (let i = 0; i < x.length; i++) out[i] = h[i]! + mlp.out[i]!;
+      return { out, captured };
     }
+    // What each sublayer adds to the stream: its output, normed after (post: OLMo 2; sandwich: Gemma 2/3's post norms).
+    const added = (y: Rows, postNorm: NormSpec | null) => (postNorm === null ? y : this.norm(y, T, H, postNorm));
+    const attnAdd = added(attn.out, place === 'post' ? layer.attnNorm : layer.postNorms?.attn ?? null);
+    const h = new Float64Array(x.length);
+    for (let i = 0; i < x.length; i++) h[i] = x[i]! + attnAdd[i]!;
+    const m = place === 'post' ? h : this.norm(h, T, H, layer.mlpNorm);
+    const mlp = this.mlp(m, T, layer);
+    captured.set('mlp_in', m).set('mlp_act', mlp.act);
+    const mlpAdd = added(mlp.out, place === 'post' ? layer.mlpNorm : layer.postNorms?.mlp ?? null);
+    for (let i = 0; i < x.length; i++) out[i] = h[i]! + mlpAdd[i]!;
     return { out, captured };
   }
 
@@ -301,7 +308,8 @@ class Ref {
     for (let t = 0; t < T; t++) for (let v = 0; v < V; v++) {
       let acc = b ? b[v]! : 0;
       for (let c = 0; c < H; c++) acc += n[t * H + c]! * W[v * H + c]!;
-      logits[t * V + v] = acc;
+      const cap = this.arch.finalLogitSoftcap;
+      logits[t * V + v] = cap === null ? acc : cap * Math.tanh(acc / cap);
     }
     return logits;
   }

@@ -45,11 +45,19 @@ export interface LayerSpec {
   readonly index: number;
   /** In forward order. */
   readonly linears: readonly LinearSpec[];
-  /** Pre-attention norm (input_layernorm / ln_1 / self_attn_layer_norm). */
+  /**
+   * The attention sublayer's norm: on its input for ArchSpec.normPlacement 'pre' / 'sandwich' (input_layernorm / ln_1 /
+   * self_attn_layer_norm), on its output for 'post' (OLMo 2 post_attention_layernorm).
+   */
   readonly attnNorm: NormSpec;
-  /** Pre-MLP norm (post_attention_layernorm / ln_2 / final_layer_norm). */
+  /**
+   * The MLP's norm: on its input for 'pre' / 'sandwich' (post_attention_layernorm / ln_2 / final_layer_norm; Gemma 2/3
+   * pre_feedforward_layernorm), on its output for 'post' (OLMo 2 post_feedforward_layernorm).
+   */
   readonly mlpNorm: NormSpec;
-  /** qwen3: RMSNorm over head_dim applied to q and k before rotary. */
+  /** 'sandwich' only (Gemma 2/3): the norms on the attention and MLP outputs, before each residual add. */
+  readonly postNorms: { readonly attn: NormSpec; readonly mlp: NormSpec } | null;
+  /** RMSNorm on q and k before rotary (qwen3, gemma3: over head_dim; olmo2: over the whole projection). */
   readonly qNorm: NormSpec | null;
   readonly kNorm: NormSpec | null;
   /**
@@ -149,8 +157,12 @@ export interface ArchSpec {
   readonly attention: {
     /** How a fused `qkv` linear's rows are laid out; `separate` when q/k/v are their own linears. */
     readonly qkvLayout: 'separate' | 'concat' | 'per_head_interleaved';
-    /** Softmax scale; 1/sqrt(headDim) except where the config says otherwise (gemma query_pre_attn_scalar). */
+    /** Softmax scale; 1/sqrt(headDim) except where the config says otherwise (gemma2/3 query_pre_attn_scalar^−½). */
     readonly scale: number;
+    /** Gemma 2 attn_logit_softcapping: scores → c·tanh(scores / c) after scaling, before the mask; null: none. */
+    readonly softcap: number | null;
+    /** What q/k norms (where a layer has them) normalize over: each head's head_dim, or the whole projection (olmo2). */
+    readonly qkNormScope: 'head' | 'projection';
   };
   readonly positions: Positions;
   readonly mlp: {
@@ -158,11 +170,18 @@ export interface ArchSpec {
     readonly kind: 'gated' | 'plain';
     readonly activation: Activation;
   };
+  /**
+   * Where the block's norms sit: 'pre' (norm → sublayer → + residual), 'post' (OLMo 2: sublayer → norm → + residual),
+   * 'sandwich' (Gemma 2/3: norm → sublayer → norm → + residual).
+   */
+  readonly normPlacement: 'pre' | 'post' | 'sandwich';
   /** gpt_neox use_parallel_residual: x + attn(ln1(x)) + mlp(ln2(x)). */
   readonly parallelResidual: boolean;
   /** gemma multiplies the embeddings by sqrt(hidden) (rounded to the activation dtype). */
   readonly embedScale: number;
   readonly tiedEmbeddings: boolean;
+  /** Gemma 2 final_logit_softcapping: logits → c·tanh(logits / c); null: none. */
+  readonly finalLogitSoftcap: number | null;
 
   readonly names: {
     readonly embed: string;

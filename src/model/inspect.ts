@@ -108,6 +108,7 @@ export function classifyTensors(arch: ArchSpec): Map<string, ParamKind> {
   const norms = [arch.names.finalNorm];
   for (const layer of arch.layers) {
     norms.push(layer.attnNorm, layer.mlpNorm);
+    if (layer.postNorms) norms.push(layer.postNorms.attn, layer.postNorms.mlp);
     if (layer.qNorm) norms.push(layer.qNorm);
     if (layer.kNorm) norms.push(layer.kNorm);
     for (const l of layer.linears) {

@@ -6,7 +6,7 @@
 // calibration-length sequences) or rejected with a clear error naming the file and the key.
 
 import type { Activation, ArchSpec, LayerSpec, LinearSpec, NormSpec, Positions, RopePositions, RopeScaling } from './arch.js';
-import { ARCH_ROWS, LINEAR_ROLES, type ArchRow, type BiasRule, type KeyChain, type LinearRow, type PositionsRow, type Size } from './arch-rows.js';
+import { ARCH_ROWS, LINEAR_ROLES, type ArchRow, type BiasRule, type Key, type KeyChain, type LinearRow, type PositionsRow, type Size } from './arch-rows.js';
 import { ConfigError, ConfigReader, isObject } from '../io/config-reader.js';
 
 export { ConfigError } from '../io/config-reader.js';
@@ -49,10 +49,16 @@ function buildArchitecture(row: ArchRow, r: ConfigReader): ArchSpec {
   const act = row.mlp.activation;
   const activationName = r.str(act.key, act.default);
   const tied = r.bool(row.tiedEmbeddings.key, row.tiedEmbeddings.default);
-  const windows = layerWindows(row, r, dims.numLayers);
-  const pos = positions(row, r, dims);
+  const nope = nopeLayers(row, r, dims.numLayers);
+  const types = layerTypes(row, r, dims.numLayers, nope);
+  const windows = layerWindows(row, r, types, dims.numLayers);
+  const rope = positions(row, r, dims);
+  const pos = rope.global;
   const layers: LayerSpec[] = [];
-  for (let i = 0; i < dims.numLayers; i++) layers.push(layerSpec(row, r, dims, i, windows[i]!, pos.kind === 'rope' ? pos : null));
+  for (let i = 0; i < dims.numLayers; i++) {
+    const rotary = pos.kind !== 'rope' || nope[i] ? null : types?.[i] === 'sliding_attention' && rope.local !== null ? rope.local : pos;
+    layers.push(layerSpec(row, r, dims, i, windows[i]!, rotary));
+  }
   const n = row.names;
   return {
     modelType: row.modelType,
@@ -64,13 +70,17 @@ function buildArchitecture(row: ArchRow, r: ConfigReader): ArchSpec {
     },
     attention: {
       qkvLayout: row.attention.qkvLayout,
-      scale: row.attention.scaleFlag === null || r.bool(row.attention.scaleFlag.key, row.attention.scaleFlag.default) ? 1 / Math.sqrt(dims.headDim) : 1,
+      scale: attentionScale(row, r, dims.headDim),
+      softcap: optionalPositive(r, row.attention.softcap),
+      qkNormScope: row.attention.qkNormScope,
     },
+    normPlacement: row.norm.placement,
     positions: pos,
     mlp: { kind: row.mlp.kind, activation: activation(r, act.key, activationName) },
     parallelResidual: row.parallelResidual === false ? false : r.bool(row.parallelResidual.key, row.parallelResidual.default),
     embedScale: row.embedScale === 'sqrt_hidden' ? Math.sqrt(dims.hidden) : 1,
     tiedEmbeddings: tied,
+    finalLogitSoftcap: optionalPositive(r, row.finalSoftcap),
     names: {
       embed: `${n.embed}.weight`,
       finalNorm: norm(n.finalNorm, row.norm.bias),
@@ -79,6 +89,14 @@ function buildArchitecture(row: ArchRow, r: ConfigReader): ArchSpec {
     },
     layers,
   };
+}
+
+/** head_dim^−½, query_pre_attn_scalar^−½ (Gemma 2/3), or 1 where GPT-2's scale_attn_weights is false. */
+function attentionScale(row: ArchRow, r: ConfigReader, headDim: number): number {
+  const a = row.attention;
+  if (a.scaleFlag !== null && !r.bool(a.scaleFlag.key, a.scaleFlag.default)) return 1;
+  if (a.queryPreAttnScalar !== null) return r.positive(a.queryPreAttnScalar.key, a.queryPreAttnScalar.default) ** -0.5;
+  return 1 / Math.sqrt(headDim);
 }
 
 /** Dimensions with the row's defaults; derived defaults (kv heads = heads, head_dim = hidden / heads) as in transformers. */
@@ -108,25 +126,61 @@ function readDims(row: ArchRow, r: ConfigReader, hidden: number): Dims {
   };
 }
 
+/** Each layer's attention type as the config class fills in layer_types (null: the family has no sliding layers). */
+function layerTypes(row: ArchRow, r: ConfigReader, numLayers: number, nope: readonly boolean[]): readonly LayerType[] | null {
+  const w = row.slidingWindow;
+  if (w.kind === 'none') return null;
+  if (w.layers === 'all') return new Array<LayerType>(numLayers).fill('sliding_attention');
+  const types = r.config[w.layers.layerTypes];
+  if (types !== undefined && types !== null) {
+    if (!isLayerTypes(types, numLayers)) {
+      r.fail(`"${w.layers.layerTypes}" must list "full_attention" or "sliding_attention" for each of the ${numLayers} layers, got ${JSON.stringify(types)}`);
+    }
+    return types;
+  }
+  const d = w.layers.otherwise;
+  const sliding = (isSliding: (i: number) => boolean) =>
+    Array.from({ length: numLayers }, (_, i): LayerType => (isSliding(i) ? 'sliding_attention' : 'full_attention'));
+  switch (d.kind) {
+    case 'from_layer': { const from = r.index(d.key.key, d.key.default); return sliding((i) => i >= from); }
+    case 'pattern': { const p = r.int(d.key.key, d.key.default); return sliding((i) => (i + 1) % p !== 0); }
+    case 'nope_layers': return sliding((i) => nope[i] === true);
+  }
+}
+
 /** Each layer's attention window (null: full causal), as the family's attention and config class decide it. */
-function layerWindows(row: ArchRow, r: ConfigReader, numLayers: number): readonly (number | null)[] {
+function layerWindows(row: ArchRow, r: ConfigReader, types: readonly LayerType[] | null, numLayers: number): readonly (number | null)[] {
   const w = row.slidingWindow;
   const none = new Array<number | null>(numLayers).fill(null);
-  if (w.kind === 'none') return none;
+  if (w.kind === 'none' || types === null) return none;
   // An explicit null means no window; an absent key takes the config class's default (itself None for Phi-3).
   const raw = r.config[w.size.key];
   const size = raw === null || (raw === undefined && w.size.default === null) ? null : r.int(w.size.key, w.size.default ?? undefined);
   if (size === null || (w.enabled !== null && !r.bool(w.enabled.key, w.enabled.default))) return none;
-  if (w.layers === 'all') return none.map(() => size);
-  const types = r.config[w.layers.layerTypes];
-  if (types === undefined || types === null) {
-    const from = r.index(w.layers.fromLayer.key, w.layers.fromLayer.default);
-    return none.map((_, i) => (i >= from ? size : null));
-  }
-  if (!isLayerTypes(types, numLayers)) {
-    r.fail(`"${w.layers.layerTypes}" must list "full_attention" or "sliding_attention" for each of the ${numLayers} layers, got ${JSON.stringify(types)}`);
-  }
   return types.map((t) => (t === 'sliding_attention' ? size : null));
+}
+
+/** SmolLM3 no_rope_layers: true where a layer applies no rotary (the list holds 1 for rotary, 0 for NoPE). */
+function nopeLayers(row: ArchRow, r: ConfigReader, numLayers: number): readonly boolean[] {
+  const p = row.positions;
+  if (p.kind !== 'rope' || p.noRope === null) return new Array<boolean>(numLayers).fill(false);
+  const list = r.config[p.noRope.key];
+  if (list === undefined || list === null) {
+    const interval = r.int(p.noRope.interval.key, p.noRope.interval.default);
+    return Array.from({ length: numLayers }, (_, i) => (i + 1) % interval === 0);
+  }
+  if (!Array.isArray(list) || list.length < numLayers || !list.every((v: unknown) => v === 0 || v === 1 || typeof v === 'boolean')) {
+    return r.fail(`"${p.noRope.key}" must list 1 (rotary) or 0 (no rotary) for each of the ${numLayers} layers, got ${JSON.stringify(list)}`);
+  }
+  return list.slice(0, numLayers).map((v: unknown) => v === 0 || v === false);
+}
+
+/** A positive number where an explicit null (or a null default) means "none". */
+function optionalPositive(r: ConfigReader, k: Key<number | null> | null): number | null {
+  if (k === null) return null;
+  const raw = r.config[k.key];
+  if (raw === null || (raw === undefined && k.default === null)) return null;
+  return r.positive(k.key, k.default ?? undefined);
 }
 
 type LayerType = 'full_attention' | 'sliding_attention';
@@ -143,7 +197,8 @@ function layerSpec(row: ArchRow, r: ConfigReader, dims: Dims, i: number, attenti
     linears: row.linears.map((l) => linearSpec(l, at(l.path), r, dims)),
     attnNorm: norm(at(n.attnNorm), row.norm.bias),
     mlpNorm: norm(at(n.mlpNorm), row.norm.bias),
-    // q/k norms are RMSNorms over head_dim without bias in every family that has them (qwen3).
+    postNorms: n.postNorms === null ? null : { attn: norm(at(n.postNorms.attn), row.norm.bias), mlp: norm(at(n.postNorms.mlp), row.norm.bias) },
+    // q/k norms are RMSNorms without bias in every family that has them (qwen3, gemma3, olmo2).
     qNorm: n.qkNorm === null ? null : norm(at(n.qkNorm.q), false),
     kNorm: n.qkNorm === null ? null : norm(at(n.qkNorm.k), false),
     attentionWindow,
@@ -204,10 +259,26 @@ function firstOf<T>(r: ConfigReader, chain: KeyChain<T>, read: (key: string, fal
   return read(present ?? chain.keys[0]!, chain.default);
 }
 
-function positions(row: ArchRow, r: ConfigReader, dims: Dims): Positions {
+/** The model's positions, and Gemma 3's separate rotary for sliding layers (null elsewhere). */
+function positions(row: ArchRow, r: ConfigReader, dims: Dims): { readonly global: Positions; readonly local: RopePositions | null } {
   const p = row.positions;
-  if (p.kind === 'learned') return { kind: 'learned', weight: `${p.path}.weight`, offset: p.offset };
-  return ropePositions(row.modelType, p, r, dims.headDim, dims.maxPositions);
+  if (p.kind === 'learned') return { global: { kind: 'learned', weight: `${p.path}.weight`, offset: p.offset }, local: null };
+  if (p.local === null) return { global: ropePositions(row.modelType, p, r, dims.headDim, dims.maxPositions), local: null };
+  // transformers v5 nests one parameter set per layer type; 4.x has rope_theta / rope_scaling for full layers and
+  // rope_local_base_freq (default rope) for sliding ones.
+  const params = r.nested('rope_parameters');
+  const perType = (t: LayerType) => (params !== null && isObject(params.config[t]) ? params.config[t] : null);
+  const full = perType('full_attention'), sliding = perType('sliding_attention');
+  if (full !== null || sliding !== null) {
+    const as = (v: Record<string, unknown> | null, t: LayerType) =>
+      new ConfigReader({ ...r.config, rope_scaling: undefined, rope_parameters: v ?? {} }, `${r.where} rope_parameters.${t}:`);
+    const g = ropePositions(row.modelType, p, as(full, 'full_attention'), dims.headDim, dims.maxPositions);
+    const l = ropePositions(row.modelType, { ...p, theta: { keys: [p.local.theta.key], default: p.local.theta.default } }, as(sliding, 'sliding_attention'), dims.headDim, dims.maxPositions);
+    return { global: g, local: l.kind === 'rope' ? l : null };
+  }
+  const g = ropePositions(row.modelType, p, r, dims.headDim, dims.maxPositions);
+  if (g.kind !== 'rope') return { global: g, local: null };
+  return { global: g, local: { ...g, theta: r.positive(p.local.theta.key, p.local.theta.default), scaling: null } };
 }
 
 /**
@@ -311,6 +382,13 @@ function ropeScaling(r: ConfigReader, raw: unknown, ctx: ScalingContext): RopeSc
   }
 }
 
+/** The widths q/k norms normalize over: head_dim, or the whole q / k projection (olmo2). */
+export function qkNormDims(spec: ArchSpec): { readonly q: number; readonly k: number } {
+  return spec.attention.qkNormScope === 'head'
+    ? { q: spec.headDim, k: spec.headDim }
+    : { q: spec.numHeads * spec.headDim, k: spec.numKvHeads * spec.headDim };
+}
+
 /** Every weight name a spec expects in the files (norm/linear weights and biases, embeddings, head, positions). */
 export function expectedTensors(spec: ArchSpec): Map<string, readonly number[]> {
   const out = new Map<string, readonly number[]>();
@@ -324,8 +402,10 @@ export function expectedTensors(spec: ArchSpec): Map<string, readonly number[]> 
   for (const layer of spec.layers) {
     addNorm(layer.attnNorm, H);
     addNorm(layer.mlpNorm, H);
-    if (layer.qNorm) addNorm(layer.qNorm, spec.headDim);
-    if (layer.kNorm) addNorm(layer.kNorm, spec.headDim);
+    if (layer.postNorms) { addNorm(layer.postNorms.attn, H); addNorm(layer.postNorms.mlp, H); }
+    const qk = qkNormDims(spec);
+    if (layer.qNorm) addNorm(layer.qNorm, qk.q);
+    if (layer.kNorm) addNorm(layer.kNorm, qk.k);
     for (const l of layer.linears) {
       out.set(l.weight, l.transposed ? [l.inFeatures, l.outFeatures] : [l.outFeatures, l.inFeatures]);
       if (l.bias !== null) out.set(l.bias, [l.outFeatures]);
