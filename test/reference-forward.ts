@@ -209,7 +209,7 @@ class Ref {
       rotate(q, nH);
       rotate(k, nKv);
     }
-    const rep = nH / nKv, scale = this.arch.attention.scale, cap = this.arch.attention.softcap;
+    const rep = nH / nKv, scale = layer.attentionScale, cap = this.arch.attention.softcap;
     // Query i sees keys j0(i) ≤ j ≤ i: all earlier ones, or the last W of them (sliding window, i − W < j).
     const W = layer.attentionWindow;
     const j0 = (i: number) => (W === null ? 0 : Math.max(0, i - W + 1));

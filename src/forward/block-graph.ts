@@ -187,7 +187,7 @@ export function buildBlockGraph(arch: ArchSpec, layer: LayerSpec, o: BlockGraphO
     k = rotate(k);
   }
   // Scale q rather than the T×T scores (same product up to one rounding, T/hd times fewer multiplies).
-  q = g.op('Mul', [q, scalar(arch.attention.scale)]);
+  q = g.op('Mul', [q, scalar(layer.attentionScale)]);
   // Grouped heads without copying k/v: head h uses kv head ⌊h/rep⌋ (HF repeat_kv), so view q as
   // [B, nKv, rep·Tc, hd] and multiply each kv group once. Queries go in chunks of `attnChunk` rows: chunk
   // [t0, t1) only needs keys [0, t1) (causal), which skips most of the masked half of QKᵀ and bounds the score
@@ -280,6 +280,7 @@ export function blockGraphKey(arch: ArchSpec, layer: LayerSpec, B: number, T: nu
     dims: [arch.hidden, arch.numHeads, arch.numKvHeads, arch.headDim, arch.intermediate],
     norm: arch.norm, attention: arch.attention, mlp: arch.mlp, parallel: arch.parallelResidual, placement: arch.normPlacement,
     rotary: layer.rotary,
+    scale: layer.attentionScale,
     slots: [...layerSlots(arch, layer).values()].map((s) => `${s.slot}:${s.dims.join('x')}`),
     transposed: layer.linears.map((l) => l.transposed),
     window: effectiveWindow(layer, T),

@@ -162,6 +162,8 @@ export interface ArchRow {
     readonly qkvLayout: 'separate' | 'concat' | 'per_head_interleaved';
     /** A flag that, when false, drops the 1/sqrt(head_dim) softmax scale (GPT-2 scale_attn_weights); null: always scaled. */
     readonly scaleFlag: Key<boolean> | null;
+    /** GPT-2 scale_attn_by_inverse_layer_idx: layer i's scores are further divided by i + 1; null: no such field. */
+    readonly inverseLayerScale: Key<boolean> | null;
     /** Gemma 2/3: the softmax scale is query_pre_attn_scalar^−½ instead of head_dim^−½. */
     readonly queryPreAttnScalar: Key<number> | null;
     /** Gemma 2 attn_logit_softcapping (an explicit null: none); null: the family has no such field. */
@@ -239,7 +241,7 @@ const LLAMA_NAMES: ArchRow['names'] = {
 /** What the llama-family rows share; each row spreads it and states its own dimensions, biases and differences. */
 const LLAMA_FAMILY = {
   norm: { kind: 'rmsnorm', eps: key('rms_norm_eps', 1e-6), unitOffset: false, bias: false, placement: 'pre' },
-  attention: { qkvLayout: 'separate', scaleFlag: null, queryPreAttnScalar: null, softcap: null, qkNormScope: 'head' },
+  attention: { qkvLayout: 'separate', scaleFlag: null, inverseLayerScale: null, queryPreAttnScalar: null, softcap: null, qkNormScope: 'head' },
   positions: {
     kind: 'rope',
     theta: { keys: ['rope_theta'], default: 10000 },
@@ -464,7 +466,7 @@ const OPT: ArchRow = {
     maxPositions: key('max_position_embeddings', 2048),
   },
   norm: { kind: 'layernorm', eps: 1e-5, unitOffset: false, bias: true, placement: 'pre' },
-  attention: { qkvLayout: 'separate', scaleFlag: null, queryPreAttnScalar: null, softcap: null, qkNormScope: 'head' },
+  attention: { qkvLayout: 'separate', scaleFlag: null, inverseLayerScale: null, queryPreAttnScalar: null, softcap: null, qkNormScope: 'head' },
   positions: { kind: 'learned', path: 'model.decoder.embed_positions', offset: 2 },
   slidingWindow: { kind: 'none' },
   mlp: { kind: 'plain', activation: key('activation_function', 'relu') },
@@ -499,7 +501,8 @@ const OPT: ArchRow = {
 
 /**
  * GPT2Config: Conv1D weights stored [in, out], fused c_attn rows [q; k; v] (in the [out, in] view), learned positions
- * (wpe), LayerNorm with bias, gelu_new, head tied to wte; n_inner null means 4 × n_embd.
+ * (wpe), LayerNorm with bias, gelu_new, head tied to wte; n_inner null means 4 × n_embd; scale_attn_weights and
+ * scale_attn_by_inverse_layer_idx set the softmax scale (reorder_and_upcast_attn only changes precision: ignored).
  */
 const GPT2: ArchRow = {
   modelType: 'gpt2',
@@ -515,7 +518,7 @@ const GPT2: ArchRow = {
     maxPositions: key('n_positions', 1024),
   },
   norm: { kind: 'layernorm', eps: key('layer_norm_epsilon', 1e-5), unitOffset: false, bias: true, placement: 'pre' },
-  attention: { qkvLayout: 'concat', scaleFlag: key('scale_attn_weights', true), queryPreAttnScalar: null, softcap: null, qkNormScope: 'head' },
+  attention: { qkvLayout: 'concat', scaleFlag: key('scale_attn_weights', true), inverseLayerScale: key('scale_attn_by_inverse_layer_idx', false), queryPreAttnScalar: null, softcap: null, qkNormScope: 'head' },
   positions: { kind: 'learned', path: 'transformer.wpe', offset: 0 },
   slidingWindow: { kind: 'none' },
   mlp: { kind: 'plain', activation: key('activation_function', 'gelu_new') },
@@ -538,7 +541,7 @@ const GPT2: ArchRow = {
     { role: 'fc_in', path: 'transformer.h.{i}.mlp.c_fc', bias: true, layout: 'conv1d' },
     { role: 'fc_out', path: 'transformer.h.{i}.mlp.c_proj', bias: true, layout: 'conv1d' },
   ],
-  refused: [{ kind: 'flag', key: 'scale_attn_by_inverse_layer_idx', refused: true, why: null }],
+  refused: [],
 };
 
 const NEOX_ATTENTION_BIAS = key('attention_bias', true);
@@ -564,7 +567,7 @@ const GPT_NEOX: ArchRow = {
     maxPositions: key('max_position_embeddings', 2048),
   },
   norm: { kind: 'layernorm', eps: key('layer_norm_eps', 1e-5), unitOffset: false, bias: true, placement: 'pre' },
-  attention: { qkvLayout: 'per_head_interleaved', scaleFlag: null, queryPreAttnScalar: null, softcap: null, qkNormScope: 'head' },
+  attention: { qkvLayout: 'per_head_interleaved', scaleFlag: null, inverseLayerScale: null, queryPreAttnScalar: null, softcap: null, qkNormScope: 'head' },
   positions: {
     kind: 'rope',
     theta: { keys: ['rotary_emb_base'], default: 10000 },

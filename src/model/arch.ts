@@ -70,6 +70,11 @@ export interface LayerSpec {
    * layers). Usually ArchSpec.positions; Gemma 3's sliding layers use their own base.
    */
   readonly rotary: RopePositions | null;
+  /**
+   * The softmax scale this layer applies: ArchSpec.attention.scale, divided by (index + 1) under GPT-2's
+   * scale_attn_by_inverse_layer_idx.
+   */
+  readonly attentionScale: number;
 }
 
 export interface RopeScalingLlama3 {

@@ -49,6 +49,7 @@ function buildArchitecture(row: ArchRow, r: ConfigReader): ArchSpec {
   const act = row.mlp.activation;
   const activationName = r.str(act.key, act.default);
   const tied = r.bool(row.tiedEmbeddings.key, row.tiedEmbeddings.default);
+  const scale = attentionScale(row, r, dims.headDim);
   const nope = nopeLayers(row, r, dims.numLayers);
   const types = layerTypes(row, r, dims.numLayers, nope);
   const windows = layerWindows(row, r, types, dims.numLayers);
@@ -57,7 +58,8 @@ function buildArchitecture(row: ArchRow, r: ConfigReader): ArchSpec {
   const layers: LayerSpec[] = [];
   for (let i = 0; i < dims.numLayers; i++) {
     const rotary = pos.kind !== 'rope' || nope[i] ? null : types?.[i] === 'sliding_attention' && rope.local !== null ? rope.local : pos;
-    layers.push(layerSpec(row, r, dims, i, windows[i]!, rotary));
+    const inverse = row.attention.inverseLayerScale !== null && r.bool(row.attention.inverseLayerScale.key, row.attention.inverseLayerScale.default);
+    layers.push(layerSpec(row, r, dims, i, windows[i]!, rotary, inverse ? scale / (i + 1) : scale));
   }
   const n = row.names;
   return {
@@ -70,7 +72,7 @@ function buildArchitecture(row: ArchRow, r: ConfigReader): ArchSpec {
     },
     attention: {
       qkvLayout: row.attention.qkvLayout,
-      scale: attentionScale(row, r, dims.headDim),
+      scale,
       softcap: optionalPositive(r, row.attention.softcap),
       qkNormScope: row.attention.qkNormScope,
     },
@@ -189,7 +191,7 @@ function isLayerTypes(v: unknown, numLayers: number): v is readonly LayerType[] 
   return Array.isArray(v) && v.length === numLayers && v.every((t: unknown) => t === 'full_attention' || t === 'sliding_attention');
 }
 
-function layerSpec(row: ArchRow, r: ConfigReader, dims: Dims, i: number, attentionWindow: number | null, rotary: RopePositions | null): LayerSpec {
+function layerSpec(row: ArchRow, r: ConfigReader, dims: Dims, i: number, attentionWindow: number | null, rotary: RopePositions | null, attentionScale: number): LayerSpec {
   const at = (template: string) => template.replaceAll('{i}', String(i));
   const n = row.names;
   return {
@@ -203,6 +205,7 @@ function layerSpec(row: ArchRow, r: ConfigReader, dims: Dims, i: number, attenti
     kNorm: n.qkNorm === null ? null : norm(at(n.qkNorm.k), false),
     attentionWindow,
     rotary,
+    attentionScale,
   };
 }
 

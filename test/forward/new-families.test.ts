@@ -1,8 +1,8 @@
-// The families added for issue 10 — gemma2, gemma3_text, olmo2, smollm3 — as generated random models through the
-// streamed forward and through one block with chunked attention, against the float64 plain-loop reference of
-// test/reference-forward.ts (own norms placement, soft-capping, q/k norms, per-layer rotary). Each case also checks
-// that the family's own feature changes the reference's logits (so a graph ignoring it would fail) and the layer
-// pattern the registry derived from the config (windows, which rotary each layer uses).
+// The families added for issue 10 — gemma2, gemma3_text, olmo2, smollm3 (and GPT-2's per-layer score scaling) — as
+// generated random models through the streamed forward and through one block with chunked attention, against the
+// float64 plain-loop reference of test/reference-forward.ts (own norm placement, soft-capping, q/k norms, per-layer
+// rotary and scale). Each case also checks that the family's own feature changes the reference's logits (so a graph
+// ignoring it would fail) and the layer pattern the registry derived from the config (windows, rotary per layer).
 
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
@@ -71,6 +71,12 @@ const cases: Case[] = [
       assert.deepEqual(a.layers.map((l) => l.attentionWindow), [null, null, null, null]);
     },
     without: (a) => ({ ...a, layers: a.layers.map((l) => ({ ...l, rotary: a.positions.kind === 'rope' ? a.positions : null })) }),
+  },
+  {
+    name: 'gpt2 scale_attn_by_inverse_layer_idx: layer i divides its scores by i + 1',
+    o: { ...base, kvHeads: 4, arch: 'gpt2', config: { scale_attn_by_inverse_layer_idx: true } },
+    check: (a) => assert.deepEqual(a.layers.map((l) => l.attentionScale), [1 / Math.sqrt(8), 1 / Math.sqrt(8) / 2]),
+    without: (a) => ({ ...a, layers: a.layers.map((l) => ({ ...l, attentionScale: a.attention.scale })) }),
   },
 ];
 

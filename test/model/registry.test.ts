@@ -274,7 +274,9 @@ test('clear errors: unknown model_type lists the supported ones; bad fields name
   assert.throws(() => describeArchitecture({ ...llamaConfig, rope_scaling: { rope_type: 'yarn' } }, 'c'), /c rope_scaling: "factor" is missing/);
   assert.throws(() => describeArchitecture({ ...llamaConfig, rope_scaling: { rope_type: 'llama3', factor: 8 } }, 'c'), /c rope_scaling: "low_freq_factor" is missing/);
   assert.throws(() => describeArchitecture({ ...llamaConfig, hidden_act: 'mish' }, 'c'), /"hidden_act" = "mish" is not supported/);
-  assert.throws(() => describeArchitecture({ model_type: 'gpt2', scale_attn_by_inverse_layer_idx: true }, 'c'), /scale_attn_by_inverse_layer_idx/);
+  // GPT-2 scale_attn_by_inverse_layer_idx: layer i divides its scores by i + 1 as well (head_dim 64 by default).
+  assert.deepEqual(describeArchitecture({ model_type: 'gpt2', n_layer: 3, scale_attn_by_inverse_layer_idx: true }, 'c').layers.map((l) => l.attentionScale), [1 / 8, 1 / 16, 1 / 24]);
+  assert.deepEqual(describeArchitecture({ model_type: 'gpt2', n_layer: 2, scale_attn_weights: false, scale_attn_by_inverse_layer_idx: true }, 'c').layers.map((l) => l.attentionScale), [1, 1 / 2]);
 });
 
 // issue 10: defaults of missing keys are those of the transformers config class (configuration_<type>.py):
