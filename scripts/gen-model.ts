@@ -39,6 +39,16 @@ export interface GenerateOptions {
   readonly overwrite?: boolean;
 }
 
+/** gemma3 (multimodal): vision-tower tensors beside the text model, which Topiary must carry through untouched. */
+const VISION_HIDDEN = 8;
+function visionTensors(spec: ArchSpec): Map<string, readonly number[]> {
+  if (spec.modelType !== 'gemma3') return new Map();
+  return new Map<string, readonly number[]>([
+    ['vision_tower.vision_model.post_layernorm.weight', [VISION_HIDDEN]],
+    ['multi_modal_projector.mm_input_projection_weight', [VISION_HIDDEN, spec.hidden]],
+  ]);
+}
+
 const TORCH_DTYPE: Record<GenDType, string> = { f32: 'float32', f16: 'float16', bf16: 'bfloat16' };
 const ST_DTYPE: Record<GenDType, DType> = { f32: 'F32', f16: 'F16', bf16: 'BF16' };
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model', 'generation_config.json'];
@@ -90,6 +100,20 @@ export function makeConfig(o: GenerateOptions): Record<string, unknown> {
         max_position_embeddings: 32768,
       };
       break;
+    case 'gemma3': {
+      // Gemma3ForConditionalGeneration: the text model's config nested under text_config (where `config` overrides go),
+      // a token SigLIP vision config; the folder also holds a few vision-tower tensors (VISION_TENSORS).
+      const text = makeConfig({ ...o, arch: 'gemma3_text', config: {} });
+      delete text['architectures'];
+      delete text['torch_dtype'];
+      return {
+        architectures: ['Gemma3ForConditionalGeneration'], model_type: 'gemma3',
+        text_config: { ...text, ...(o.config ?? {}) },
+        vision_config: { model_type: 'siglip_vision_model', hidden_size: VISION_HIDDEN, image_size: 896, patch_size: 14, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 32, vision_use_head: false },
+        mm_tokens_per_image: 256, boi_token_index: 255999, eoi_token_index: 256000, image_token_index: 262144, initializer_range: 0.02,
+        torch_dtype: torchDtype,
+      };
+    }
     case 'olmo2':
       c = {
         architectures: ['Olmo2ForCausalLM'], model_type: 'olmo2', ...llamaCommon, hidden_act: 'silu', rms_norm_eps: 1e-6, attention_bias: false,
@@ -265,6 +289,11 @@ export async function generateModel(o: GenerateOptions): Promise<ArchSpec> {
     const seed = o.seed ?? 0;
     for (const [name, shape] of expectedTensors(spec)) {
       const values = tensorValues(spec, seed, name, shape);
+      await writer.add(name, ST_DTYPE[dtype], shape, fromFloat32(ST_DTYPE[dtype], values));
+    }
+    for (const [name, shape] of visionTensors(spec)) {
+      const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
+      new Rng(seed, name).fillNormal(values, 0, 0.5);
       await writer.add(name, ST_DTYPE[dtype], shape, fromFloat32(ST_DTYPE[dtype], values));
     }
     await writer.finish();

@@ -600,5 +600,23 @@ const GPT_NEOX: ArchRow = {
   refused: [],
 };
 
+/**
+ * Multimodal checkpoints whose text tower is one of the rows: config.json's model_type, the nested config that
+ * describes the text model, the row it follows and the prefix its tensors carry (the vision tower's tensors pass
+ * through untouched). Gemma3ForConditionalGeneration (google/gemma-3-4b-it and larger) stores the text model under
+ * `language_model.` (`language_model.model.layers.N…`, as the Hub checkpoints hold it).
+ */
+export interface TowerRow {
+  readonly modelType: string;
+  readonly configClass: string;
+  readonly textConfig: string;
+  readonly text: ArchRow;
+  readonly prefix: string;
+}
+
+export const TOWER_ROWS: readonly TowerRow[] = [
+  { modelType: 'gemma3', configClass: 'Gemma3Config', textConfig: 'text_config', text: GEMMA3_TEXT, prefix: 'language_model.' },
+];
+
 /** Every supported architecture, keyed by config.json model_type (the order is the one error messages list). */
 export const ARCH_ROWS: readonly ArchRow[] = [LLAMA, MISTRAL, QWEN2, QWEN3, OPT, GPT2, GPT_NEOX, PHI3, GEMMA, GEMMA2, GEMMA3_TEXT, OLMO2, SMOLLM3];

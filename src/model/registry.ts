@@ -6,15 +6,34 @@
 // calibration-length sequences) or rejected with a clear error naming the file and the key.
 
 import type { Activation, ArchSpec, LayerSpec, LinearSpec, NormSpec, Positions, RopePositions, RopeScaling } from './arch.js';
-import { ARCH_ROWS, LINEAR_ROLES, type ArchRow, type BiasRule, type Key, type KeyChain, type LinearRow, type PositionsRow, type Size } from './arch-rows.js';
+import { ARCH_ROWS, LINEAR_ROLES, TOWER_ROWS, type ArchRow, type TowerRow, type BiasRule, type Key, type KeyChain, type LinearRow, type PositionsRow, type Size } from './arch-rows.js';
 import { ConfigError, ConfigReader, isObject } from '../io/config-reader.js';
 
 export { ConfigError } from '../io/config-reader.js';
 export type { Config } from '../io/config-reader.js';
 
 const ROWS: ReadonlyMap<string, ArchRow> = new Map(ARCH_ROWS.map((row) => [row.modelType, row]));
+const TOWERS: ReadonlyMap<string, TowerRow> = new Map(TOWER_ROWS.map((t) => [t.modelType, t]));
 
-export const SUPPORTED_MODEL_TYPES: readonly string[] = ARCH_ROWS.map((row) => row.modelType);
+export const SUPPORTED_MODEL_TYPES: readonly string[] = [...ARCH_ROWS.map((row) => row.modelType), ...TOWER_ROWS.map((t) => t.modelType)];
+
+/** The row with every tensor path under `prefix` and the tower's model_type. */
+function prefixedRow(t: TowerRow): ArchRow {
+  const row = t.text, p = t.prefix;
+  const n = row.names;
+  const positions = row.positions.kind === 'learned' ? { ...row.positions, path: p + row.positions.path } : row.positions;
+  return {
+    ...row,
+    modelType: t.modelType,
+    positions,
+    names: {
+      embed: p + n.embed, lmHead: p + n.lmHead, finalNorm: p + n.finalNorm, attnNorm: p + n.attnNorm, mlpNorm: p + n.mlpNorm,
+      qkNorm: n.qkNorm === null ? null : { q: p + n.qkNorm.q, k: p + n.qkNorm.k },
+      postNorms: n.postNorms === null ? null : { attn: p + n.postNorms.attn, mlp: p + n.postNorms.mlp },
+    },
+    linears: row.linears.map((l) => ({ ...l, path: p + l.path })),
+  };
+}
 
 /** config.json -> ArchSpec; `where` (the config's path) prefixes every error. */
 export function describeArchitecture(config: Record<string, unknown>, where: string): ArchSpec {
@@ -22,6 +41,13 @@ export function describeArchitecture(config: Record<string, unknown>, where: str
   const r: ConfigReader = new ConfigReader(config, where);
   const type = config['model_type'];
   if (typeof type !== 'string') r.fail(`"model_type" is missing or not a string (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`);
+  const tower = TOWERS.get(type);
+  if (tower !== undefined) {
+    // The text model's config is nested; a missing one is the text config class's defaults, as the outer class does.
+    const text = config[tower.textConfig] ?? {};
+    if (!isObject(text)) return r.fail(`"${tower.textConfig}" must be an object, got ${JSON.stringify(text)}`);
+    return buildArchitecture(prefixedRow(tower), new ConfigReader(text, `${where} ${tower.textConfig}`));
+  }
   const row = ROWS.get(type);
   if (row === undefined) return r.fail(`model_type ${JSON.stringify(type)} is not supported (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`);
   return buildArchitecture(row, r);

@@ -54,6 +54,17 @@ const cases: Case[] = [
     without: (a) => ({ ...a, layers: a.layers.map((l) => ({ ...l, rotary: a.positions.kind === 'rope' ? a.positions : null })) }),
   },
   {
+    name: 'gemma3 (multimodal checkpoint): the text tower under language_model., its config under text_config',
+    o: { ...base, arch: 'gemma3', config: { sliding_window_pattern: 2, sliding_window: 3, rope_local_base_freq: 10, rope_theta: 1e4 } },
+    check: (a) => {
+      assert.equal(a.modelType, 'gemma3');
+      assert.equal(a.names.embed, 'language_model.model.embed_tokens.weight');
+      assert.equal(a.layers[1]!.linears[0]!.weight, 'language_model.model.layers.1.self_attn.q_proj.weight');
+      assert.deepEqual(a.layers.map((l) => [l.attentionWindow, l.rotary?.theta]), [[3, 10], [null, 1e4]]);
+    },
+    without: (a) => ({ ...a, layers: a.layers.map((l) => ({ ...l, attentionWindow: null })) }),
+  },
+  {
     name: 'olmo2: norms after the sublayers, q/k RMSNorm over the whole projection',
     o: { ...base, arch: 'olmo2' },
     check: (a) => {

@@ -265,7 +265,7 @@ test('clear errors: unknown model_type lists the supported ones; bad fields name
     for (const t of ['llama', 'mistral', 'qwen2', 'qwen3', 'opt', 'gpt2', 'gpt_neox', 'phi3', 'gemma']) assert.ok(e.message.includes(t));
     return true;
   });
-  assert.deepEqual([...SUPPORTED_MODEL_TYPES].sort(), ['gemma', 'gemma2', 'gemma3_text', 'gpt2', 'gpt_neox', 'llama', 'mistral', 'olmo2', 'opt', 'phi3', 'qwen2', 'qwen3', 'smollm3']);
+  assert.deepEqual([...SUPPORTED_MODEL_TYPES].sort(), ['gemma', 'gemma2', 'gemma3', 'gemma3_text', 'gpt2', 'gpt_neox', 'llama', 'mistral', 'olmo2', 'opt', 'phi3', 'qwen2', 'qwen3', 'smollm3']);
   assert.throws(() => describeArchitecture({}, 'c'), /c: "model_type" is missing/);
   assert.throws(() => describeArchitecture({ model_type: 'toString' }, 'c'), /model_type "toString" is not supported/);
   assert.throws(() => describeArchitecture({ ...llamaConfig, hidden_size: -4 }, 'c'), /c: "hidden_size" must be a positive integer, got -4/);
@@ -454,4 +454,20 @@ test('gemma2 / gemma3_text / olmo2 / smollm3: tensors, defaults of their config 
   assert.deepEqual(listed.layers.map((l) => l.rotary === null), [true, false, false]);
   assert.deepEqual(listed.layers.map((l) => l.attentionWindow), [16, null, null]);
   assert.throws(() => describeArchitecture({ model_type: 'smollm3', ...small, num_hidden_layers: 3, num_key_value_heads: 2, no_rope_layers: [1, 1] }, 'c'), /c: "no_rope_layers" must list 1 \(rotary\) or 0 \(no rotary\) for each of the 3 layers/);
+});
+
+test('gemma3 (Gemma3ForConditionalGeneration): the text tower from text_config, tensors under language_model.', () => {
+  const spec = describeArchitecture({
+    model_type: 'gemma3', vision_config: { model_type: 'siglip_vision_model' },
+    text_config: { model_type: 'gemma3_text', hidden_size: 32, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 8, num_hidden_layers: 2, intermediate_size: 48, vocab_size: 50 },
+  }, 'c');
+  assert.equal(spec.modelType, 'gemma3');
+  const t = layer0(spec);
+  assert.deepEqual(t['language_model.model.embed_tokens.weight'], [50, 32]);
+  assert.deepEqual(t['language_model.model.layers.0.self_attn.k_norm.weight'], [8]);
+  assert.deepEqual(t['language_model.model.layers.0.post_feedforward_layernorm.weight'], [32]);
+  assert.equal(spec.names.lmHead, 'language_model.model.embed_tokens.weight'); // tied (Gemma3TextConfig default)
+  assert.deepEqual(spec.layers.map((l) => l.attentionWindow), [4096, 4096]); // pattern 6: both sliding
+  assert.throws(() => describeArchitecture({ model_type: 'gemma3', text_config: { hidden_size: 'x' } }, 'c/config.json'), /c\/config.json text_config: "hidden_size" must be a positive integer/);
+  assert.throws(() => describeArchitecture({ model_type: 'gemma3', text_config: [1] }, 'c'), /c: "text_config" must be an object/);
 });

@@ -1,4 +1,5 @@
-// `topiary prune` then `topiary eval` end to end on generated gemma2, gemma3_text, olmo2 and smollm3 models (issue 10):
+// `topiary prune` then `topiary eval` end to end on generated gemma2, gemma3_text, gemma3 (multimodal layout: text
+// tower under language_model., vision tensors beside it), olmo2 and smollm3 models (issue 10):
 // SparseGPT 50 % leaves exactly half of every linear zero, the tensors that are not linears (sandwich and post norms,
 // q/k norms, embeddings) come out byte-identical, the output folder opens as the same architecture (windows and
 // per-layer rotary), and `eval` runs the family's forward on both folders to finite, different perplexities.
@@ -34,6 +35,7 @@ const base = { hidden: 64, layers: 2, heads: 4, kvHeads: 2, intermediate: 128, v
 const families: { arch: string; config?: GenerateOptions['config'] }[] = [
   { arch: 'gemma2', config: { sliding_window: 16, attn_logit_softcapping: 20, final_logit_softcapping: 15 } },
   { arch: 'gemma3_text', config: { sliding_window: 16, sliding_window_pattern: 2, rope_scaling: { rope_type: 'linear', factor: 2 } } },
+  { arch: 'gemma3', config: { sliding_window: 16, sliding_window_pattern: 2 } }, // vision-tower tensors pass through
   { arch: 'olmo2' },
   { arch: 'smollm3', config: { no_rope_layers: [1, 0] } },
 ];
