@@ -353,12 +353,14 @@ function yarnMscale(scale: number, m: number): number {
   return scale <= 1 ? 1 : 0.1 * m * Math.log(scale) + 1;
 }
 
+function isPositiveList(v: unknown, length: number): v is readonly number[] {
+  return Array.isArray(v) && v.length === length && v.every((x: unknown) => typeof x === 'number' && Number.isFinite(x) && x > 0);
+}
+
 function factorList(s: ConfigReader, key: string, half: number): readonly number[] {
   const v = s.config[key];
-  if (!Array.isArray(v) || v.length !== half || !v.every((x: unknown) => typeof x === 'number' && Number.isFinite(x) && x > 0)) {
-    return s.fail(`"${key}" must list ${half} positive numbers (rotary dimension / 2), got ${JSON.stringify(v)}`);
-  }
-  return v as number[];
+  if (!isPositiveList(v, half)) return s.fail(`"${key}" must list ${half} positive numbers (rotary dimension / 2), got ${JSON.stringify(v)}`);
+  return v;
 }
 
 /**
@@ -382,7 +384,10 @@ function ropeScaling(r: ConfigReader, raw: unknown, ctx: ScalingContext): RopeSc
       highFreqFactor: s.positive('high_freq_factor'),
       originalMaxPositions: s.int('original_max_position_embeddings'),
     };
-    case 'dynamic': return { type: 'dynamic', factor: s.positive('factor'), maxPositions: ctx.maxPositions };
+    case 'dynamic':
+      // The NTK exponent d/(d − 2) needs more than 2 rotary dimensions.
+      if (ctx.rotaryDim <= 2) return s.fail(`dynamic scaling needs a rotary dimension above 2, got ${ctx.rotaryDim}`);
+      return { type: 'dynamic', factor: s.positive('factor'), maxPositions: ctx.maxPositions };
     case 'yarn': {
       const factor = s.positive('factor');
       const mscale = s.has('mscale') ? s.positive('mscale') : 0;
