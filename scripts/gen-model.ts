@@ -19,7 +19,7 @@ import { describeArchitecture, expectedTensors, SUPPORTED_MODEL_TYPES } from '..
 export type GenDType = 'f32' | 'f16' | 'bf16';
 
 export interface GenerateOptions {
-  /** model_type: llama, mistral, qwen2, qwen3, gemma, phi3, opt, gpt2, gpt_neox. */
+  /** model_type: llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3_text, olmo2, smollm3, phi3, opt, gpt2, gpt_neox. */
   readonly arch: string;
   readonly hidden: number;
   readonly layers: number;
@@ -37,6 +37,16 @@ export interface GenerateOptions {
   readonly config?: Readonly<Record<string, unknown>>;
   /** Replace model files already in `out`. */
   readonly overwrite?: boolean;
+}
+
+/** gemma3 (multimodal): vision-tower tensors beside the text model, which Topiary must carry through untouched. */
+const VISION_HIDDEN = 8;
+function visionTensors(spec: ArchSpec): Map<string, readonly number[]> {
+  if (spec.modelType !== 'gemma3') return new Map();
+  return new Map<string, readonly number[]>([
+    ['vision_tower.vision_model.post_layernorm.weight', [VISION_HIDDEN]],
+    ['multi_modal_projector.mm_input_projection_weight', [VISION_HIDDEN, spec.hidden]],
+  ]);
 }
 
 const TORCH_DTYPE: Record<GenDType, string> = { f32: 'float32', f16: 'float16', bf16: 'bfloat16' };
@@ -72,6 +82,51 @@ export function makeConfig(o: GenerateOptions): Record<string, unknown> {
       break;
     case 'gemma':
       c = { architectures: ['GemmaForCausalLM'], model_type: 'gemma', ...llamaCommon, head_dim: o.hidden / o.heads, hidden_act: 'gelu_pytorch_tanh', hidden_activation: 'gelu_pytorch_tanh', attention_bias: false, tie_word_embeddings: true, pad_token_id: 0 };
+      break;
+    case 'gemma2':
+      c = {
+        architectures: ['Gemma2ForCausalLM'], model_type: 'gemma2', ...llamaCommon, head_dim: o.hidden / o.heads, hidden_activation: 'gelu_pytorch_tanh',
+        hidden_act: 'gelu_pytorch_tanh', attention_bias: false, query_pre_attn_scalar: o.hidden / o.heads, sliding_window: 4096,
+        final_logit_softcapping: 30.0, attn_logit_softcapping: 50.0, cache_implementation: 'hybrid', tie_word_embeddings: true,
+        pad_token_id: 0, eos_token_id: 1, bos_token_id: 2, max_position_embeddings: 8192,
+      };
+      break;
+    case 'gemma3_text':
+      c = {
+        architectures: ['Gemma3ForCausalLM'], model_type: 'gemma3_text', ...llamaCommon, head_dim: o.hidden / o.heads, hidden_activation: 'gelu_pytorch_tanh',
+        attention_bias: false, query_pre_attn_scalar: o.hidden / o.heads, sliding_window: 512, sliding_window_pattern: 6,
+        final_logit_softcapping: null, attn_logit_softcapping: null, rope_theta: 1000000.0, rope_local_base_freq: 10000.0,
+        rope_scaling: null, cache_implementation: 'hybrid', tie_word_embeddings: true, pad_token_id: 0, eos_token_id: 1, bos_token_id: 2,
+        max_position_embeddings: 32768,
+      };
+      break;
+    case 'gemma3': {
+      // Gemma3ForConditionalGeneration: the text model's config nested under text_config (where `config` overrides go),
+      // a token SigLIP vision config; the folder also holds a few vision-tower tensors (VISION_TENSORS).
+      const text = makeConfig({ ...o, arch: 'gemma3_text', config: {} });
+      delete text['architectures'];
+      delete text['torch_dtype'];
+      return {
+        architectures: ['Gemma3ForConditionalGeneration'], model_type: 'gemma3',
+        text_config: { ...text, ...(o.config ?? {}) },
+        vision_config: { model_type: 'siglip_vision_model', hidden_size: VISION_HIDDEN, image_size: 896, patch_size: 14, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 32, vision_use_head: false },
+        mm_tokens_per_image: 256, boi_token_index: 255999, eoi_token_index: 256000, image_token_index: 262144, initializer_range: 0.02,
+        torch_dtype: torchDtype,
+      };
+    }
+    case 'olmo2':
+      c = {
+        architectures: ['Olmo2ForCausalLM'], model_type: 'olmo2', ...llamaCommon, hidden_act: 'silu', rms_norm_eps: 1e-6, attention_bias: false,
+        rope_theta: 500000, tie_word_embeddings: false, pad_token_id: 100277, bos_token_id: null, eos_token_id: 100257, max_position_embeddings: 4096,
+      };
+      break;
+    case 'smollm3':
+      c = {
+        architectures: ['SmolLM3ForCausalLM'], model_type: 'smollm3', ...llamaCommon, hidden_act: 'silu', rope_theta: 5000000.0,
+        attention_bias: false, mlp_bias: false, use_sliding_window: false, sliding_window: null, no_rope_layer_interval: 4,
+        no_rope_layers: Array.from({ length: o.layers }, (_, i) => ((i + 1) % 4 !== 0 ? 1 : 0)), tie_word_embeddings: true,
+        pad_token_id: 128004, bos_token_id: 128000, eos_token_id: 128012, max_position_embeddings: 65536,
+      };
       break;
     case 'phi3':
       c = { architectures: ['Phi3ForCausalLM'], model_type: 'phi3', ...llamaCommon, hidden_act: 'silu', rms_norm_eps: 1e-5, original_max_position_embeddings: 2048, partial_rotary_factor: 1.0, resid_pdrop: 0.0, embd_pdrop: 0.0, sliding_window: null, tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 32000 };
@@ -161,7 +216,7 @@ function tensorKinds(spec: ArchSpec): Map<string, 'norm' | 'bias' | 'embed' | { 
     if (n.bias !== null) kinds.set(n.bias, 'bias');
   };
   for (const l of spec.layers) {
-    norm(l.attnNorm); norm(l.mlpNorm); norm(l.qNorm); norm(l.kNorm);
+    norm(l.attnNorm); norm(l.mlpNorm); norm(l.qNorm); norm(l.kNorm); norm(l.postNorms?.attn ?? null); norm(l.postNorms?.mlp ?? null);
     for (const lin of l.linears) {
       kinds.set(lin.weight, { linearIn: lin.inFeatures });
       if (lin.bias !== null) kinds.set(lin.bias, 'bias');
@@ -234,6 +289,11 @@ export async function generateModel(o: GenerateOptions): Promise<ArchSpec> {
     const seed = o.seed ?? 0;
     for (const [name, shape] of expectedTensors(spec)) {
       const values = tensorValues(spec, seed, name, shape);
+      await writer.add(name, ST_DTYPE[dtype], shape, fromFloat32(ST_DTYPE[dtype], values));
+    }
+    for (const [name, shape] of visionTensors(spec)) {
+      const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
+      new Rng(seed, name).fillNormal(values, 0, 0.5);
       await writer.add(name, ST_DTYPE[dtype], shape, fromFloat32(ST_DTYPE[dtype], values));
     }
     await writer.finish();

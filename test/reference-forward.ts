@@ -1,9 +1,9 @@
 // A float64 reference forward pass of every architecture an ArchSpec describes, written plainly with loops and no
-// ONNX, from the semantics of transformers' modeling code (modeling_llama / gemma / qwen3 / phi3 / opt / gpt2 /
-// gpt_neox). It shares nothing with src/engine (own rotary tables, own attention, own erf) so that the block graphs
-// are checked against an independent implementation. Slow: for tiny models only.
+// ONNX, from the semantics of transformers' modeling code (modeling_llama / gemma / gemma2 / gemma3 / qwen3 / olmo2 /
+// smollm3 / phi3 / opt / gpt2 / gpt_neox). It shares nothing with src/engine (own rotary tables, own attention, own
+// erf) so that the block graphs are checked against an independent implementation. Slow: for tiny models only.
 
-import type { ArchSpec, LayerSpec, LinearInput, LinearRole, LinearSpec, NormSpec } from '../src/model/arch.js';
+import type { ArchSpec, LayerSpec, LinearInput, LinearRole, LinearSpec, NormSpec, RopePositions } from '../src/model/arch.js';
 
 export type TensorMap = ReadonlyMap<string, Float32Array>;
 
@@ -36,31 +36,73 @@ function activate(kind: ArchSpec['mlp']['activation'], x: number): number {
   switch (kind) {
     case 'silu': return x / (1 + Math.exp(-x));
     case 'relu': return x > 0 ? x : 0;
+    case 'relu2': return x > 0 ? x * x : 0;
+    case 'quick_gelu': return x / (1 + Math.exp(-1.702 * x));
     case 'gelu': return 0.5 * x * (1 + erf(x / Math.SQRT2));
     case 'gelu_tanh': return 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)));
   }
 }
 
-/** inv_freq in float64 per transformers' modeling_rope_utils (default, linear, llama3). */
-export function referenceInvFreq(arch: ArchSpec): Float64Array {
-  if (arch.positions.kind !== 'rope') throw new Error('not a rotary model');
-  const { theta, rotaryDim: dim, scaling } = arch.positions;
-  const inv = new Float64Array(dim / 2);
-  for (let i = 0; i < dim / 2; i++) inv[i] = 1 / theta ** ((2 * i) / dim);
-  if (scaling?.type === 'linear') for (let i = 0; i < inv.length; i++) inv[i] = inv[i]! / scaling.factor;
-  if (scaling?.type === 'llama3') {
-    const { factor, lowFreqFactor, highFreqFactor, originalMaxPositions: old } = scaling;
-    const lowWl = old / lowFreqFactor, highWl = old / highFreqFactor;
-    for (let i = 0; i < inv.length; i++) {
-      const f = inv[i]!;
-      const wl = (2 * Math.PI) / f;
-      if (wl < highWl) continue; // high frequency: unchanged
-      if (wl > lowWl) { inv[i] = f / factor; continue; } // low frequency: interpolated positions
-      const smooth = (old / wl - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
-      inv[i] = (1 - smooth) * (f / factor) + smooth * f;
+/**
+ * inv_freq in float64 per transformers' modeling_rope_utils (default, linear, llama3, dynamic, yarn, longrope) for a
+ * forward over T positions, and the factor cos/sin are multiplied by.
+ */
+export function referenceRope(pos: RopePositions, T: number): { inv: Float64Array; attentionFactor: number } {
+  const { theta, rotaryDim: dim, scaling } = pos;
+  const plain = (base: number) => {
+    const f = new Float64Array(dim / 2);
+    for (let i = 0; i < dim / 2; i++) f[i] = Math.pow(base, -(2 * i) / dim);
+    return f;
+  };
+  if (scaling === null) return { inv: plain(theta), attentionFactor: 1 };
+  switch (scaling.type) {
+    case 'linear': return { inv: plain(theta).map((f) => f / scaling.factor), attentionFactor: 1 };
+    case 'llama3': {
+      const inv = plain(theta);
+      const { factor, lowFreqFactor, highFreqFactor, originalMaxPositions: old } = scaling;
+      const lowWl = old / lowFreqFactor, highWl = old / highFreqFactor;
+      for (let i = 0; i < inv.length; i++) {
+        const f = inv[i]!;
+        const wl = (2 * Math.PI) / f;
+        if (wl < highWl) continue; // high frequency: unchanged
+        if (wl > lowWl) { inv[i] = f / factor; continue; } // low frequency: interpolated positions
+        const smooth = (old / wl - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
+        inv[i] = (1 - smooth) * (f / factor) + smooth * f;
+      }
+      return { inv, attentionFactor: 1 };
+    }
+    case 'dynamic': {
+      // NTK-aware base growth once the sequence passes the trained length, none inside it.
+      const { factor, maxPositions: M } = scaling;
+      if (T <= M) return { inv: plain(theta), attentionFactor: 1 };
+      return { inv: plain(theta * Math.pow((factor * T) / M - factor + 1, dim / (dim - 2))), attentionFactor: 1 };
+    }
+    case 'longrope': {
+      const ext = T > scaling.originalMaxPositions ? scaling.longFactor : scaling.shortFactor;
+      return { inv: plain(theta).map((f, i) => f / ext[i]!), attentionFactor: scaling.attentionFactor };
+    }
+    case 'yarn': {
+      // Frequency i rotates L·f_i/(2π) times over the original context L; dimensions turning more than beta_fast
+      // times keep f_i, fewer than beta_slow get f_i / factor, linear in the dimension index between.
+      const L = scaling.originalMaxPositions;
+      const dimFor = (rot: number) => (dim * Math.log(L / (rot * 2 * Math.PI))) / (2 * Math.log(theta));
+      let lo = dimFor(scaling.betaFast), hi = dimFor(scaling.betaSlow);
+      if (scaling.truncate) { lo = Math.floor(lo); hi = Math.ceil(hi); }
+      lo = Math.max(lo, 0); hi = Math.min(hi, dim - 1);
+      if (hi === lo) hi += 0.001;
+      const inv = plain(theta).map((f, i) => {
+        const t = Math.min(1, Math.max(0, (i - lo) / (hi - lo))); // 0: original, 1: interpolated
+        return f * (1 - t) + (f / scaling.factor) * t;
+      });
+      return { inv, attentionFactor: scaling.attentionFactor };
     }
   }
-  return inv;
+}
+
+/** inv_freq of the model's rotary (model-level positions) at T positions. */
+export function referenceInvFreq(arch: Pick<ArchSpec, 'positions'>, T = 1): Float64Array {
+  if (arch.positions.kind !== 'rope') throw new Error('not a rotary model');
+  return referenceRope(arch.positions, T).inv;
 }
 
 class Ref {
@@ -145,17 +187,19 @@ class Ref {
         }
       }
     }
-    if (layer.qNorm) q = this.norm(q, T * nH, hd, layer.qNorm, 'rmsnorm', false);
-    if (layer.kNorm) k = this.norm(k, T * nKv, hd, layer.kNorm, 'rmsnorm', false);
-    if (this.arch.positions.kind === 'rope') {
-      const rd = this.arch.positions.rotaryDim;
-      const inv = referenceInvFreq(this.arch);
+    // q/k RMSNorm with the model's (1 + w) convention: each head's hd values, or all nH·hd of a token (olmo2).
+    const whole = this.arch.attention.qkNormScope === 'projection', uo = this.arch.norm.unitOffset;
+    if (layer.qNorm) q = whole ? this.norm(q, T, nH * hd, layer.qNorm, 'rmsnorm', uo) : this.norm(q, T * nH, hd, layer.qNorm, 'rmsnorm', uo);
+    if (layer.kNorm) k = whole ? this.norm(k, T, nKv * hd, layer.kNorm, 'rmsnorm', uo) : this.norm(k, T * nKv, hd, layer.kNorm, 'rmsnorm', uo);
+    if (layer.rotary !== null) {
+      const rd = layer.rotary.rotaryDim;
+      const { inv, attentionFactor: af } = referenceRope(layer.rotary, T);
       const rotate = (x: Rows, heads: number) => {
         for (let t = 0; t < T; t++) for (let h = 0; h < heads; h++) {
           const base = (t * heads + h) * hd;
           const x1 = x.slice(base, base + rd / 2), x2 = x.slice(base + rd / 2, base + rd);
           for (let i = 0; i < rd / 2; i++) {
-            const c = Math.cos(t * inv[i]!), s = Math.sin(t * inv[i]!);
+            const c = af * Math.cos(t * inv[i]!), s = af * Math.sin(t * inv[i]!);
             // x·cos + rotate_half(x)·sin, rotate_half(x) = [−x2, x1]
             x[base + i] = x1[i]! * c - x2[i]! * s;
             x[base + rd / 2 + i] = x2[i]! * c + x1[i]! * s;
@@ -165,7 +209,7 @@ class Ref {
       rotate(q, nH);
       rotate(k, nKv);
     }
-    const rep = nH / nKv, scale = this.arch.attention.scale;
+    const rep = nH / nKv, scale = layer.attentionScale, cap = this.arch.attention.softcap;
     // Query i sees keys j0(i) ≤ j ≤ i: all earlier ones, or the last W of them (sliding window, i − W < j).
     const W = layer.attentionWindow;
     const j0 = (i: number) => (W === null ? 0 : Math.max(0, i - W + 1));
@@ -178,7 +222,7 @@ class Ref {
         for (let j = j0(i); j <= i; j++) {
           let s = 0;
           for (let d = 0; d < hd; d++) s += q[(i * nH + h) * hd + d]! * k[(j * nKv + kvh) * hd + d]!;
-          p[j] = s * scale;
+          p[j] = cap === null ? s * scale : cap * Math.tanh((s * scale) / cap);
           if (p[j]! > max) max = p[j]!;
         }
         let sum = 0;
@@ -218,23 +262,28 @@ class Ref {
   }
 
   block(x: Rows, T: number, layer: LayerSpec): { out: Rows; captured: Map<LinearInput, Rows> } {
-    const a = this.norm(x, T, this.arch.hidden, layer.attnNorm);
+    const H = this.arch.hidden, place = this.arch.normPlacement;
+    const a = place === 'post' ? x : this.norm(x, T, H, layer.attnNorm);
     const attn = this.attention(a, T, layer);
     const captured = new Map<LinearInput, Rows>([['attn_in', a], ['attn_out', attn.attnOut]]);
     const out = new Float64Array(x.length);
     if (this.arch.parallelResidual) {
-      const m = this.norm(x, T, this.arch.hidden, layer.mlpNorm);
+      const m = this.norm(x, T, H, layer.mlpNorm);
       const mlp = this.mlp(m, T, layer);
       captured.set('mlp_in', m).set('mlp_act', mlp.act);
       for (let i = 0; i < x.length; i++) out[i] = x[i]! + attn.out[i]! + mlp.out[i]!;
-    } else {
-      const h = new Float64Array(x.length);
-      for (let i = 0; i < x.length; i++) h[i] = x[i]! + attn.out[i]!;
-      const m = this.norm(h, T, this.arch.hidden, layer.mlpNorm);
-      const mlp = this.mlp(m, T, layer);
-      captured.set('mlp_in', m).set('mlp_act', mlp.act);
-      for (let i = 0; i < x.length; i++) out[i] = h[i]! + mlp.out[i]!;
+      return { out, captured };
     }
+    // What each sublayer adds to the stream: its output, normed after (post: OLMo 2; sandwich: Gemma 2/3's post norms).
+    const added = (y: Rows, postNorm: NormSpec | null) => (postNorm === null ? y : this.norm(y, T, H, postNorm));
+    const attnAdd = added(attn.out, place === 'post' ? layer.attnNorm : layer.postNorms?.attn ?? null);
+    const h = new Float64Array(x.length);
+    for (let i = 0; i < x.length; i++) h[i] = x[i]! + attnAdd[i]!;
+    const m = place === 'post' ? h : this.norm(h, T, H, layer.mlpNorm);
+    const mlp = this.mlp(m, T, layer);
+    captured.set('mlp_in', m).set('mlp_act', mlp.act);
+    const mlpAdd = added(mlp.out, place === 'post' ? layer.mlpNorm : layer.postNorms?.mlp ?? null);
+    for (let i = 0; i < x.length; i++) out[i] = h[i]! + mlpAdd[i]!;
     return { out, captured };
   }
 
@@ -259,7 +308,8 @@ class Ref {
     for (let t = 0; t < T; t++) for (let v = 0; v < V; v++) {
       let acc = b ? b[v]! : 0;
       for (let c = 0; c < H; c++) acc += n[t * H + c]! * W[v * H + c]!;
-      logits[t * V + v] = acc;
+      const cap = this.arch.finalLogitSoftcap;
+      logits[t * V + v] = cap === null ? acc : cap * Math.tanh(acc / cap);
     }
     return logits;
   }

@@ -3,6 +3,8 @@
 
 import { openCorpus } from './corpora.js';
 import { TextTokenizer } from './tokenizer.js';
+import type { ArchSpec } from '../model/arch.js';
+import { checkSequenceLength } from '../model/sequence-length.js';
 import {
   CalibrationError, readCalibrationTokens, sampleWindows, writeCalibrationFile,
   type CalibrationMetadata, type CalibrationTokens,
@@ -53,11 +55,11 @@ export async function buildCalibration(req: CalibrationRequest): Promise<Calibra
 }
 
 /** Reads `--calib-tokens FILE` and checks it fits the model (ids inside the vocabulary, windows within positions). */
-export async function loadCalibrationTokens(path: string, model: { readonly vocab: number; readonly maxPositions: number }): Promise<Calibration> {
+export async function loadCalibrationTokens(path: string, model: Pick<ArchSpec, 'vocab' | 'maxPositions' | 'positions'>): Promise<Calibration> {
   const tokens = await readCalibrationTokens(path);
-  if (tokens.seqlen > model.maxPositions) {
-    throw new CalibrationError(`--calib-tokens ${path}: windows of ${tokens.seqlen} tokens exceed the model's ${model.maxPositions} positions`);
-  }
+  // Rotary models may run windows longer than max_position_embeddings (the --seqlen check warns about that).
+  const length = checkSequenceLength(model, tokens.seqlen, `--calib-tokens ${path}: windows of ${tokens.seqlen} tokens`);
+  if (length.kind === 'refuse') throw new CalibrationError(length.message);
   for (let i = 0; i < tokens.ids.length; i++) {
     if (tokens.ids[i]! >= model.vocab) {
       throw new CalibrationError(`--calib-tokens ${path}: token id ${tokens.ids[i]} at [${Math.floor(i / tokens.seqlen)}, ${i % tokens.seqlen}] is outside the model's vocabulary of ${model.vocab}`);

@@ -82,7 +82,8 @@ export async function runEval(model: string, flags: EvalFlags): Promise<EvalReco
   const folder = await ModelFolder.open(await modelArgument(model));
   try {
     const seqlen = seqlenFlag ?? Math.min(2048, folder.arch.maxPositions);
-    checkSeqlen(seqlen, folder.arch.maxPositions);
+    const lengthWarning = checkSeqlen(seqlen, folder.arch);
+    if (lengthWarning !== null) process.stderr.write(`topiary: warning: ${lengthWarning}\n`);
     const tokenizer = await TextTokenizer.load(folder.dir);
     const evalText = corpus.evaluation();
     // Few sessions run many times: keep ORT's arena (see src/eval/perplexity.ts).

@@ -7,6 +7,8 @@
 
 import type { Engine } from '../engine/engine.js';
 import type { ModelFolder } from '../model/model-folder.js';
+import type { ArchSpec } from '../model/arch.js';
+import { checkSequenceLength } from '../model/sequence-length.js';
 import { defaultBatch, forward } from '../forward/forward.js';
 
 export class PerplexityError extends Error {
@@ -77,15 +79,20 @@ export function planChunks(numIds: number, seqlen: number, maxChunks: number | n
   return n;
 }
 
-/** Checks seqlen against the model; the message names the flag. */
-export function checkSeqlen(seqlen: number, maxPositions: number): void {
+/**
+ * Checks seqlen against the model; the message names the flag. Returns the warning for a rotary model run beyond
+ * max_position_embeddings (the caller prints it), null when the length fits.
+ */
+export function checkSeqlen(seqlen: number, arch: Pick<ArchSpec, 'positions' | 'maxPositions'>): string | null {
   if (!Number.isSafeInteger(seqlen) || seqlen < 2) throw new PerplexityError(`--seqlen must be an integer >= 2, got ${seqlen}`);
-  if (seqlen > maxPositions) throw new PerplexityError(`--seqlen ${seqlen} exceeds the model's ${maxPositions} positions (max_position_embeddings)`);
+  const c = checkSequenceLength(arch, seqlen, `--seqlen ${seqlen}`);
+  if (c.kind === 'refuse') throw new PerplexityError(c.message);
+  return c.kind === 'warn' ? c.message : null;
 }
 
 export async function perplexity(engine: Engine, folder: ModelFolder, ids: Int32Array, opts: PerplexityOptions): Promise<PerplexityResult> {
   const { seqlen } = opts;
-  checkSeqlen(seqlen, folder.arch.maxPositions);
+  checkSeqlen(seqlen, folder.arch);
   const nsamples = planChunks(ids.length, seqlen, opts.maxChunks ?? null, opts.nsamples ?? null);
   const layers = folder.arch.numLayers;
   const perChunkBytes = seqlen * folder.arch.hidden * 4;

@@ -1,9 +1,10 @@
 // One decoder block as an ONNX graph, for every architecture an ArchSpec describes, and the BlockRunner that feeds it
-// one layer's weights at a time. The math follows transformers' modeling code: pre-norm (RMSNorm in float32 as HF:
-// x·rsqrt(mean(x²)+eps)·w, gemma (1+w); LayerNorm with bias), causal self-attention with grouped kv heads (and the
-// layer's sliding window where the ArchSpec gives one: key j visible from query i iff i − W < j ≤ i), rotary
-// embeddings (rotate_half, partial rotary on the first rotaryDim dims of each head, qwen3 q/k RMSNorm before it),
-// gated or plain MLPs, sequential or parallel (gpt_neox) residuals. Only standard 'ai.onnx' ops, so the CPU, CUDA and
+// one layer's weights at a time. The math follows transformers' modeling code: pre-norm, post-norm (OLMo 2) or both
+// (Gemma 2/3 sandwich) around each sublayer (RMSNorm in float32 as HF: x·rsqrt(mean(x²)+eps)·w, gemma (1+w);
+// LayerNorm with bias), causal self-attention with grouped kv heads (the layer's sliding window where the ArchSpec
+// gives one: key j visible from query i iff i − W < j ≤ i; Gemma 2 score soft-capping), the layer's rotary embedding
+// (rotate_half, partial rotary on the first rotaryDim dims of each head, q/k RMSNorm before it per head or over the
+// projection; none on NoPE layers), gated or plain MLPs, sequential or parallel (gpt_neox) residuals. Only standard 'ai.onnx' ops, so the CPU, CUDA and
 // WebGPU providers run the same graph.
 //
 // Shapes are fixed per graph (B sequences × T tokens), so the causal mask and rotary tables are constants baked into
@@ -17,6 +18,7 @@ import type { ArchSpec, LayerSpec, LinearInput, LinearRole, LinearSpec, NormSpec
 import { Engine, f32, type Feeds } from '../engine/engine.js';
 import { GraphBuilder } from '../engine/graph-builder.js';
 import { ropeTables } from './rope.js';
+import { qkNormDims } from '../model/registry.js';
 
 /** One layer's tensors by their full names (as in the safetensors files), in stored layout, float32. */
 export type LayerWeights = ReadonlyMap<string, Float32Array>;
@@ -44,8 +46,13 @@ export function layerSlots(arch: ArchSpec, layer: LayerSpec): Map<string, Weight
   };
   addNormSlots('attn_norm', layer.attnNorm, arch.hidden, arch.norm.kind);
   addNormSlots('mlp_norm', layer.mlpNorm, arch.hidden, arch.norm.kind);
-  addNormSlots('q_norm', layer.qNorm, arch.headDim, 'rmsnorm');
-  addNormSlots('k_norm', layer.kNorm, arch.headDim, 'rmsnorm');
+  if (layer.postNorms) {
+    addNormSlots('post_attn_norm', layer.postNorms.attn, arch.hidden, arch.norm.kind);
+    addNormSlots('post_mlp_norm', layer.postNorms.mlp, arch.hidden, arch.norm.kind);
+  }
+  const qk = qkNormDims(arch);
+  addNormSlots('q_norm', layer.qNorm, qk.q, 'rmsnorm');
+  addNormSlots('k_norm', layer.kNorm, qk.k, 'rmsnorm');
   for (const l of layer.linears) {
     add(`w_${l.role}`, l.weight, l.transposed ? [l.inFeatures, l.outFeatures] : [l.outFeatures, l.inFeatures]);
     if (l.bias !== null) add(`b_${l.role}`, l.bias, [l.outFeatures]);
@@ -116,6 +123,8 @@ export function buildBlockGraph(arch: ArchSpec, layer: LayerSpec, o: BlockGraphO
     switch (arch.mlp.activation) {
       case 'silu': return g.op('Mul', [x, g.op('Sigmoid', [x])]);
       case 'relu': return g.op('Relu', [x]);
+      case 'relu2': { const r = g.op('Relu', [x]); return g.op('Mul', [r, r]); } // ReLUSquaredActivation
+      case 'quick_gelu': return g.op('Mul', [x, g.op('Sigmoid', [g.op('Mul', [x, scalar(1.702)])])]); // QuickGELUActivation
       case 'gelu': {
         // 0.5·x·(1 + erf(x/√2)), torch's exact gelu.
         const e = g.op('Erf', [g.op('Mul', [x, scalar(Math.SQRT1_2)])]);
@@ -135,7 +144,9 @@ export function buildBlockGraph(arch: ArchSpec, layer: LayerSpec, o: BlockGraphO
   const captured = new Map<LinearInput, { value: string; features: number }>();
 
   // --- attention ---
-  const attnIn = norm(x, 'attn_norm', layer.attnNorm);
+  // 'post' placement (OLMo 2): the sublayers read the residual stream itself; their norms sit on the outputs.
+  const post = arch.normPlacement === 'post';
+  const attnIn = post ? x : norm(x, 'attn_norm', layer.attnNorm);
   captured.set('attn_in', { value: attnIn, features: H });
   let q: string, k: string, v: string;
   if (arch.attention.qkvLayout === 'separate') {
@@ -148,14 +159,18 @@ export function buildBlockGraph(arch: ArchSpec, layer: LayerSpec, o: BlockGraphO
     const qkv = reshape(linear(attnIn, 'qkv'), [N, nH, 3 * hd]);
     [q, k, v] = split(qkv, 2, [hd, hd, hd]) as [string, string, string];
   }
+  // q/k RMSNorms (gemma3's with (1 + w), like its other norms): over the whole projection (olmo2) or per head.
+  const projectionNorm = arch.attention.qkNormScope === 'projection';
+  if (projectionNorm && layer.qNorm) q = addRmsNorm(g, q, weight('q_norm_w'), arch.norm.eps, arch.norm.unitOffset);
+  if (projectionNorm && layer.kNorm) k = addRmsNorm(g, k, weight('k_norm_w'), arch.norm.eps, arch.norm.unitOffset);
   q = reshape(q, [B, T, nH, hd]);
   k = reshape(k, [B, T, nKv, hd]);
   v = reshape(v, [B, T, nKv, hd]);
-  if (layer.qNorm) q = addRmsNorm(g, q, weight('q_norm_w'), arch.norm.eps, false);
-  if (layer.kNorm) k = addRmsNorm(g, k, weight('k_norm_w'), arch.norm.eps, false);
-  if (arch.positions.kind === 'rope') {
-    const rd = arch.positions.rotaryDim;
-    const tables = ropeTables(arch.positions, T);
+  if (!projectionNorm && layer.qNorm) q = addRmsNorm(g, q, weight('q_norm_w'), arch.norm.eps, arch.norm.unitOffset);
+  if (!projectionNorm && layer.kNorm) k = addRmsNorm(g, k, weight('k_norm_w'), arch.norm.eps, arch.norm.unitOffset);
+  if (layer.rotary !== null) {
+    const rd = layer.rotary.rotaryDim;
+    const tables = ropeTables(layer.rotary, T);
     const cos = g.constF32(tables.cos, [T, 1, rd]);
     const sin = g.constF32(tables.sinSigned, [T, 1, rd]);
     const rotate = (t: string): string => {
@@ -172,7 +187,7 @@ export function buildBlockGraph(arch: ArchSpec, layer: LayerSpec, o: BlockGraphO
     k = rotate(k);
   }
   // Scale q rather than the T×T scores (same product up to one rounding, T/hd times fewer multiplies).
-  q = g.op('Mul', [q, scalar(arch.attention.scale)]);
+  q = g.op('Mul', [q, scalar(layer.attentionScale)]);
   // Grouped heads without copying k/v: head h uses kv head ⌊h/rep⌋ (HF repeat_kv), so view q as
   // [B, nKv, rep·Tc, hd] and multiply each kv group once. Queries go in chunks of `attnChunk` rows: chunk
   // [t0, t1) only needs keys [0, t1) (causal), which skips most of the masked half of QKᵀ and bounds the score
@@ -184,6 +199,7 @@ export function buildBlockGraph(arch: ArchSpec, layer: LayerSpec, o: BlockGraphO
     g.op('Slice', [x, g.constI64([start]), g.constI64([end]), g.constI64([axis])]);
   const chunk = Math.max(1, Math.min(T, o.attnChunk ?? DEFAULT_ATTN_CHUNK));
   const W = effectiveWindow(layer, T);
+  const cap = arch.attention.softcap;
   const ctxChunks: string[] = [];
   for (let t0 = 0; t0 < T; t0 += chunk) {
     const t1 = Math.min(T, t0 + chunk), Tc = t1 - t0;
@@ -197,18 +213,23 @@ export function buildBlockGraph(arch: ArchSpec, layer: LayerSpec, o: BlockGraphO
       for (let j = 0; j < first; j++) mask[i * t1 + j] = MASK_FILL;
       for (let j = qi + 1; j < t1; j++) mask[i * t1 + j] = MASK_FILL;
     }
-    const scores = g.op('Add', [reshape(g.op('MatMul', [qc, kc]), [B, nKv, rep, Tc, t1]), g.constF32(mask, [Tc, t1])]);
+    let raw = g.op('MatMul', [qc, kc]);
+    // Gemma 2 soft-capping: c·tanh(s / c) on the scaled scores, before the mask.
+    if (cap !== null) raw = g.op('Mul', [g.op('Tanh', [g.op('Mul', [raw, scalar(1 / cap)])]), scalar(cap)]);
+    const scores = g.op('Add', [reshape(raw, [B, nKv, rep, Tc, t1]), g.constF32(mask, [Tc, t1])]);
     const probs = reshape(g.op('Softmax', [scores], { axis: -1 }), [B, nKv, rep * Tc, t1]);
     ctxChunks.push(reshape(g.op('MatMul', [probs, vc]), [B, nKv, rep, Tc, hd]));
   }
   const ctx = ctxChunks.length === 1 ? ctxChunks[0]! : g.op('Concat', ctxChunks, { axis: 3 });
   const attnOut = reshape(g.op('Transpose', [ctx], { perm: [0, 3, 1, 2, 4] }), [N, nH * hd]);
   captured.set('attn_out', { value: attnOut, features: nH * hd });
-  const attn = linear(attnOut, 'o');
+  let attn = linear(attnOut, 'o');
+  if (post) attn = norm(attn, 'attn_norm', layer.attnNorm);
+  if (layer.postNorms) attn = norm(attn, 'post_attn_norm', layer.postNorms.attn);
 
   // --- MLP ---
   const mlpResidual = arch.parallelResidual ? x : g.op('Add', [x, attn]);
-  const mlpIn = norm(mlpResidual, 'mlp_norm', layer.mlpNorm);
+  const mlpIn = post ? mlpResidual : norm(mlpResidual, 'mlp_norm', layer.mlpNorm);
   captured.set('mlp_in', { value: mlpIn, features: H });
   let act: string;
   if (arch.mlp.kind === 'gated') {
@@ -220,7 +241,9 @@ export function buildBlockGraph(arch: ArchSpec, layer: LayerSpec, o: BlockGraphO
     act = activation(linear(mlpIn, 'fc_in'));
   }
   captured.set('mlp_act', { value: act, features: arch.intermediate });
-  const mlp = linear(act, arch.mlp.kind === 'gated' ? 'down' : 'fc_out');
+  let mlp = linear(act, arch.mlp.kind === 'gated' ? 'down' : 'fc_out');
+  if (post) mlp = norm(mlp, 'mlp_norm', layer.mlpNorm);
+  if (layer.postNorms) mlp = norm(mlp, 'post_mlp_norm', layer.postNorms.mlp);
   // HF order: gpt_neox mlp + attn + x; the others residual + mlp.
   const out = arch.parallelResidual ? g.op('Add', [g.op('Add', [mlp, attn]), x]) : g.op('Add', [mlpResidual, mlp]);
 
@@ -255,8 +278,9 @@ function effectiveWindow(layer: LayerSpec, T: number): number | null {
 export function blockGraphKey(arch: ArchSpec, layer: LayerSpec, B: number, T: number, capture: readonly LinearInput[], attnChunk: number): string {
   const structure = {
     dims: [arch.hidden, arch.numHeads, arch.numKvHeads, arch.headDim, arch.intermediate],
-    norm: arch.norm, attention: arch.attention, mlp: arch.mlp, parallel: arch.parallelResidual,
-    positions: arch.positions.kind === 'rope' ? arch.positions : 'learned',
+    norm: arch.norm, attention: arch.attention, mlp: arch.mlp, parallel: arch.parallelResidual, placement: arch.normPlacement,
+    rotary: layer.rotary,
+    scale: layer.attentionScale,
     slots: [...layerSlots(arch, layer).values()].map((s) => `${s.slot}:${s.dims.join('x')}`),
     transposed: layer.linears.map((l) => l.transposed),
     window: effectiveWindow(layer, T),

@@ -165,7 +165,7 @@ export async function headNll(engine: Engine, folder: ModelFolder, hidden: Float
         const tg = target[n]!;
         local[n] = tg >= v0 && tg < v0 + Vc ? BigInt(tg - v0) : 0n;
       }
-      const res = await runLmHeadChunk(engine, h, N, H, W.subarray(v0 * H, (v0 + Vc) * H), bias ? bias.subarray(v0, v0 + Vc) : null, Vc, local, logits !== null);
+      const res = await runLmHeadChunk(engine, h, N, H, W.subarray(v0 * H, (v0 + Vc) * H), bias ? bias.subarray(v0, v0 + Vc) : null, Vc, local, logits !== null, arch.finalLogitSoftcap);
       lse.add(res.lse);
       for (let n = 0; n < N; n++) {
         const tg = target[n]!;

@@ -42,14 +42,15 @@ export interface LmHeadChunk {
 }
 
 /**
- * logits = h · W_chunkᵀ (+ b_chunk) for h [N, H], W_chunk [Vc, H] (lm_head rows v0..v0+Vc); returns the chunk's
- * log-sum-exp per row and the logit at `localTarget` [N] (indices into the chunk, any valid value where unused).
+ * logits = h · W_chunkᵀ (+ b_chunk) for h [N, H], W_chunk [Vc, H] (lm_head rows v0..v0+Vc), soft-capped to
+ * c·tanh(logits / c) when `softcap` is c (Gemma 2 final_logit_softcapping); returns the chunk's log-sum-exp per row
+ * and the logit at `localTarget` [N] (indices into the chunk, any valid value where unused).
  */
 export async function runLmHeadChunk(
   engine: Engine, h: Float32Array, N: number, H: number, w: Float32Array, bias: Float32Array | null, Vc: number,
-  localTarget: BigInt64Array, keepLogits: boolean,
+  localTarget: BigInt64Array, keepLogits: boolean, softcap: number | null = null,
 ): Promise<LmHeadChunk> {
-  const key = `lmhead:${N}x${H}x${Vc}:${bias !== null}:${keepLogits}`;
+  const key = `lmhead:${N}x${H}x${Vc}:${bias !== null}:${keepLogits}:${softcap ?? 'nocap'}`;
   const feeds: Feeds = { h: f32(h, [N, H]), w: f32(w, [Vc, H]), target: i64(localTarget, [N, 1]) };
   if (bias) feeds['b'] = f32(bias, [Vc]);
   const out = await engine.run(key, () => {
@@ -59,7 +60,9 @@ export async function runLmHeadChunk(
     const ti = g.input('target', 'int64', [N, 1]);
     const inputs = [hi, wi];
     if (bias) inputs.push(g.input('b', 'float32', [Vc]));
-    const logits = g.op('Gemm', inputs, { transB: 1 });
+    const raw = g.op('Gemm', inputs, { transB: 1 });
+    const logits = softcap === null ? raw
+      : g.op('Mul', [g.op('Tanh', [g.op('Mul', [raw, g.constF32([1 / softcap], [])])]), g.constF32([softcap], [])]);
     // Stable log-sum-exp: m + log Σ exp(l − m).
     const m = g.op('ReduceMax', [logits], { axes: [1], keepdims: 1 });
     const s = g.op('ReduceSum', [g.op('Exp', [g.op('Sub', [logits, m])]), g.constI64([1])], { keepdims: 1 });

@@ -79,6 +79,20 @@ export type PositionsRow =
        * asking for less is refused rather than given a model transformers does not compute.
        */
       readonly partial: KeyChain<number> | 'whole_head';
+      /**
+       * The config class's default for a top-level original_max_position_embeddings (Phi3Config: 4096), which YaRN /
+       * LongRoPE then use; null: the class has no such field (only a value written in config.json counts).
+       */
+      readonly originalMaxDefault: number | null;
+      /**
+       * Gemma 3: sliding-window layers rotate with their own base (rope_local_base_freq, no scaling) while full
+       * layers use rope_theta and rope_scaling; v5 configs nest both under rope_parameters.{sliding,full}_attention.
+       */
+      readonly local: { readonly theta: Key<number> } | null;
+      /**
+       * SmolLM3: a per-layer list, 1 = rotary, 0 = none (NoPE); absent, every `interval`-th layer (i + 1 ≡ 0) is NoPE.
+       */
+      readonly noRope: { readonly key: string; readonly interval: Key<number> } | null;
     }
   | {
       readonly kind: 'learned';
@@ -99,11 +113,19 @@ export type WindowRow =
       readonly enabled: Key<boolean> | null;
       /**
        * `all`: every layer (MistralAttention, Phi3Attention). Otherwise the per-layer list `layerTypes` of
-       * "full_attention" / "sliding_attention" when the file has it, and else the layers from `fromLayer` on (Qwen2Config's
-       * default layer_types: sliding for i ≥ max_window_layers).
+       * "full_attention" / "sliding_attention" when the file has it, and else the config class's default list.
        */
-      readonly layers: 'all' | { readonly layerTypes: string; readonly fromLayer: Key<number> };
+      readonly layers: 'all' | { readonly layerTypes: string; readonly otherwise: DefaultLayerTypes };
     };
+
+/**
+ * The sliding layers when the config has no layer_types list, as each config class fills it in: Qwen2 from
+ * max_window_layers on; Gemma 2/3 all but every `pattern`-th layer ((i + 1) % pattern ≠ 0); SmolLM3 its NoPE layers.
+ */
+export type DefaultLayerTypes =
+  | { readonly kind: 'from_layer'; readonly key: Key<number> }
+  | { readonly kind: 'pattern'; readonly key: Key<number> }
+  | { readonly kind: 'nope_layers' };
 
 export interface ArchRow {
   /** config.json model_type. */
@@ -133,11 +155,21 @@ export interface ArchRow {
     readonly unitOffset: boolean;
     /** Every norm (per layer and final) has a bias. */
     readonly bias: boolean;
+    /** See ArchSpec.normPlacement. */
+    readonly placement: 'pre' | 'post' | 'sandwich';
   };
   readonly attention: {
     readonly qkvLayout: 'separate' | 'concat' | 'per_head_interleaved';
     /** A flag that, when false, drops the 1/sqrt(head_dim) softmax scale (GPT-2 scale_attn_weights); null: always scaled. */
     readonly scaleFlag: Key<boolean> | null;
+    /** GPT-2 scale_attn_by_inverse_layer_idx: layer i's scores are further divided by i + 1; null: no such field. */
+    readonly inverseLayerScale: Key<boolean> | null;
+    /** Gemma 2/3: the softmax scale is query_pre_attn_scalar^−½ instead of head_dim^−½. */
+    readonly queryPreAttnScalar: Key<number> | null;
+    /** Gemma 2 attn_logit_softcapping (an explicit null: none); null: the family has no such field. */
+    readonly softcap: Key<number | null> | null;
+    /** What q/k norms normalize over (ArchSpec.attention.qkNormScope). */
+    readonly qkNormScope: 'head' | 'projection';
   };
   readonly positions: PositionsRow;
   readonly slidingWindow: WindowRow;
@@ -151,6 +183,8 @@ export interface ArchRow {
   /** gemma multiplies the embeddings by sqrt(hidden). */
   readonly embedScale: 'none' | 'sqrt_hidden';
   readonly tiedEmbeddings: Key<boolean>;
+  /** Gemma 2 final_logit_softcapping (an explicit null: none); null: the family has no such field. */
+  readonly finalSoftcap: Key<number | null> | null;
   /** Module paths (`.weight` / `.bias` appended); `{i}` is the layer index. */
   readonly names: {
     readonly embed: string;
@@ -159,8 +193,10 @@ export interface ArchRow {
     readonly finalNorm: string;
     readonly attnNorm: string;
     readonly mlpNorm: string;
-    /** qwen3: RMSNorm over head_dim on q and k before rotary. */
+    /** qwen3 / gemma3 / olmo2: RMSNorm on q and k before rotary. */
     readonly qkNorm: { readonly q: string; readonly k: string } | null;
+    /** Gemma 2/3 ('sandwich' placement): the norms on the attention and MLP outputs. */
+    readonly postNorms: { readonly attn: string; readonly mlp: string } | null;
   };
   /** In forward order. */
   readonly linears: readonly LinearRow[];
@@ -176,7 +212,7 @@ const QWEN_WINDOW: WindowRow = {
   kind: 'sliding',
   size: key('sliding_window', 4096),
   enabled: key('use_sliding_window', false),
-  layers: { layerTypes: 'layer_types', fromLayer: key('max_window_layers', 28) },
+  layers: { layerTypes: 'layer_types', otherwise: { kind: 'from_layer', key: key('max_window_layers', 28) } },
 };
 
 function llamaLinears(bias: { readonly qkv: BiasRule; readonly o: BiasRule; readonly mlp: BiasRule }): readonly LinearRow[] {
@@ -199,22 +235,27 @@ const LLAMA_NAMES: ArchRow['names'] = {
   attnNorm: 'model.layers.{i}.input_layernorm',
   mlpNorm: 'model.layers.{i}.post_attention_layernorm',
   qkNorm: null,
+  postNorms: null,
 };
 
 /** What the llama-family rows share; each row spreads it and states its own dimensions, biases and differences. */
 const LLAMA_FAMILY = {
-  norm: { kind: 'rmsnorm', eps: key('rms_norm_eps', 1e-6), unitOffset: false, bias: false },
-  attention: { qkvLayout: 'separate', scaleFlag: null },
+  norm: { kind: 'rmsnorm', eps: key('rms_norm_eps', 1e-6), unitOffset: false, bias: false, placement: 'pre' },
+  attention: { qkvLayout: 'separate', scaleFlag: null, inverseLayerScale: null, queryPreAttnScalar: null, softcap: null, qkNormScope: 'head' },
   positions: {
     kind: 'rope',
     theta: { keys: ['rope_theta'], default: 10000 },
     partial: 'whole_head',
+    originalMaxDefault: null,
+    local: null,
+    noRope: null,
   },
   slidingWindow: { kind: 'none' },
   mlp: { kind: 'gated', activation: key('hidden_act', 'silu') },
   parallelResidual: false,
   embedScale: 'none',
   tiedEmbeddings: key('tie_word_embeddings', false),
+  finalSoftcap: null,
   names: LLAMA_NAMES,
   refused: [],
 } as const satisfies Partial<ArchRow>;
@@ -306,9 +347,9 @@ const PHI3: ArchRow = {
   configClass: 'Phi3Config',
   dims: hfDims({ vocab: 32064, hidden: 3072, intermediate: 8192, layers: 32, heads: 32, kvHeads: 'num_heads', headDim: 'hidden/heads', maxPositions: 4096 }),
   norm: { ...LLAMA_FAMILY.norm, eps: key('rms_norm_eps', 1e-5) },
-  attention: { qkvLayout: 'concat', scaleFlag: null },
+  attention: { ...LLAMA_FAMILY.attention, qkvLayout: 'concat' },
   // Phi3Attention rotates the first head_dim × partial_rotary_factor channels and passes the rest through.
-  positions: { ...LLAMA_FAMILY.positions, partial: { keys: ['partial_rotary_factor'], default: 1 } },
+  positions: { ...LLAMA_FAMILY.positions, partial: { keys: ['partial_rotary_factor'], default: 1 }, originalMaxDefault: 4096 },
   // Phi3Config.sliding_window defaults to None; Phi-3-mini-4k sets 2047.
   slidingWindow: { kind: 'sliding', size: key('sliding_window', null), enabled: null, layers: 'all' },
   linears: [
@@ -317,6 +358,90 @@ const PHI3: ArchRow = {
     { role: 'gate_up', path: 'model.layers.{i}.mlp.gate_up_proj', bias: false, layout: 'linear' },
     { role: 'down', path: 'model.layers.{i}.mlp.down_proj', bias: false, layout: 'linear' },
   ],
+};
+
+/** Gemma 2/3 norm names: input_layernorm → attention → post_attention_layernorm, pre_/post_feedforward_layernorm. */
+const GEMMA_SANDWICH_NAMES: ArchRow['names'] = {
+  ...LLAMA_NAMES,
+  mlpNorm: 'model.layers.{i}.pre_feedforward_layernorm',
+  postNorms: { attn: 'model.layers.{i}.post_attention_layernorm', mlp: 'model.layers.{i}.post_feedforward_layernorm' },
+};
+
+/**
+ * Gemma2Config: Gemma's (1 + w) RMSNorm and sqrt(hidden) embedding scale, with a norm before and after each sublayer,
+ * softmax scale query_pre_attn_scalar^−½ (256), attention logits soft-capped at 50 and final logits at 30, and
+ * sliding-window attention (4096) on every other layer (layer_types, by default even layers; Gemma2Attention). The
+ * MLP activation is hidden_activation (Gemma2MLP reads that field, not hidden_act).
+ */
+const GEMMA2: ArchRow = {
+  ...LLAMA_FAMILY,
+  modelType: 'gemma2',
+  configClass: 'Gemma2Config',
+  dims: hfDims({ vocab: 256000, hidden: 2304, intermediate: 9216, layers: 26, heads: 8, kvHeads: 4, headDim: 256, maxPositions: 8192 }),
+  norm: { ...LLAMA_FAMILY.norm, unitOffset: true, placement: 'sandwich' },
+  attention: { ...LLAMA_FAMILY.attention, queryPreAttnScalar: key('query_pre_attn_scalar', 256), softcap: key('attn_logit_softcapping', 50) },
+  slidingWindow: { kind: 'sliding', size: key('sliding_window', 4096), enabled: null, layers: { layerTypes: 'layer_types', otherwise: { kind: 'pattern', key: key('sliding_window_pattern', 2) } } },
+  mlp: { kind: 'gated', activation: key('hidden_activation', 'gelu_pytorch_tanh') },
+  embedScale: 'sqrt_hidden',
+  tiedEmbeddings: key('tie_word_embeddings', true),
+  finalSoftcap: key('final_logit_softcapping', 30),
+  names: GEMMA_SANDWICH_NAMES,
+  linears: llamaLinears({ qkv: ATTENTION_BIAS, o: ATTENTION_BIAS, mlp: false }),
+};
+
+/**
+ * Gemma3TextConfig (Gemma3ForCausalLM, model_type gemma3_text): Gemma 2's block with (1 + w) RMSNorms on q and k over
+ * head_dim, no soft-capping by default, five sliding layers (window 4096) to one global (sliding_window_pattern 6, or
+ * layer_types), sliding layers rotating with rope_local_base_freq (10000, unscaled) and global ones with rope_theta
+ * (1e6) and rope_scaling. use_bidirectional_attention (EmbeddingGemma) is refused: Topiary's blocks are causal.
+ */
+const GEMMA3_TEXT: ArchRow = {
+  ...GEMMA2,
+  modelType: 'gemma3_text',
+  configClass: 'Gemma3TextConfig',
+  dims: hfDims({ vocab: 262208, hidden: 2304, intermediate: 9216, layers: 26, heads: 8, kvHeads: 4, headDim: 256, maxPositions: 131072 }),
+  attention: { ...GEMMA2.attention, softcap: key('attn_logit_softcapping', null) },
+  positions: { ...LLAMA_FAMILY.positions, theta: { keys: ['rope_theta'], default: 1e6 }, local: { theta: key('rope_local_base_freq', 10000) } },
+  slidingWindow: { kind: 'sliding', size: key('sliding_window', 4096), enabled: null, layers: { layerTypes: 'layer_types', otherwise: { kind: 'pattern', key: key('sliding_window_pattern', 6) } } },
+  finalSoftcap: key('final_logit_softcapping', null),
+  names: { ...GEMMA_SANDWICH_NAMES, qkNorm: { q: 'model.layers.{i}.self_attn.q_norm', k: 'model.layers.{i}.self_attn.k_norm' } },
+  refused: [{ kind: 'flag', key: 'use_bidirectional_attention', refused: true, why: 'bidirectional attention, EmbeddingGemma' }],
+};
+
+/**
+ * Olmo2Config: llama's linears with the norms moved after each sublayer (x + norm(attn(x)), then h + norm(mlp(h)); no
+ * input norm) and RMSNorms on the whole q and k projections (heads × head_dim) before rotary; eps 1e-5.
+ */
+const OLMO2: ArchRow = {
+  ...LLAMA_FAMILY,
+  modelType: 'olmo2',
+  configClass: 'Olmo2Config',
+  dims: hfDims({ vocab: 50304, hidden: 4096, intermediate: 11008, layers: 32, heads: 32, kvHeads: 'num_heads', headDim: 'hidden/heads', maxPositions: 2048 }),
+  norm: { ...LLAMA_FAMILY.norm, eps: key('rms_norm_eps', 1e-5), placement: 'post' },
+  attention: { ...LLAMA_FAMILY.attention, qkNormScope: 'projection' },
+  names: {
+    ...LLAMA_NAMES,
+    attnNorm: 'model.layers.{i}.post_attention_layernorm',
+    mlpNorm: 'model.layers.{i}.post_feedforward_layernorm',
+    qkNorm: { q: 'model.layers.{i}.self_attn.q_norm', k: 'model.layers.{i}.self_attn.k_norm' },
+  },
+  linears: llamaLinears({ qkv: ATTENTION_BIAS, o: ATTENTION_BIAS, mlp: false }),
+};
+
+/**
+ * SmolLM3Config: llama with rotary skipped on the layers no_rope_layers marks 0 (by default every 4th), 4 kv heads,
+ * θ 2e6, tied head; a window (sliding_window) only with use_sliding_window, on layer_types' sliding layers (by
+ * default the NoPE ones).
+ */
+const SMOLLM3: ArchRow = {
+  ...LLAMA_FAMILY,
+  modelType: 'smollm3',
+  configClass: 'SmolLM3Config',
+  dims: hfDims({ vocab: 128256, hidden: 2048, intermediate: 11008, layers: 36, heads: 16, kvHeads: 4, headDim: 'hidden/heads', maxPositions: 32768 }),
+  positions: { ...LLAMA_FAMILY.positions, theta: { keys: ['rope_theta'], default: 2e6 }, noRope: { key: 'no_rope_layers', interval: key('no_rope_layer_interval', 4) } },
+  slidingWindow: { kind: 'sliding', size: key('sliding_window', null), enabled: key('use_sliding_window', false), layers: { layerTypes: 'layer_types', otherwise: { kind: 'nope_layers' } } },
+  tiedEmbeddings: key('tie_word_embeddings', true),
+  linears: llamaLinears({ qkv: ATTENTION_BIAS, o: ATTENTION_BIAS, mlp: key('mlp_bias', false) }),
 };
 
 // ---- LayerNorm families with their own naming ----
@@ -340,14 +465,15 @@ const OPT: ArchRow = {
     vocab: key('vocab_size', 50272),
     maxPositions: key('max_position_embeddings', 2048),
   },
-  norm: { kind: 'layernorm', eps: 1e-5, unitOffset: false, bias: true },
-  attention: { qkvLayout: 'separate', scaleFlag: null },
+  norm: { kind: 'layernorm', eps: 1e-5, unitOffset: false, bias: true, placement: 'pre' },
+  attention: { qkvLayout: 'separate', scaleFlag: null, inverseLayerScale: null, queryPreAttnScalar: null, softcap: null, qkNormScope: 'head' },
   positions: { kind: 'learned', path: 'model.decoder.embed_positions', offset: 2 },
   slidingWindow: { kind: 'none' },
   mlp: { kind: 'plain', activation: key('activation_function', 'relu') },
   parallelResidual: false,
   embedScale: 'none',
   tiedEmbeddings: key('tie_word_embeddings', true),
+  finalSoftcap: null,
   names: {
     embed: 'model.decoder.embed_tokens',
     lmHead: 'lm_head',
@@ -355,6 +481,7 @@ const OPT: ArchRow = {
     attnNorm: 'model.decoder.layers.{i}.self_attn_layer_norm',
     mlpNorm: 'model.decoder.layers.{i}.final_layer_norm',
     qkNorm: null,
+    postNorms: null,
   },
   linears: [
     { role: 'q', path: 'model.decoder.layers.{i}.self_attn.q_proj', bias: OPT_BIAS, layout: 'linear' },
@@ -374,7 +501,8 @@ const OPT: ArchRow = {
 
 /**
  * GPT2Config: Conv1D weights stored [in, out], fused c_attn rows [q; k; v] (in the [out, in] view), learned positions
- * (wpe), LayerNorm with bias, gelu_new, head tied to wte; n_inner null means 4 × n_embd.
+ * (wpe), LayerNorm with bias, gelu_new, head tied to wte; n_inner null means 4 × n_embd; scale_attn_weights and
+ * scale_attn_by_inverse_layer_idx set the softmax scale (reorder_and_upcast_attn only changes precision: ignored).
  */
 const GPT2: ArchRow = {
   modelType: 'gpt2',
@@ -389,14 +517,15 @@ const GPT2: ArchRow = {
     vocab: key('vocab_size', 50257),
     maxPositions: key('n_positions', 1024),
   },
-  norm: { kind: 'layernorm', eps: key('layer_norm_epsilon', 1e-5), unitOffset: false, bias: true },
-  attention: { qkvLayout: 'concat', scaleFlag: key('scale_attn_weights', true) },
+  norm: { kind: 'layernorm', eps: key('layer_norm_epsilon', 1e-5), unitOffset: false, bias: true, placement: 'pre' },
+  attention: { qkvLayout: 'concat', scaleFlag: key('scale_attn_weights', true), inverseLayerScale: key('scale_attn_by_inverse_layer_idx', false), queryPreAttnScalar: null, softcap: null, qkNormScope: 'head' },
   positions: { kind: 'learned', path: 'transformer.wpe', offset: 0 },
   slidingWindow: { kind: 'none' },
   mlp: { kind: 'plain', activation: key('activation_function', 'gelu_new') },
   parallelResidual: false,
   embedScale: 'none',
   tiedEmbeddings: key('tie_word_embeddings', true),
+  finalSoftcap: null,
   names: {
     embed: 'transformer.wte',
     lmHead: 'lm_head',
@@ -404,6 +533,7 @@ const GPT2: ArchRow = {
     attnNorm: 'transformer.h.{i}.ln_1',
     mlpNorm: 'transformer.h.{i}.ln_2',
     qkNorm: null,
+    postNorms: null,
   },
   linears: [
     { role: 'qkv', path: 'transformer.h.{i}.attn.c_attn', bias: true, layout: 'conv1d' },
@@ -411,7 +541,7 @@ const GPT2: ArchRow = {
     { role: 'fc_in', path: 'transformer.h.{i}.mlp.c_fc', bias: true, layout: 'conv1d' },
     { role: 'fc_out', path: 'transformer.h.{i}.mlp.c_proj', bias: true, layout: 'conv1d' },
   ],
-  refused: [{ kind: 'flag', key: 'scale_attn_by_inverse_layer_idx', refused: true, why: null }],
+  refused: [],
 };
 
 const NEOX_ATTENTION_BIAS = key('attention_bias', true);
@@ -436,18 +566,22 @@ const GPT_NEOX: ArchRow = {
     vocab: key('vocab_size', 50432),
     maxPositions: key('max_position_embeddings', 2048),
   },
-  norm: { kind: 'layernorm', eps: key('layer_norm_eps', 1e-5), unitOffset: false, bias: true },
-  attention: { qkvLayout: 'per_head_interleaved', scaleFlag: null },
+  norm: { kind: 'layernorm', eps: key('layer_norm_eps', 1e-5), unitOffset: false, bias: true, placement: 'pre' },
+  attention: { qkvLayout: 'per_head_interleaved', scaleFlag: null, inverseLayerScale: null, queryPreAttnScalar: null, softcap: null, qkNormScope: 'head' },
   positions: {
     kind: 'rope',
     theta: { keys: ['rotary_emb_base'], default: 10000 },
     partial: { keys: ['rotary_pct'], default: 0.25 },
+    originalMaxDefault: null,
+    local: null,
+    noRope: null,
   },
   slidingWindow: { kind: 'none' },
   mlp: { kind: 'plain', activation: key('hidden_act', 'gelu') },
   parallelResidual: key('use_parallel_residual', true),
   embedScale: 'none',
   tiedEmbeddings: key('tie_word_embeddings', false),
+  finalSoftcap: null,
   names: {
     embed: 'gpt_neox.embed_in',
     lmHead: 'embed_out',
@@ -455,6 +589,7 @@ const GPT_NEOX: ArchRow = {
     attnNorm: 'gpt_neox.layers.{i}.input_layernorm',
     mlpNorm: 'gpt_neox.layers.{i}.post_attention_layernorm',
     qkNorm: null,
+    postNorms: null,
   },
   linears: [
     { role: 'qkv', path: 'gpt_neox.layers.{i}.attention.query_key_value', bias: NEOX_ATTENTION_BIAS, layout: 'linear' },
@@ -465,5 +600,23 @@ const GPT_NEOX: ArchRow = {
   refused: [],
 };
 
+/**
+ * Multimodal checkpoints whose text tower is one of the rows: config.json's model_type, the nested config that
+ * describes the text model, the row it follows and the prefix its tensors carry (the vision tower's tensors pass
+ * through untouched). Gemma3ForConditionalGeneration (google/gemma-3-4b-it and larger) stores the text model under
+ * `language_model.` (`language_model.model.layers.N…`, as the Hub checkpoints hold it).
+ */
+export interface TowerRow {
+  readonly modelType: string;
+  readonly configClass: string;
+  readonly textConfig: string;
+  readonly text: ArchRow;
+  readonly prefix: string;
+}
+
+export const TOWER_ROWS: readonly TowerRow[] = [
+  { modelType: 'gemma3', configClass: 'Gemma3Config', textConfig: 'text_config', text: GEMMA3_TEXT, prefix: 'language_model.' },
+];
+
 /** Every supported architecture, keyed by config.json model_type (the order is the one error messages list). */
-export const ARCH_ROWS: readonly ArchRow[] = [LLAMA, MISTRAL, QWEN2, QWEN3, OPT, GPT2, GPT_NEOX, PHI3, GEMMA];
+export const ARCH_ROWS: readonly ArchRow[] = [LLAMA, MISTRAL, QWEN2, QWEN3, OPT, GPT2, GPT_NEOX, PHI3, GEMMA, GEMMA2, GEMMA3_TEXT, OLMO2, SMOLLM3];

@@ -3,7 +3,12 @@
 // block graphs, the streamed forward, pruning, export) reads this, never config.json directly.
 
 export type NormKind = 'rmsnorm' | 'layernorm';
-export type Activation = 'silu' | 'gelu' | 'gelu_tanh' | 'relu';
+/**
+ * MLP activations (transformers ACT2FN names map onto these in the registry): silu; gelu = exact erf GELU (gelu,
+ * gelu_python); gelu_tanh = the tanh approximation (gelu_new, gelu_pytorch_tanh, gelu_fast, gelu_accurate); relu;
+ * quick_gelu = x·σ(1.702x); relu2 = relu(x)² (Primer's squared ReLU).
+ */
+export type Activation = 'silu' | 'gelu' | 'gelu_tanh' | 'relu' | 'quick_gelu' | 'relu2';
 
 /** Where a linear's input comes from; linears with the same source share one Hessian (q/k/v, gate/up). */
 export type LinearInput = 'attn_in' | 'attn_out' | 'mlp_in' | 'mlp_act';
@@ -40,11 +45,19 @@ export interface LayerSpec {
   readonly index: number;
   /** In forward order. */
   readonly linears: readonly LinearSpec[];
-  /** Pre-attention norm (input_layernorm / ln_1 / self_attn_layer_norm). */
+  /**
+   * The attention sublayer's norm: on its input for ArchSpec.normPlacement 'pre' / 'sandwich' (input_layernorm / ln_1 /
+   * self_attn_layer_norm), on its output for 'post' (OLMo 2 post_attention_layernorm).
+   */
   readonly attnNorm: NormSpec;
-  /** Pre-MLP norm (post_attention_layernorm / ln_2 / final_layer_norm). */
+  /**
+   * The MLP's norm: on its input for 'pre' / 'sandwich' (post_attention_layernorm / ln_2 / final_layer_norm; Gemma 2/3
+   * pre_feedforward_layernorm), on its output for 'post' (OLMo 2 post_feedforward_layernorm).
+   */
   readonly mlpNorm: NormSpec;
-  /** qwen3: RMSNorm over head_dim applied to q and k before rotary. */
+  /** 'sandwich' only (Gemma 2/3): the norms on the attention and MLP outputs, before each residual add. */
+  readonly postNorms: { readonly attn: NormSpec; readonly mlp: NormSpec } | null;
+  /** RMSNorm on q and k before rotary (qwen3, gemma3: over head_dim; olmo2: over the whole projection). */
   readonly qNorm: NormSpec | null;
   readonly kNorm: NormSpec | null;
   /**
@@ -52,6 +65,16 @@ export interface LayerSpec {
    * sliding_window_overlay on the causal mask); null: full causal attention.
    */
   readonly attentionWindow: number | null;
+  /**
+   * The rotary embedding this layer's attention applies (null: none — learned-position models, SmolLM3's NoPE
+   * layers). Usually ArchSpec.positions; Gemma 3's sliding layers use their own base.
+   */
+  readonly rotary: RopePositions | null;
+  /**
+   * The softmax scale this layer applies: ArchSpec.attention.scale, divided by (index + 1) under GPT-2's
+   * scale_attn_by_inverse_layer_idx.
+   */
+  readonly attentionScale: number;
 }
 
 export interface RopeScalingLlama3 {
@@ -65,6 +88,40 @@ export interface RopeScalingLinear {
   readonly type: 'linear';
   readonly factor: number;
 }
+/**
+ * Dynamic NTK (transformers' _compute_dynamic_ntk_parameters): the default frequencies for sequences up to
+ * maxPositions; a sequence of T > maxPositions tokens uses base θ·(factor·T/maxPositions − (factor − 1))^(d/(d−2)).
+ */
+export interface RopeScalingDynamic {
+  readonly type: 'dynamic';
+  readonly factor: number;
+  /** max_position_embeddings, the length up to which nothing changes. */
+  readonly maxPositions: number;
+}
+/** YaRN (_compute_yarn_parameters): a ramp between interpolated and original frequencies, cos/sin × attentionFactor. */
+export interface RopeScalingYarn {
+  readonly type: 'yarn';
+  readonly factor: number;
+  readonly originalMaxPositions: number;
+  readonly betaFast: number;
+  readonly betaSlow: number;
+  /** Round the correction range outward to whole dimensions (transformers' default). */
+  readonly truncate: boolean;
+  /** Multiplies cos and sin (the config's attention_factor, or the one derived from factor / mscale). */
+  readonly attentionFactor: number;
+}
+/**
+ * LongRoPE (_compute_longrope_parameters + longrope_frequency_update): per-frequency divisors, shortFactor for
+ * sequences up to originalMaxPositions and longFactor beyond; cos/sin × attentionFactor.
+ */
+export interface RopeScalingLongrope {
+  readonly type: 'longrope';
+  readonly shortFactor: readonly number[];
+  readonly longFactor: readonly number[];
+  readonly originalMaxPositions: number;
+  readonly attentionFactor: number;
+}
+export type RopeScaling = RopeScalingLlama3 | RopeScalingLinear | RopeScalingDynamic | RopeScalingYarn | RopeScalingLongrope;
 
 export type Positions =
   | {
@@ -72,7 +129,7 @@ export type Positions =
       readonly theta: number;
       /** Rotary applies to the first rotaryDim of each head (partial rotary: gpt_neox, phi); = headDim otherwise. */
       readonly rotaryDim: number;
-      readonly scaling: RopeScalingLlama3 | RopeScalingLinear | null;
+      readonly scaling: RopeScaling | null;
     }
   | {
       readonly kind: 'learned';
@@ -81,6 +138,8 @@ export type Positions =
       /** OPT adds 2 to every position id; GPT-2 adds 0. */
       readonly offset: number;
     };
+
+export type RopePositions = Extract<Positions, { kind: 'rope' }>;
 
 export interface ArchSpec {
   /** config.json model_type, e.g. `llama`. */
@@ -103,8 +162,12 @@ export interface ArchSpec {
   readonly attention: {
     /** How a fused `qkv` linear's rows are laid out; `separate` when q/k/v are their own linears. */
     readonly qkvLayout: 'separate' | 'concat' | 'per_head_interleaved';
-    /** Softmax scale; 1/sqrt(headDim) except where the config says otherwise (gemma query_pre_attn_scalar). */
+    /** Softmax scale; 1/sqrt(headDim) except where the config says otherwise (gemma2/3 query_pre_attn_scalar^−½). */
     readonly scale: number;
+    /** Gemma 2 attn_logit_softcapping: scores → c·tanh(scores / c) after scaling, before the mask; null: none. */
+    readonly softcap: number | null;
+    /** What q/k norms (where a layer has them) normalize over: each head's head_dim, or the whole projection (olmo2). */
+    readonly qkNormScope: 'head' | 'projection';
   };
   readonly positions: Positions;
   readonly mlp: {
@@ -112,11 +175,18 @@ export interface ArchSpec {
     readonly kind: 'gated' | 'plain';
     readonly activation: Activation;
   };
+  /**
+   * Where the block's norms sit: 'pre' (norm → sublayer → + residual), 'post' (OLMo 2: sublayer → norm → + residual),
+   * 'sandwich' (Gemma 2/3: norm → sublayer → norm → + residual).
+   */
+  readonly normPlacement: 'pre' | 'post' | 'sandwich';
   /** gpt_neox use_parallel_residual: x + attn(ln1(x)) + mlp(ln2(x)). */
   readonly parallelResidual: boolean;
   /** gemma multiplies the embeddings by sqrt(hidden) (rounded to the activation dtype). */
   readonly embedScale: number;
   readonly tiedEmbeddings: boolean;
+  /** Gemma 2 final_logit_softcapping: logits → c·tanh(logits / c); null: none. */
+  readonly finalLogitSoftcap: number | null;
 
   readonly names: {
     readonly embed: string;

@@ -8,7 +8,7 @@
 // non-finite value read is an error): a corrupt or diverged checkpoint shows which tensors are hit and how badly.
 
 import { basename } from 'node:path';
-import type { ArchSpec, LinearRole } from './arch.js';
+import type { ArchSpec, LinearRole, RopePositions } from './arch.js';
 import type { ModelFolder, QuantizedWeight } from './model-folder.js';
 import { countNonFinite, DTYPE_BYTES, toFloat32, viewAs, type DType } from '../io/dtype.js';
 import type { StorageKind } from '../formats/quantized-model.js';
@@ -62,6 +62,66 @@ export interface QuantizationSummary {
   readonly bitsPerParameter: number;
 }
 
+export interface ForwardSummary {
+  /** e.g. "rope θ 10000 over 64/64 dims, yarn factor 4 (original 32768, β 32/1, attention × 1.1386)", or per layer set. */
+  readonly positions: string;
+  /** e.g. "full causal" or "sliding 4096 on layers 0-4, 6-10; full on 5, 11". */
+  readonly attention: string;
+  readonly softcap: { readonly attention: number | null; readonly final: number | null };
+  readonly normPlacement: ArchSpec['normPlacement'];
+}
+
+/** "all", or layer indices as ranges: "0-4, 6, 8-9". */
+function layerSet(indices: readonly number[], total: number): string {
+  if (indices.length === total) return 'all layers';
+  const parts: string[] = [];
+  for (let k = 0; k < indices.length;) {
+    let e = k;
+    while (e + 1 < indices.length && indices[e + 1] === indices[e]! + 1) e++;
+    parts.push(e === k ? String(indices[k]) : `${indices[k]}-${indices[e]}`);
+    k = e + 1;
+  }
+  return `layer${indices.length === 1 ? '' : 's'} ${parts.join(', ')}`;
+}
+
+function describeRope(p: RopePositions, headDim: number): string {
+  const head = `rope θ ${p.theta} over ${p.rotaryDim}/${headDim} dims`;
+  const s = p.scaling;
+  if (s === null) return head;
+  const af = (x: number) => `attention × ${Number(x.toFixed(4))}`;
+  switch (s.type) {
+    case 'linear': return `${head}, linear factor ${s.factor}`;
+    case 'llama3': return `${head}, llama3 factor ${s.factor} (low ${s.lowFreqFactor}, high ${s.highFreqFactor}, original ${s.originalMaxPositions})`;
+    case 'dynamic': return `${head}, dynamic NTK factor ${s.factor} beyond ${s.maxPositions} tokens`;
+    case 'yarn': return `${head}, yarn factor ${s.factor} (original ${s.originalMaxPositions}, β ${s.betaFast}/${s.betaSlow}${s.truncate ? '' : ', untruncated'}, ${af(s.attentionFactor)})`;
+    case 'longrope': return `${head}, longrope (short factors up to ${s.originalMaxPositions} tokens, long beyond, ${af(s.attentionFactor)})`;
+  }
+}
+
+/** Groups layers by a per-layer description, in order of first appearance: "A on layers 0-4; B on 5". */
+function byLayers(arch: ArchSpec, describe: (layer: ArchSpec['layers'][number]) => string): string {
+  const groups = new Map<string, number[]>();
+  for (const l of arch.layers) {
+    const d = describe(l);
+    const g = groups.get(d);
+    if (g) g.push(l.index); else groups.set(d, [l.index]);
+  }
+  if (groups.size === 1) return [...groups.keys()][0]!;
+  return [...groups].map(([d, ix]) => `${d} on ${layerSet(ix, arch.numLayers)}`).join('; ');
+}
+
+export function forwardSummary(arch: ArchSpec): ForwardSummary {
+  const positions = arch.positions.kind === 'learned'
+    ? `learned positions (${arch.maxPositions})`
+    : byLayers(arch, (l) => (l.rotary === null ? 'no rotary (NoPE)' : describeRope(l.rotary, arch.headDim)));
+  return {
+    positions,
+    attention: byLayers(arch, (l) => (l.attentionWindow === null ? 'full causal' : `sliding window ${l.attentionWindow}`)),
+    softcap: { attention: arch.attention.softcap, final: arch.finalLogitSoftcap },
+    normPlacement: arch.normPlacement,
+  };
+}
+
 /** NaN / ±Inf found in one tensor (dequantized values for a quantized linear). */
 export interface NonFiniteTensor {
   readonly name: string;
@@ -79,6 +139,11 @@ export interface InspectReport {
     readonly headDim: number; readonly intermediate: number; readonly vocab: number; readonly maxPositions: number;
   };
   readonly tiedEmbeddings: boolean;
+  /**
+   * What the config makes of the forward beyond the dimensions, in words: positions (rope type and its parameters,
+   * per layer where layers differ), attention windows per layer, soft-capping, norm placement.
+   */
+  readonly forward: ForwardSummary;
   /** Dense parameter counts: a quantized linear counts its dequantized out × in. */
   readonly parameters: { readonly total: number; readonly byKind: Readonly<Record<ParamKind, number>> };
   /**
@@ -108,6 +173,7 @@ export function classifyTensors(arch: ArchSpec): Map<string, ParamKind> {
   const norms = [arch.names.finalNorm];
   for (const layer of arch.layers) {
     norms.push(layer.attnNorm, layer.mlpNorm);
+    if (layer.postNorms) norms.push(layer.postNorms.attn, layer.postNorms.mlp);
     if (layer.qNorm) norms.push(layer.qNorm);
     if (layer.kNorm) norms.push(layer.kNorm);
     for (const l of layer.linears) {
@@ -285,6 +351,7 @@ export async function inspectModel(folder: ModelFolder): Promise<InspectReport> 
       headDim: arch.headDim, intermediate: arch.intermediate, vocab: arch.vocab, maxPositions: arch.maxPositions,
     },
     tiedEmbeddings: arch.tiedEmbeddings,
+    forward: forwardSummary(arch),
     parameters: { total, byKind },
     dtypes,
     shards,
@@ -335,6 +402,8 @@ export function formatInspect(r: InspectReport): string {
   const lines: string[] = [
     `Model:        ${r.dir}`,
     `Architecture: ${r.modelType}, ${d.numLayers} layers, hidden ${d.hidden}, ${d.numHeads} heads (${d.numKvHeads} kv, head dim ${d.headDim}), intermediate ${d.intermediate}, vocab ${d.vocab}, max positions ${d.maxPositions}${r.tiedEmbeddings ? ', tied embeddings' : ''}`,
+    `Positions:    ${r.forward.positions}`,
+    `Attention:    ${r.forward.attention}${r.forward.softcap.attention === null ? '' : `, scores soft-capped at ${r.forward.softcap.attention}`}${r.forward.softcap.final === null ? '' : `; final logits soft-capped at ${r.forward.softcap.final}`}${r.forward.normPlacement === 'pre' ? '' : `; ${r.forward.normPlacement === 'post' ? 'post-norm' : 'norms before and after each sublayer'}`}`,
     `Parameters:   ${humanCount(r.parameters.total)} (${r.parameters.total})`,
     `Non-finite:   ${r.nonFinite.values === 0 ? 'none (no NaN or Inf in any tensor)' : `${r.nonFinite.values} values (NaN or Inf) in ${r.nonFinite.tensors.length} tensors: the checkpoint is corrupt or diverged`}`,
     ...quantLines,

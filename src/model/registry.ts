@@ -5,16 +5,35 @@
 // field the rows do not name is either ignored (when it cannot change the math of a forward pass over
 // calibration-length sequences) or rejected with a clear error naming the file and the key.
 
-import type { Activation, ArchSpec, LayerSpec, LinearSpec, NormSpec, Positions, RopeScalingLinear, RopeScalingLlama3 } from './arch.js';
-import { ARCH_ROWS, LINEAR_ROLES, type ArchRow, type BiasRule, type KeyChain, type LinearRow, type PositionsRow, type Size } from './arch-rows.js';
+import type { Activation, ArchSpec, LayerSpec, LinearSpec, NormSpec, Positions, RopePositions, RopeScaling } from './arch.js';
+import { ARCH_ROWS, LINEAR_ROLES, TOWER_ROWS, type ArchRow, type TowerRow, type BiasRule, type Key, type KeyChain, type LinearRow, type PositionsRow, type Size } from './arch-rows.js';
 import { ConfigError, ConfigReader, isObject } from '../io/config-reader.js';
 
 export { ConfigError } from '../io/config-reader.js';
 export type { Config } from '../io/config-reader.js';
 
 const ROWS: ReadonlyMap<string, ArchRow> = new Map(ARCH_ROWS.map((row) => [row.modelType, row]));
+const TOWERS: ReadonlyMap<string, TowerRow> = new Map(TOWER_ROWS.map((t) => [t.modelType, t]));
 
-export const SUPPORTED_MODEL_TYPES: readonly string[] = ARCH_ROWS.map((row) => row.modelType);
+export const SUPPORTED_MODEL_TYPES: readonly string[] = [...ARCH_ROWS.map((row) => row.modelType), ...TOWER_ROWS.map((t) => t.modelType)];
+
+/** The row with every tensor path under `prefix` and the tower's model_type. */
+function prefixedRow(t: TowerRow): ArchRow {
+  const row = t.text, p = t.prefix;
+  const n = row.names;
+  const positions = row.positions.kind === 'learned' ? { ...row.positions, path: p + row.positions.path } : row.positions;
+  return {
+    ...row,
+    modelType: t.modelType,
+    positions,
+    names: {
+      embed: p + n.embed, lmHead: p + n.lmHead, finalNorm: p + n.finalNorm, attnNorm: p + n.attnNorm, mlpNorm: p + n.mlpNorm,
+      qkNorm: n.qkNorm === null ? null : { q: p + n.qkNorm.q, k: p + n.qkNorm.k },
+      postNorms: n.postNorms === null ? null : { attn: p + n.postNorms.attn, mlp: p + n.postNorms.mlp },
+    },
+    linears: row.linears.map((l) => ({ ...l, path: p + l.path })),
+  };
+}
 
 /** config.json -> ArchSpec; `where` (the config's path) prefixes every error. */
 export function describeArchitecture(config: Record<string, unknown>, where: string): ArchSpec {
@@ -22,6 +41,13 @@ export function describeArchitecture(config: Record<string, unknown>, where: str
   const r: ConfigReader = new ConfigReader(config, where);
   const type = config['model_type'];
   if (typeof type !== 'string') r.fail(`"model_type" is missing or not a string (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`);
+  const tower = TOWERS.get(type);
+  if (tower !== undefined) {
+    // The text model's config is nested; a missing one is the text config class's defaults, as the outer class does.
+    const text = config[tower.textConfig] ?? {};
+    if (!isObject(text)) return r.fail(`"${tower.textConfig}" must be an object, got ${JSON.stringify(text)}`);
+    return buildArchitecture(prefixedRow(tower), new ConfigReader(text, `${where} ${tower.textConfig}`));
+  }
   const row = ROWS.get(type);
   if (row === undefined) return r.fail(`model_type ${JSON.stringify(type)} is not supported (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`);
   return buildArchitecture(row, r);
@@ -49,9 +75,18 @@ function buildArchitecture(row: ArchRow, r: ConfigReader): ArchSpec {
   const act = row.mlp.activation;
   const activationName = r.str(act.key, act.default);
   const tied = r.bool(row.tiedEmbeddings.key, row.tiedEmbeddings.default);
-  const windows = layerWindows(row, r, dims.numLayers);
+  const scale = attentionScale(row, r, dims.headDim);
+  const nope = nopeLayers(row, r, dims.numLayers);
+  const types = layerTypes(row, r, dims.numLayers, nope);
+  const windows = layerWindows(row, r, types, dims.numLayers);
+  const rope = positions(row, r, dims);
+  const pos = rope.global;
   const layers: LayerSpec[] = [];
-  for (let i = 0; i < dims.numLayers; i++) layers.push(layerSpec(row, r, dims, i, windows[i]!));
+  for (let i = 0; i < dims.numLayers; i++) {
+    const rotary = pos.kind !== 'rope' || nope[i] ? null : types?.[i] === 'sliding_attention' && rope.local !== null ? rope.local : pos;
+    const inverse = row.attention.inverseLayerScale !== null && r.bool(row.attention.inverseLayerScale.key, row.attention.inverseLayerScale.default);
+    layers.push(layerSpec(row, r, dims, i, windows[i]!, rotary, inverse ? scale / (i + 1) : scale));
+  }
   const n = row.names;
   return {
     modelType: row.modelType,
@@ -63,13 +98,17 @@ function buildArchitecture(row: ArchRow, r: ConfigReader): ArchSpec {
     },
     attention: {
       qkvLayout: row.attention.qkvLayout,
-      scale: row.attention.scaleFlag === null || r.bool(row.attention.scaleFlag.key, row.attention.scaleFlag.default) ? 1 / Math.sqrt(dims.headDim) : 1,
+      scale,
+      softcap: optionalPositive(r, row.attention.softcap),
+      qkNormScope: row.attention.qkNormScope,
     },
-    positions: positions(row, r, dims.headDim),
+    normPlacement: row.norm.placement,
+    positions: pos,
     mlp: { kind: row.mlp.kind, activation: activation(r, act.key, activationName) },
     parallelResidual: row.parallelResidual === false ? false : r.bool(row.parallelResidual.key, row.parallelResidual.default),
     embedScale: row.embedScale === 'sqrt_hidden' ? Math.sqrt(dims.hidden) : 1,
     tiedEmbeddings: tied,
+    finalLogitSoftcap: optionalPositive(r, row.finalSoftcap),
     names: {
       embed: `${n.embed}.weight`,
       finalNorm: norm(n.finalNorm, row.norm.bias),
@@ -78,6 +117,14 @@ function buildArchitecture(row: ArchRow, r: ConfigReader): ArchSpec {
     },
     layers,
   };
+}
+
+/** head_dim^−½, query_pre_attn_scalar^−½ (Gemma 2/3), or 1 where GPT-2's scale_attn_weights is false. */
+function attentionScale(row: ArchRow, r: ConfigReader, headDim: number): number {
+  const a = row.attention;
+  if (a.scaleFlag !== null && !r.bool(a.scaleFlag.key, a.scaleFlag.default)) return 1;
+  if (a.queryPreAttnScalar !== null) return r.positive(a.queryPreAttnScalar.key, a.queryPreAttnScalar.default) ** -0.5;
+  return 1 / Math.sqrt(headDim);
 }
 
 /** Dimensions with the row's defaults; derived defaults (kv heads = heads, head_dim = hidden / heads) as in transformers. */
@@ -107,25 +154,61 @@ function readDims(row: ArchRow, r: ConfigReader, hidden: number): Dims {
   };
 }
 
+/** Each layer's attention type as the config class fills in layer_types (null: the family has no sliding layers). */
+function layerTypes(row: ArchRow, r: ConfigReader, numLayers: number, nope: readonly boolean[]): readonly LayerType[] | null {
+  const w = row.slidingWindow;
+  if (w.kind === 'none') return null;
+  if (w.layers === 'all') return new Array<LayerType>(numLayers).fill('sliding_attention');
+  const types = r.config[w.layers.layerTypes];
+  if (types !== undefined && types !== null) {
+    if (!isLayerTypes(types, numLayers)) {
+      r.fail(`"${w.layers.layerTypes}" must list "full_attention" or "sliding_attention" for each of the ${numLayers} layers, got ${JSON.stringify(types)}`);
+    }
+    return types;
+  }
+  const d = w.layers.otherwise;
+  const sliding = (isSliding: (i: number) => boolean) =>
+    Array.from({ length: numLayers }, (_, i): LayerType => (isSliding(i) ? 'sliding_attention' : 'full_attention'));
+  switch (d.kind) {
+    case 'from_layer': { const from = r.index(d.key.key, d.key.default); return sliding((i) => i >= from); }
+    case 'pattern': { const p = r.int(d.key.key, d.key.default); return sliding((i) => (i + 1) % p !== 0); }
+    case 'nope_layers': return sliding((i) => nope[i] === true);
+  }
+}
+
 /** Each layer's attention window (null: full causal), as the family's attention and config class decide it. */
-function layerWindows(row: ArchRow, r: ConfigReader, numLayers: number): readonly (number | null)[] {
+function layerWindows(row: ArchRow, r: ConfigReader, types: readonly LayerType[] | null, numLayers: number): readonly (number | null)[] {
   const w = row.slidingWindow;
   const none = new Array<number | null>(numLayers).fill(null);
-  if (w.kind === 'none') return none;
+  if (w.kind === 'none' || types === null) return none;
   // An explicit null means no window; an absent key takes the config class's default (itself None for Phi-3).
   const raw = r.config[w.size.key];
   const size = raw === null || (raw === undefined && w.size.default === null) ? null : r.int(w.size.key, w.size.default ?? undefined);
   if (size === null || (w.enabled !== null && !r.bool(w.enabled.key, w.enabled.default))) return none;
-  if (w.layers === 'all') return none.map(() => size);
-  const types = r.config[w.layers.layerTypes];
-  if (types === undefined || types === null) {
-    const from = r.index(w.layers.fromLayer.key, w.layers.fromLayer.default);
-    return none.map((_, i) => (i >= from ? size : null));
-  }
-  if (!isLayerTypes(types, numLayers)) {
-    r.fail(`"${w.layers.layerTypes}" must list "full_attention" or "sliding_attention" for each of the ${numLayers} layers, got ${JSON.stringify(types)}`);
-  }
   return types.map((t) => (t === 'sliding_attention' ? size : null));
+}
+
+/** SmolLM3 no_rope_layers: true where a layer applies no rotary (the list holds 1 for rotary, 0 for NoPE). */
+function nopeLayers(row: ArchRow, r: ConfigReader, numLayers: number): readonly boolean[] {
+  const p = row.positions;
+  if (p.kind !== 'rope' || p.noRope === null) return new Array<boolean>(numLayers).fill(false);
+  const list = r.config[p.noRope.key];
+  if (list === undefined || list === null) {
+    const interval = r.int(p.noRope.interval.key, p.noRope.interval.default);
+    return Array.from({ length: numLayers }, (_, i) => (i + 1) % interval === 0);
+  }
+  if (!Array.isArray(list) || list.length < numLayers || !list.every((v: unknown) => v === 0 || v === 1 || typeof v === 'boolean')) {
+    return r.fail(`"${p.noRope.key}" must list 1 (rotary) or 0 (no rotary) for each of the ${numLayers} layers, got ${JSON.stringify(list)}`);
+  }
+  return list.slice(0, numLayers).map((v: unknown) => v === 0 || v === false);
+}
+
+/** A positive number where an explicit null (or a null default) means "none". */
+function optionalPositive(r: ConfigReader, k: Key<number | null> | null): number | null {
+  if (k === null) return null;
+  const raw = r.config[k.key];
+  if (raw === null || (raw === undefined && k.default === null)) return null;
+  return r.positive(k.key, k.default ?? undefined);
 }
 
 type LayerType = 'full_attention' | 'sliding_attention';
@@ -134,7 +217,7 @@ function isLayerTypes(v: unknown, numLayers: number): v is readonly LayerType[] 
   return Array.isArray(v) && v.length === numLayers && v.every((t: unknown) => t === 'full_attention' || t === 'sliding_attention');
 }
 
-function layerSpec(row: ArchRow, r: ConfigReader, dims: Dims, i: number, attentionWindow: number | null): LayerSpec {
+function layerSpec(row: ArchRow, r: ConfigReader, dims: Dims, i: number, attentionWindow: number | null, rotary: RopePositions | null, attentionScale: number): LayerSpec {
   const at = (template: string) => template.replaceAll('{i}', String(i));
   const n = row.names;
   return {
@@ -142,10 +225,13 @@ function layerSpec(row: ArchRow, r: ConfigReader, dims: Dims, i: number, attenti
     linears: row.linears.map((l) => linearSpec(l, at(l.path), r, dims)),
     attnNorm: norm(at(n.attnNorm), row.norm.bias),
     mlpNorm: norm(at(n.mlpNorm), row.norm.bias),
-    // q/k norms are RMSNorms over head_dim without bias in every family that has them (qwen3).
+    postNorms: n.postNorms === null ? null : { attn: norm(at(n.postNorms.attn), row.norm.bias), mlp: norm(at(n.postNorms.mlp), row.norm.bias) },
+    // q/k norms are RMSNorms without bias in every family that has them (qwen3, gemma3, olmo2).
     qNorm: n.qkNorm === null ? null : norm(at(n.qkNorm.q), false),
     kNorm: n.qkNorm === null ? null : norm(at(n.qkNorm.k), false),
     attentionWindow,
+    rotary,
+    attentionScale,
   };
 }
 
@@ -181,15 +267,19 @@ function norm(path: string, hasBias: boolean): NormSpec {
   return { weight: `${path}.weight`, bias: hasBias ? `${path}.bias` : null };
 }
 
+/** transformers' ACT2FN names the block graphs implement, and what each computes. */
+const ACTIVATIONS: ReadonlyMap<string, Activation> = new Map([
+  ['silu', 'silu'], ['swish', 'silu'],
+  ['gelu', 'gelu'], ['gelu_python', 'gelu'],
+  ['gelu_new', 'gelu_tanh'], ['gelu_pytorch_tanh', 'gelu_tanh'], ['gelu_fast', 'gelu_tanh'], ['gelu_accurate', 'gelu_tanh'],
+  ['relu', 'relu'], ['quick_gelu', 'quick_gelu'], ['relu2', 'relu2'],
+]);
+
 /** Maps transformers' ACT2FN names onto the activations the block graphs implement. */
 function activation(r: ConfigReader, key: string, name: string): Activation {
-  switch (name) {
-    case 'silu': case 'swish': return 'silu';
-    case 'gelu': return 'gelu';
-    case 'gelu_new': case 'gelu_pytorch_tanh': case 'gelu_fast': return 'gelu_tanh';
-    case 'relu': return 'relu';
-    default: return r.fail(`"${key}" = ${JSON.stringify(name)} is not supported (supported: silu, gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, relu)`);
-  }
+  const a = ACTIVATIONS.get(name);
+  if (a === undefined) return r.fail(`"${key}" = ${JSON.stringify(name)} is not supported (supported: ${[...ACTIVATIONS.keys()].join(', ')})`);
+  return a;
 }
 
 /** The value of the first key of `chain` present in the config, or the chain's default, read by `read`. */
@@ -198,18 +288,34 @@ function firstOf<T>(r: ConfigReader, chain: KeyChain<T>, read: (key: string, fal
   return read(present ?? chain.keys[0]!, chain.default);
 }
 
-function positions(row: ArchRow, r: ConfigReader, headDim: number): Positions {
+/** The model's positions, and Gemma 3's separate rotary for sliding layers (null elsewhere). */
+function positions(row: ArchRow, r: ConfigReader, dims: Dims): { readonly global: Positions; readonly local: RopePositions | null } {
   const p = row.positions;
-  if (p.kind === 'learned') return { kind: 'learned', weight: `${p.path}.weight`, offset: p.offset };
-  return ropePositions(row.modelType, p, r, headDim);
+  if (p.kind === 'learned') return { global: { kind: 'learned', weight: `${p.path}.weight`, offset: p.offset }, local: null };
+  if (p.local === null) return { global: ropePositions(row.modelType, p, r, dims.headDim, dims.maxPositions), local: null };
+  // transformers v5 nests one parameter set per layer type; 4.x has rope_theta / rope_scaling for full layers and
+  // rope_local_base_freq (default rope) for sliding ones.
+  const params = r.nested('rope_parameters');
+  const perType = (t: LayerType) => (params !== null && isObject(params.config[t]) ? params.config[t] : null);
+  const full = perType('full_attention'), sliding = perType('sliding_attention');
+  if (full !== null || sliding !== null) {
+    const as = (v: Record<string, unknown> | null, t: LayerType) =>
+      new ConfigReader({ ...r.config, rope_scaling: undefined, rope_parameters: v ?? {} }, `${r.where} rope_parameters.${t}:`);
+    const g = ropePositions(row.modelType, p, as(full, 'full_attention'), dims.headDim, dims.maxPositions);
+    const l = ropePositions(row.modelType, { ...p, theta: { keys: [p.local.theta.key], default: p.local.theta.default } }, as(sliding, 'sliding_attention'), dims.headDim, dims.maxPositions);
+    return { global: g, local: l.kind === 'rope' ? l : null };
+  }
+  const g = ropePositions(row.modelType, p, r, dims.headDim, dims.maxPositions);
+  if (g.kind !== 'rope') return { global: g, local: null };
+  return { global: g, local: { ...g, theta: r.positive(p.local.theta.key, p.local.theta.default), scaling: null } };
 }
 
 /**
  * Rotary positions as transformers computes them: theta and the partial rotary fraction from the row's keys (or from
- * rope_parameters in transformers v5 configs, which wins), and rope_scaling of type default, linear or llama3; any
- * other scaling is rejected.
+ * rope_parameters in transformers v5 configs, which wins), and rope_scaling of type default, linear, llama3, dynamic,
+ * yarn or longrope; any other scaling is rejected.
  */
-function ropePositions(modelType: string, p: Extract<PositionsRow, { kind: 'rope' }>, r: ConfigReader, headDim: number): Positions {
+function ropePositions(modelType: string, p: Extract<PositionsRow, { kind: 'rope' }>, r: ConfigReader, headDim: number, maxPositions: number): Positions {
   // A key written into rope_parameters counts even as null (transformers' setdefault keeps it, and then fails).
   const params = r.nested('rope_parameters');
   const theta = params !== null && params.config['rope_theta'] !== undefined
@@ -226,14 +332,48 @@ function ropePositions(modelType: string, p: Extract<PositionsRow, { kind: 'rope
   const rotaryDim = Math.floor(headDim * partial);
   if (rotaryDim < 2 || rotaryDim % 2 !== 0) r.fail(`rotary dimension ${rotaryDim} (head_dim ${headDim} × ${partial}) must be an even number ≥ 2`);
   const rawScaling = r.config['rope_scaling'] ?? params?.config ?? null;
-  return { kind: 'rope', theta, rotaryDim, scaling: ropeScaling(r, rawScaling) };
+  const topLevelOriginalMax = r.has('original_max_position_embeddings') ? r.int('original_max_position_embeddings') : p.originalMaxDefault;
+  return { kind: 'rope', theta, rotaryDim, scaling: ropeScaling(r, rawScaling, { maxPositions, rotaryDim, topLevelOriginalMax }) };
 }
 
-function ropeScaling(r: ConfigReader, raw: unknown): RopeScalingLlama3 | RopeScalingLinear | null {
+/** What the scalings read besides rope_scaling itself. */
+interface ScalingContext {
+  readonly maxPositions: number;
+  readonly rotaryDim: number;
+  /**
+   * original_max_position_embeddings at the top level of config.json, or the config class's own default for it
+   * (Phi3Config: 4096); null when neither. transformers v5 moves it into the yarn / longrope parameters and lets it
+   * win over theirs (standardize_rope_params).
+   */
+  readonly topLevelOriginalMax: number | null;
+}
+
+/** transformers' YaRN get_mscale: 0.1·m·ln(s) + 1 for s > 1, else 1. */
+function yarnMscale(scale: number, m: number): number {
+  return scale <= 1 ? 1 : 0.1 * m * Math.log(scale) + 1;
+}
+
+function isPositiveList(v: unknown, length: number): v is readonly number[] {
+  return Array.isArray(v) && v.length === length && v.every((x: unknown) => typeof x === 'number' && Number.isFinite(x) && x > 0);
+}
+
+function factorList(s: ConfigReader, key: string, half: number): readonly number[] {
+  const v = s.config[key];
+  if (!isPositiveList(v, half)) return s.fail(`"${key}" must list ${half} positive numbers (rotary dimension / 2), got ${JSON.stringify(v)}`);
+  return v;
+}
+
+/**
+ * rope_scaling (or v5 rope_parameters) as transformers' current release reads it. YaRN and LongRoPE follow v5: the
+ * explicit `factor` wins (4.x replaced it by max_position_embeddings / original_max_position_embeddings when the
+ * latter was in rope_scaling), original_max_position_embeddings from the top level first.
+ */
+function ropeScaling(r: ConfigReader, raw: unknown, ctx: ScalingContext): RopeScaling | null {
   if (raw === undefined || raw === null) return null;
   if (!isObject(raw)) return r.fail(`"rope_scaling" must be an object or null, got ${JSON.stringify(raw)}`);
   const type = raw['rope_type'] ?? raw['type'] ?? 'default';
   const s = new ConfigReader(raw, `${r.where} rope_scaling`);
+  const originalMax = () => ctx.topLevelOriginalMax ?? s.int('original_max_position_embeddings', ctx.maxPositions);
   switch (type) {
     case 'default': return null;
     case 'linear': return { type: 'linear', factor: s.positive('factor') };
@@ -244,8 +384,43 @@ function ropeScaling(r: ConfigReader, raw: unknown): RopeScalingLlama3 | RopeSca
       highFreqFactor: s.positive('high_freq_factor'),
       originalMaxPositions: s.int('original_max_position_embeddings'),
     };
-    default: return r.fail(`rope_scaling type ${JSON.stringify(type)} is not supported (supported: default, linear, llama3)`);
+    case 'dynamic':
+      // The NTK exponent d/(d − 2) needs more than 2 rotary dimensions.
+      if (ctx.rotaryDim <= 2) return s.fail(`dynamic scaling needs a rotary dimension above 2, got ${ctx.rotaryDim}`);
+      return { type: 'dynamic', factor: s.positive('factor'), maxPositions: ctx.maxPositions };
+    case 'yarn': {
+      const factor = s.positive('factor');
+      const mscale = s.has('mscale') ? s.positive('mscale') : 0;
+      const mscaleAllDim = s.has('mscale_all_dim') ? s.positive('mscale_all_dim') : 0;
+      const attentionFactor = s.has('attention_factor')
+        ? s.positive('attention_factor')
+        : mscale !== 0 && mscaleAllDim !== 0 ? yarnMscale(factor, mscale) / yarnMscale(factor, mscaleAllDim) : yarnMscale(factor, 1);
+      // transformers: `beta_fast or 32`, `beta_slow or 1` (a 0 also takes the default).
+      const betaFast = raw['beta_fast'] === 0 ? 32 : s.positive('beta_fast', 32);
+      const betaSlow = raw['beta_slow'] === 0 ? 1 : s.positive('beta_slow', 1);
+      return { type: 'yarn', factor, originalMaxPositions: originalMax(), betaFast, betaSlow, truncate: s.bool('truncate', true), attentionFactor };
+    }
+    case 'longrope': {
+      const half = ctx.rotaryDim / 2;
+      const originalMaxPositions = originalMax();
+      const factor = s.has('factor') ? s.positive('factor') : ctx.maxPositions / originalMaxPositions;
+      const attentionFactor = s.has('attention_factor')
+        ? s.positive('attention_factor')
+        : factor <= 1 ? 1 : Math.sqrt(1 + Math.log(factor) / Math.log(originalMaxPositions));
+      return {
+        type: 'longrope', shortFactor: factorList(s, 'short_factor', half), longFactor: factorList(s, 'long_factor', half),
+        originalMaxPositions, attentionFactor,
+      };
+    }
+    default: return r.fail(`rope_scaling type ${JSON.stringify(type)} is not supported (supported: default, linear, llama3, dynamic, yarn, longrope)`);
   }
+}
+
+/** The widths q/k norms normalize over: head_dim, or the whole q / k projection (olmo2). */
+export function qkNormDims(spec: ArchSpec): { readonly q: number; readonly k: number } {
+  return spec.attention.qkNormScope === 'head'
+    ? { q: spec.headDim, k: spec.headDim }
+    : { q: spec.numHeads * spec.headDim, k: spec.numKvHeads * spec.headDim };
 }
 
 /** Every weight name a spec expects in the files (norm/linear weights and biases, embeddings, head, positions). */
@@ -261,8 +436,10 @@ export function expectedTensors(spec: ArchSpec): Map<string, readonly number[]> 
   for (const layer of spec.layers) {
     addNorm(layer.attnNorm, H);
     addNorm(layer.mlpNorm, H);
-    if (layer.qNorm) addNorm(layer.qNorm, spec.headDim);
-    if (layer.kNorm) addNorm(layer.kNorm, spec.headDim);
+    if (layer.postNorms) { addNorm(layer.postNorms.attn, H); addNorm(layer.postNorms.mlp, H); }
+    const qk = qkNormDims(spec);
+    if (layer.qNorm) addNorm(layer.qNorm, qk.q);
+    if (layer.kNorm) addNorm(layer.kNorm, qk.k);
     for (const l of layer.linears) {
       out.set(l.weight, l.transposed ? [l.inFeatures, l.outFeatures] : [l.outFeatures, l.inFeatures]);
       if (l.bias !== null) out.set(l.bias, [l.outFeatures]);

@@ -73,9 +73,13 @@ test('calibration.safetensors round trip and --calib-tokens validation', async (
     const big = BigInt64Array.from([5n, 6n, 7n, 8n]);
     await writeSafetensorsFile(i64, [{ name: 'input_ids', dtype: 'I64', shape: [2, 2], bytes: new Uint8Array(big.buffer) }]);
     assert.deepEqual(Array.from((await readCalibrationTokens(i64)).ids), [5, 6, 7, 8]);
-    await assert.rejects(loadCalibrationTokens(i64, { vocab: 8, maxPositions: 512 }), /token id 8 at \[1, 1\] is outside the model's vocabulary of 8/);
-    await assert.rejects(loadCalibrationTokens(i64, { vocab: 100, maxPositions: 1 }), /windows of 2 tokens exceed the model's 1 positions/);
-    assert.equal((await loadCalibrationTokens(i64, { vocab: 100, maxPositions: 2 })).nsamples, 2);
+    const learned = { kind: 'learned', weight: 'wpe.weight', offset: 0 } as const;
+    const rope = { kind: 'rope', theta: 10000, rotaryDim: 4, scaling: null } as const;
+    await assert.rejects(loadCalibrationTokens(i64, { vocab: 8, maxPositions: 512, positions: learned }), /token id 8 at \[1, 1\] is outside the model's vocabulary of 8/);
+    await assert.rejects(loadCalibrationTokens(i64, { vocab: 100, maxPositions: 1, positions: learned }), /windows of 2 tokens exceeds the model's 1 positions/);
+    assert.equal((await loadCalibrationTokens(i64, { vocab: 100, maxPositions: 2, positions: learned })).nsamples, 2);
+    // Rotary positions extend past max_position_embeddings (transformers runs them): accepted.
+    assert.equal((await loadCalibrationTokens(i64, { vocab: 100, maxPositions: 1, positions: rope })).nsamples, 2);
 
     const f32 = join(dir, 'f32.safetensors');
     await writeSafetensorsFile(f32, [{ name: 'input_ids', dtype: 'F32', shape: [1, 2], bytes: new Uint8Array(8) }]);

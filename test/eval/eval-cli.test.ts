@@ -13,6 +13,7 @@ import { TextTokenizer } from '../../src/calib/tokenizer.js';
 import { Engine } from '../../src/engine/engine.js';
 import { forward } from '../../src/forward/forward.js';
 import { ModelFolder } from '../../src/model/model-folder.js';
+import { generateModel } from '../../scripts/gen-model.js';
 import { REPO_ROOT, modelDir, sharedPath } from '../shared-data.js';
 
 const CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -83,7 +84,6 @@ test('topiary eval: bad inputs give one clear error each and write no record', a
     writeFileSync(join(dir, 'blank.txt'), ' \n \n');
     const cases: [string[], RegExp][] = [
       [['--dataset', 'wikitext103'], /^topiary: unknown dataset "wikitext103": known datasets are wikitext2, ptb, c4, tinystories, file:<path>/],
-      [['--dataset', 'tinystories', '--seqlen', '1024'], /^topiary: --seqlen 1024 exceeds the model's 512 positions/],
       [['--dataset', 'ptb', '--data-dir', dir], /^topiary: missing data file .*ptb\/ptb\.test\.txt \(data root .*\); pass --data-dir DIR or set TOPIARY_DATA/],
       [['--dataset', `file:${join(dir, 'tiny.txt')}`, '--seqlen', '256'], /^topiary: --dataset file:.*tiny\.txt: the evaluation text gives \d+ tokens, fewer than one chunk of --seqlen 256/],
       [['--dataset', `file:${join(dir, 'blank.txt')}`], /^topiary: file:.*blank\.txt: the corpus is empty/],
@@ -107,3 +107,26 @@ test('topiary eval: bad inputs give one clear error each and write no record', a
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('topiary eval --seqlen above max_position_embeddings: rotary (stories260K) runs with one warning line; learned positions (gpt2) refused', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'topiary-eval-len-'));
+  try {
+    const r = await topiary(['eval', modelDir('stories260K'), '--dataset', 'tinystories', '--seqlen', '1024', '--nsamples', '1', '--quiet', '--json', join(dir, 'r.json')]);
+    assert.equal(r.code, 0, r.stderr);
+    const warnings = r.stderr.split('\n').filter((l) => l.includes('warning'));
+    assert.equal(warnings.length, 1, r.stderr);
+    assert.match(warnings[0]!, /^topiary: warning: --seqlen 1024 exceeds max_position_embeddings 512: rotary positions beyond the trained length/);
+    const rec = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8')) as Record<string, unknown>;
+    assert.equal(rec['seqlen'], 1024);
+    assert.ok(Number.isFinite(rec['ppl']) && (rec['ppl'] as number) > 1);
+
+    const gpt2 = join(dir, 'gpt2');
+    await generateModel({ arch: 'gpt2', hidden: 16, layers: 1, heads: 2, intermediate: 32, vocab: 64, out: gpt2, config: { n_positions: 16 } });
+    const g = await topiary(['eval', gpt2, '--dataset', 'tinystories', '--seqlen', '32']);
+    assert.equal(g.code, 1);
+    assert.match(g.stderr, /^topiary: --seqlen 32 exceeds the model's 16 positions \(max_position_embeddings; its position table has no row beyond\)\n$/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+

@@ -226,7 +226,10 @@ test('phi3: fused qkv_proj and gate_up_proj, partial rotary factor', () => {
   assert.equal(spec.attention.qkvLayout, 'concat');
   assert.equal((spec.positions as { rotaryDim: number }).rotaryDim, 4);
   assert.deepEqual(spec.layers[0]!.linears.map((l) => l.role), ['qkv', 'o', 'gate_up', 'down']);
-  assert.throws(() => describeArchitecture({ model_type: 'phi3', hidden_size: 32, num_attention_heads: 4, rope_scaling: { type: 'longrope', short_factor: [1], long_factor: [1] } }, 'x/config.json'), /x\/config.json: rope_scaling type "longrope" is not supported/);
+  // longrope's factor lists must have one entry per rotary frequency (head_dim 8 / 2 = 4 here).
+  assert.throws(() => describeArchitecture({ model_type: 'phi3', hidden_size: 32, num_attention_heads: 4, rope_scaling: { type: 'longrope', short_factor: [1], long_factor: [1] } }, 'x/config.json'), /x\/config.json rope_scaling: "short_factor" must list 4 positive numbers/);
+  // "su" (the name early Phi-3-128k configs used) is not a rope type current transformers knows.
+  assert.throws(() => describeArchitecture({ model_type: 'phi3', hidden_size: 32, num_attention_heads: 4, rope_scaling: { type: 'su', short_factor: [1, 1], long_factor: [1, 1] } }, 'x/config.json'), /x\/config.json: rope_scaling type "su" is not supported/);
 });
 
 test('gemma: (1 + w) norm, sqrt(hidden) embed scale, head_dim, gelu_pytorch_tanh, tied', () => {
@@ -262,15 +265,18 @@ test('clear errors: unknown model_type lists the supported ones; bad fields name
     for (const t of ['llama', 'mistral', 'qwen2', 'qwen3', 'opt', 'gpt2', 'gpt_neox', 'phi3', 'gemma']) assert.ok(e.message.includes(t));
     return true;
   });
-  assert.deepEqual([...SUPPORTED_MODEL_TYPES].sort(), ['gemma', 'gpt2', 'gpt_neox', 'llama', 'mistral', 'opt', 'phi3', 'qwen2', 'qwen3']);
+  assert.deepEqual([...SUPPORTED_MODEL_TYPES].sort(), ['gemma', 'gemma2', 'gemma3', 'gemma3_text', 'gpt2', 'gpt_neox', 'llama', 'mistral', 'olmo2', 'opt', 'phi3', 'qwen2', 'qwen3', 'smollm3']);
   assert.throws(() => describeArchitecture({}, 'c'), /c: "model_type" is missing/);
   assert.throws(() => describeArchitecture({ model_type: 'toString' }, 'c'), /model_type "toString" is not supported/);
   assert.throws(() => describeArchitecture({ ...llamaConfig, hidden_size: -4 }, 'c'), /c: "hidden_size" must be a positive integer, got -4/);
   assert.throws(() => describeArchitecture({ ...llamaConfig, num_key_value_heads: 3 }, 'c'), /not a multiple of "num_key_value_heads" = 3/);
-  assert.throws(() => describeArchitecture({ ...llamaConfig, rope_scaling: { rope_type: 'yarn', factor: 4 } }, 'c'), /rope_scaling type "yarn" is not supported \(supported: default, linear, llama3\)/);
+  assert.throws(() => describeArchitecture({ ...llamaConfig, rope_scaling: { rope_type: 'mrope', factor: 4 } }, 'c'), /rope_scaling type "mrope" is not supported \(supported: default, linear, llama3, dynamic, yarn, longrope\)/);
+  assert.throws(() => describeArchitecture({ ...llamaConfig, rope_scaling: { rope_type: 'yarn' } }, 'c'), /c rope_scaling: "factor" is missing/);
   assert.throws(() => describeArchitecture({ ...llamaConfig, rope_scaling: { rope_type: 'llama3', factor: 8 } }, 'c'), /c rope_scaling: "low_freq_factor" is missing/);
   assert.throws(() => describeArchitecture({ ...llamaConfig, hidden_act: 'mish' }, 'c'), /"hidden_act" = "mish" is not supported/);
-  assert.throws(() => describeArchitecture({ model_type: 'gpt2', scale_attn_by_inverse_layer_idx: true }, 'c'), /scale_attn_by_inverse_layer_idx/);
+  // GPT-2 scale_attn_by_inverse_layer_idx: layer i divides its scores by i + 1 as well (head_dim 64 by default).
+  assert.deepEqual(describeArchitecture({ model_type: 'gpt2', n_layer: 3, scale_attn_by_inverse_layer_idx: true }, 'c').layers.map((l) => l.attentionScale), [1 / 8, 1 / 16, 1 / 24]);
+  assert.deepEqual(describeArchitecture({ model_type: 'gpt2', n_layer: 2, scale_attn_weights: false, scale_attn_by_inverse_layer_idx: true }, 'c').layers.map((l) => l.attentionScale), [1, 1 / 2]);
 });
 
 // issue 10: defaults of missing keys are those of the transformers config class (configuration_<type>.py):
@@ -356,4 +362,112 @@ test('sliding windows per layer: mistral, phi3, qwen2 / qwen3 use_sliding_window
   assert.deepEqual(windows('llama', { sliding_window: 8 }), [null, null, null]); // LlamaAttention has no window
   assert.throws(() => windows('qwen2', { use_sliding_window: true, layer_types: ['full_attention'] }), /c: "layer_types" must list "full_attention" or "sliding_attention" for each of the 3 layers/);
   assert.throws(() => windows('mistral', { sliding_window: 0 }), /c: "sliding_window" must be a positive integer, got 0/);
+});
+
+test('rope scaling dynamic / yarn / longrope: the values transformers v5 derives (factor, original length, attention factor)', () => {
+  const scaling = (c: Record<string, unknown>) => (describeArchitecture(c, 'c').positions as { scaling: unknown }).scaling;
+  assert.deepEqual(scaling({ ...llamaConfig, rope_scaling: { rope_type: 'dynamic', factor: 2 } }), { type: 'dynamic', factor: 2, maxPositions: 256 });
+  // Qwen3 long context: factor 4, original 32768, max 40960 -> v5 keeps the explicit factor; attention 0.1·ln 4 + 1.
+  const qwen3 = { model_type: 'qwen3', hidden_size: 64, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16, max_position_embeddings: 40960 };
+  assert.deepEqual(scaling({ ...qwen3, rope_scaling: { rope_type: 'yarn', factor: 4, original_max_position_embeddings: 32768 } }),
+    { type: 'yarn', factor: 4, originalMaxPositions: 32768, betaFast: 32, betaSlow: 1, truncate: true, attentionFactor: 0.1 * Math.log(4) + 1 });
+  // No original length in rope_scaling: max_position_embeddings; beta 0 means the default (`or 32`); truncate false kept.
+  assert.deepEqual(scaling({ ...qwen3, rope_scaling: { type: 'yarn', factor: 2, beta_fast: 0, beta_slow: 2, truncate: false, attention_factor: 1.5 } }),
+    { type: 'yarn', factor: 2, originalMaxPositions: 40960, betaFast: 32, betaSlow: 2, truncate: false, attentionFactor: 1.5 });
+  // DeepSeek style mscale / mscale_all_dim: (0.1·0.707·ln 40 + 1) / (0.1·1·ln 40 + 1).
+  const ds = scaling({ ...qwen3, rope_scaling: { rope_type: 'yarn', factor: 40, mscale: 0.707, mscale_all_dim: 1, original_max_position_embeddings: 4096 } }) as { attentionFactor: number };
+  assert.ok(Math.abs(ds.attentionFactor - (0.1 * 0.707 * Math.log(40) + 1) / (0.1 * Math.log(40) + 1)) < 1e-15);
+  // A top-level original_max_position_embeddings wins over rope_scaling's (standardize_rope_params).
+  assert.equal((scaling({ ...qwen3, original_max_position_embeddings: 8192, rope_scaling: { rope_type: 'yarn', factor: 4, original_max_position_embeddings: 32768 } }) as { originalMaxPositions: number }).originalMaxPositions, 8192);
+
+  // Phi-3.5-mini: longrope without factor, original 4096 at the top level, max 131072 -> factor 32, √(1 + ln 32 / ln 4096).
+  const phi = { model_type: 'phi3', hidden_size: 32, num_attention_heads: 4, max_position_embeddings: 131072 };
+  const factors = { short_factor: [1, 1.5, 2, 3], long_factor: [2, 3, 4, 5] };
+  assert.deepEqual(scaling({ ...phi, original_max_position_embeddings: 4096, rope_scaling: { type: 'longrope', ...factors } }),
+    { type: 'longrope', shortFactor: [1, 1.5, 2, 3], longFactor: [2, 3, 4, 5], originalMaxPositions: 4096, attentionFactor: Math.sqrt(1 + Math.log(32) / Math.log(4096)) });
+  // Phi3Config's own default original_max_position_embeddings is 4096; an explicit factor ≤ 1 gives attention factor 1.
+  assert.deepEqual(scaling({ ...phi, rope_scaling: { type: 'longrope', factor: 1, ...factors } }),
+    { type: 'longrope', shortFactor: [1, 1.5, 2, 3], longFactor: [2, 3, 4, 5], originalMaxPositions: 4096, attentionFactor: 1 });
+  assert.throws(() => describeArchitecture({ ...phi, rope_scaling: { type: 'longrope', short_factor: [1, 1, 1, 1], long_factor: [1, 'x', 1, 1] } }, 'c'), /c rope_scaling: "long_factor" must list 4 positive numbers/);
+});
+
+test('gemma2 / gemma3_text / olmo2 / smollm3: tensors, defaults of their config classes, layer patterns', () => {
+  const small = { hidden_size: 32, num_attention_heads: 4, num_hidden_layers: 6, intermediate_size: 48, vocab_size: 50 };
+  const g2 = describeArchitecture({ model_type: 'gemma2', ...small, head_dim: 8 }, 'c');
+  assert.deepEqual(layer0(g2), {
+    'model.embed_tokens.weight': [50, 32], 'model.norm.weight': [32],
+    'model.layers.0.input_layernorm.weight': [32], 'model.layers.0.post_attention_layernorm.weight': [32],
+    'model.layers.0.pre_feedforward_layernorm.weight': [32], 'model.layers.0.post_feedforward_layernorm.weight': [32],
+    'model.layers.0.self_attn.q_proj.weight': [32, 32], 'model.layers.0.self_attn.k_proj.weight': [32, 32],
+    'model.layers.0.self_attn.v_proj.weight': [32, 32], 'model.layers.0.self_attn.o_proj.weight': [32, 32],
+    'model.layers.0.mlp.gate_proj.weight': [48, 32], 'model.layers.0.mlp.up_proj.weight': [48, 32], 'model.layers.0.mlp.down_proj.weight': [32, 48],
+  });
+  // Gemma2Config: 4 kv heads (here 4 = heads), query_pre_attn_scalar 256, soft-caps 50 / 30, window 4096 on even layers,
+  // hidden_activation (not hidden_act) names the MLP activation.
+  assert.equal(g2.attention.scale, 1 / 16);
+  assert.equal(g2.attention.softcap, 50);
+  assert.equal(g2.finalLogitSoftcap, 30);
+  assert.deepEqual(g2.layers.map((l) => l.attentionWindow), [4096, null, 4096, null, 4096, null]);
+  assert.equal(describeArchitecture({ model_type: 'gemma2', ...small, hidden_activation: 'gelu', hidden_act: 'silu' }, 'c').mlp.activation, 'gelu');
+  const nocap = describeArchitecture({ model_type: 'gemma2', ...small, attn_logit_softcapping: null, final_logit_softcapping: null }, 'c');
+  assert.equal(nocap.attention.softcap, null);
+  assert.equal(nocap.finalLogitSoftcap, null);
+  assert.deepEqual(describeArchitecture({ model_type: 'gemma2', ...small, num_hidden_layers: 2, layer_types: ['full_attention', 'sliding_attention'] }, 'c').layers.map((l) => l.attentionWindow), [null, 4096]);
+  assert.equal(describeArchitecture({ model_type: 'gemma2', hidden_size: 32, num_attention_heads: 8 }, 'c').numKvHeads, 4);
+
+  // Gemma3TextConfig: pattern 6 (five sliding, one global), local base 10000 unscaled, global θ 1e6 with rope_scaling.
+  const g3 = describeArchitecture({ model_type: 'gemma3_text', ...small, head_dim: 8, rope_scaling: { rope_type: 'linear', factor: 8 } }, 'c');
+  assert.deepEqual(g3.layers.map((l) => l.attentionWindow), [4096, 4096, 4096, 4096, 4096, null]);
+  assert.deepEqual(g3.layers[0]!.rotary, { kind: 'rope', theta: 10000, rotaryDim: 8, scaling: null });
+  assert.deepEqual(g3.layers[5]!.rotary, { kind: 'rope', theta: 1e6, rotaryDim: 8, scaling: { type: 'linear', factor: 8 } });
+  assert.equal(g3.attention.softcap, null);
+  assert.equal(g3.finalLogitSoftcap, null);
+  assert.deepEqual(layer0(g3)['model.layers.0.self_attn.q_norm.weight'], [8]);
+  // transformers v5: one rope parameter set per layer type.
+  const v5 = describeArchitecture({ model_type: 'gemma3_text', ...small, head_dim: 8, rope_parameters: {
+    sliding_attention: { rope_type: 'default', rope_theta: 20000 },
+    full_attention: { rope_type: 'yarn', rope_theta: 5e5, factor: 4, original_max_position_embeddings: 1024 },
+  } }, 'c');
+  assert.equal(v5.layers[0]!.rotary!.theta, 20000);
+  assert.equal(v5.layers[0]!.rotary!.scaling, null);
+  assert.equal(v5.layers[5]!.rotary!.theta, 5e5);
+  assert.equal(v5.layers[5]!.rotary!.scaling!.type, 'yarn');
+  assert.throws(() => describeArchitecture({ model_type: 'gemma3_text', ...small, use_bidirectional_attention: true }, 'c/config.json'),
+    /c\/config.json: "use_bidirectional_attention": true \(bidirectional attention, EmbeddingGemma\) is not supported/);
+
+  // Olmo2Config: post-norms, q/k norms over the whole projections (kv heads 2 -> k_norm 2·8).
+  const o2 = describeArchitecture({ model_type: 'olmo2', ...small, num_key_value_heads: 2 }, 'c');
+  const t = layer0(o2);
+  assert.deepEqual(t['model.layers.0.self_attn.q_norm.weight'], [32]);
+  assert.deepEqual(t['model.layers.0.self_attn.k_norm.weight'], [16]);
+  assert.deepEqual(t['model.layers.0.post_feedforward_layernorm.weight'], [32]);
+  assert.equal(t['model.layers.0.input_layernorm.weight'], undefined);
+  assert.equal(o2.norm.eps, 1e-5);
+  assert.equal(o2.tiedEmbeddings, false);
+
+  // SmolLM3Config: every 4th layer NoPE by default; no_rope_layers wins; a window only with use_sliding_window, on NoPE layers.
+  const s3 = describeArchitecture({ model_type: 'smollm3', ...small, num_hidden_layers: 8, num_key_value_heads: 2 }, 'c');
+  assert.deepEqual(s3.layers.map((l) => l.rotary === null), [false, false, false, true, false, false, false, true]);
+  assert.equal((s3.positions as { theta: number }).theta, 2e6);
+  assert.equal(s3.tiedEmbeddings, true);
+  const listed = describeArchitecture({ model_type: 'smollm3', ...small, num_hidden_layers: 3, num_key_value_heads: 2, no_rope_layers: [0, 1, 1], use_sliding_window: true, sliding_window: 16 }, 'c');
+  assert.deepEqual(listed.layers.map((l) => l.rotary === null), [true, false, false]);
+  assert.deepEqual(listed.layers.map((l) => l.attentionWindow), [16, null, null]);
+  assert.throws(() => describeArchitecture({ model_type: 'smollm3', ...small, num_hidden_layers: 3, num_key_value_heads: 2, no_rope_layers: [1, 1] }, 'c'), /c: "no_rope_layers" must list 1 \(rotary\) or 0 \(no rotary\) for each of the 3 layers/);
+});
+
+test('gemma3 (Gemma3ForConditionalGeneration): the text tower from text_config, tensors under language_model.', () => {
+  const spec = describeArchitecture({
+    model_type: 'gemma3', vision_config: { model_type: 'siglip_vision_model' },
+    text_config: { model_type: 'gemma3_text', hidden_size: 32, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 8, num_hidden_layers: 2, intermediate_size: 48, vocab_size: 50 },
+  }, 'c');
+  assert.equal(spec.modelType, 'gemma3');
+  const t = layer0(spec);
+  assert.deepEqual(t['language_model.model.embed_tokens.weight'], [50, 32]);
+  assert.deepEqual(t['language_model.model.layers.0.self_attn.k_norm.weight'], [8]);
+  assert.deepEqual(t['language_model.model.layers.0.post_feedforward_layernorm.weight'], [32]);
+  assert.equal(spec.names.lmHead, 'language_model.model.embed_tokens.weight'); // tied (Gemma3TextConfig default)
+  assert.deepEqual(spec.layers.map((l) => l.attentionWindow), [4096, 4096]); // pattern 6: both sliding
+  assert.throws(() => describeArchitecture({ model_type: 'gemma3', text_config: { hidden_size: 'x' } }, 'c/config.json'), /c\/config.json text_config: "hidden_size" must be a positive integer/);
+  assert.throws(() => describeArchitecture({ model_type: 'gemma3', text_config: [1] }, 'c'), /c: "text_config" must be an object/);
 });
