@@ -2,6 +2,8 @@
 // of one block (norms, attention, positions, MLP), and the tensor names of every weight. Everything downstream (the
 // block graphs, the streamed forward, pruning, export) reads this, never config.json directly.
 
+import type { MoeSpec } from './moe.js';
+
 export type NormKind = 'rmsnorm' | 'layernorm';
 export type Activation = 'silu' | 'gelu' | 'gelu_tanh' | 'relu';
 
@@ -52,6 +54,11 @@ export interface LayerSpec {
    * sliding_window_overlay on the causal mask); null: full causal attention.
    */
   readonly attentionWindow: number | null;
+  /**
+   * A mixture-of-experts MLP (src/model/moe.ts): its experts' linears are in `linears` after the attention ones, in
+   * place of a dense MLP's; null: a dense MLP.
+   */
+  readonly moe: MoeSpec | null;
 }
 
 export interface RopeScalingLlama3 {
