@@ -15,11 +15,12 @@ import { fromFloat32, type DType } from '../src/io/dtype.js';
 import { SafetensorsWriter } from '../src/io/safetensors-writer.js';
 import type { ArchSpec } from '../src/model/arch.js';
 import { describeArchitecture, expectedTensors, SUPPORTED_MODEL_TYPES } from '../src/model/registry.js';
+import { moeExtraTensors } from '../src/model/moe.js';
 
 export type GenDType = 'f32' | 'f16' | 'bf16';
 
 export interface GenerateOptions {
-  /** model_type: llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3_text, olmo2, smollm3, phi3, opt, gpt2, gpt_neox. */
+  /** model_type: llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3_text, olmo2, smollm3, phi3, opt, gpt2, gpt_neox, qwen3_moe, qwen2_moe, mixtral. */
   readonly arch: string;
   readonly hidden: number;
   readonly layers: number;
@@ -131,6 +132,16 @@ export function makeConfig(o: GenerateOptions): Record<string, unknown> {
     case 'phi3':
       c = { architectures: ['Phi3ForCausalLM'], model_type: 'phi3', ...llamaCommon, hidden_act: 'silu', rms_norm_eps: 1e-5, original_max_position_embeddings: 2048, partial_rotary_factor: 1.0, resid_pdrop: 0.0, embd_pdrop: 0.0, sliding_window: null, tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 32000 };
       break;
+    // MoE families: small expert counts by default (override with --set num_experts=… / num_local_experts=…).
+    case 'qwen3_moe':
+      c = { architectures: ['Qwen3MoeForCausalLM'], model_type: 'qwen3_moe', ...llamaCommon, hidden_act: 'silu', head_dim: o.hidden / o.heads, attention_bias: false, use_sliding_window: false, sliding_window: null, max_window_layers: o.layers, tie_word_embeddings: false, decoder_sparse_step: 1, mlp_only_layers: [], num_experts: 4, num_experts_per_tok: 2, moe_intermediate_size: o.intermediate, norm_topk_prob: true, output_router_logits: false, router_aux_loss_coef: 0.001, bos_token_id: 151643, eos_token_id: 151645 };
+      break;
+    case 'qwen2_moe':
+      c = { architectures: ['Qwen2MoeForCausalLM'], model_type: 'qwen2_moe', ...llamaCommon, hidden_act: 'silu', use_sliding_window: false, sliding_window: 4096, max_window_layers: o.layers, tie_word_embeddings: false, decoder_sparse_step: 1, mlp_only_layers: [], num_experts: 4, num_experts_per_tok: 2, moe_intermediate_size: o.intermediate, shared_expert_intermediate_size: 2 * o.intermediate, norm_topk_prob: false, qkv_bias: true, output_router_logits: false, router_aux_loss_coef: 0.001, bos_token_id: 151643, eos_token_id: 151643 };
+      break;
+    case 'mixtral':
+      c = { architectures: ['MixtralForCausalLM'], model_type: 'mixtral', ...llamaCommon, hidden_act: 'silu', rms_norm_eps: 1e-5, rope_theta: 1e6, sliding_window: null, head_dim: o.hidden / o.heads, tie_word_embeddings: false, num_local_experts: 4, num_experts_per_tok: 2, router_jitter_noise: 0.0, output_router_logits: false, router_aux_loss_coef: 0.02 };
+      break;
     case 'opt':
       noGqa('opt');
       c = {
@@ -217,6 +228,8 @@ function tensorKinds(spec: ArchSpec): Map<string, 'norm' | 'bias' | 'embed' | { 
   };
   for (const l of spec.layers) {
     norm(l.attnNorm); norm(l.mlpNorm); norm(l.qNorm); norm(l.kNorm); norm(l.postNorms?.attn ?? null); norm(l.postNorms?.mlp ?? null);
+    // Router and shared-expert gate read the normed hidden state like a linear: N(0, 1/hidden) gives logits ~N(0, 1).
+    if (l.moe) for (const [name] of moeExtraTensors(l.moe, spec.hidden)) kinds.set(name, { linearIn: spec.hidden });
     for (const lin of l.linears) {
       kinds.set(lin.weight, { linearIn: lin.inFeatures });
       if (lin.bias !== null) kinds.set(lin.bias, 'bias');

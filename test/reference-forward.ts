@@ -1,7 +1,8 @@
 // A float64 reference forward pass of every architecture an ArchSpec describes, written plainly with loops and no
 // ONNX, from the semantics of transformers' modeling code (modeling_llama / gemma / gemma2 / gemma3 / qwen3 / olmo2 /
-// smollm3 / phi3 / opt / gpt2 / gpt_neox). It shares nothing with src/engine (own rotary tables, own attention, own
-// erf) so that the block graphs are checked against an independent implementation. Slow: for tiny models only.
+// smollm3 / phi3 / opt / gpt2 / gpt_neox, and the sparse MoE blocks of mixtral / qwen2_moe / qwen3_moe). It shares
+// nothing with src/engine (own rotary tables, own attention, own erf) so that the block graphs are checked against an
+// independent implementation. Slow: for tiny models only.
 
 import type { ArchSpec, LayerSpec, LinearInput, LinearRole, LinearSpec, NormSpec, RopePositions } from '../src/model/arch.js';
 
@@ -17,6 +18,8 @@ export interface ReferenceOutput {
   readonly hidden: Float64Array[][];
   /** Per sequence, per layer: the input of each linear group ([T, features]). */
   readonly captured: Map<LinearInput, Float64Array>[][];
+  /** Per sequence, per layer: tokens the router sent to each expert (null: a dense layer). */
+  readonly routed: (number[] | null)[][];
 }
 
 /** erf to ~1e-15: 2/√π·e^(−x²)·Σ 2ⁿx^(2n+1)/(1·3···(2n+1)) (all terms positive, no cancellation). */
@@ -237,6 +240,57 @@ class Ref {
     return { out: this.linear(ctx, T, this.spec(layer, 'o')), attnOut: ctx };
   }
 
+  /** A gated MLP of width I on T rows, from its three linears. */
+  gated(m: Rows, T: number, I: number, gate: LinearSpec, up: LinearSpec, down: LinearSpec): Rows {
+    const g = this.linear(m, T, gate), u = this.linear(m, T, up);
+    const a = new Float64Array(T * I);
+    for (let i = 0; i < T * I; i++) a[i] = activate(this.arch.mlp.activation, g[i]!) * u[i]!;
+    return this.linear(a, T, down);
+  }
+
+  /**
+   * The MoE MLP token by token, as transformers' sparse MoE blocks: p = softmax(router logits), the k largest,
+   * renormalized when normTopk, y = Σ p_e·expert_e(x) (+ sigmoid(x·w_sg)·shared(x)). Returns the counts per expert.
+   */
+  moe(m: Rows, T: number, layer: LayerSpec): { out: Rows; routed: number[] } {
+    const moe = layer.moe!, H = this.arch.hidden, E = moe.numExperts;
+    const R = this.t(moe.router);
+    const out = new Float64Array(T * H);
+    const routed = new Array<number>(E).fill(0);
+    for (let t = 0; t < T; t++) {
+      const x = m.subarray(t * H, (t + 1) * H);
+      const logits: number[] = [];
+      for (let e = 0; e < E; e++) { let s = 0; for (let c = 0; c < H; c++) s += x[c]! * R[e * H + c]!; logits.push(s); }
+      const mx = Math.max(...logits);
+      const ex = logits.map((l) => Math.exp(l - mx));
+      const Z = ex.reduce((a, b) => a + b, 0);
+      const probs = ex.map((v) => v / Z);
+      // k times: the largest probability not yet taken (the first such expert on a tie).
+      const chosen: number[] = [];
+      for (let j = 0; j < moe.topK; j++) {
+        let best = -1;
+        for (let e = 0; e < E; e++) if (!chosen.includes(e) && (best < 0 || probs[e]! > probs[best]!)) best = e;
+        chosen.push(best);
+      }
+      const kept = chosen.reduce((a, e) => a + probs[e]!, 0);
+      for (const e of chosen) {
+        routed[e]!++;
+        const spec = moe.experts[e]!;
+        const y = this.gated(x, 1, spec.intermediate, spec.gate, spec.up, spec.down);
+        const w = moe.normTopk ? probs[e]! / kept : probs[e]!;
+        for (let c = 0; c < H; c++) out[t * H + c] += w * y[c]!;
+      }
+      if (moe.shared) {
+        const sg = this.t(moe.shared.gateWeight);
+        let z = 0;
+        for (let c = 0; c < H; c++) z += x[c]! * sg[c]!;
+        const y = this.gated(x, 1, moe.shared.intermediate, moe.shared.gate, moe.shared.up, moe.shared.down);
+        for (let c = 0; c < H; c++) out[t * H + c] += y[c]! / (1 + Math.exp(-z));
+      }
+    }
+    return { out, routed };
+  }
+
   mlp(m: Rows, T: number, layer: LayerSpec): { out: Rows; act: Rows } {
     const I = this.arch.intermediate, act = this.arch.mlp.activation;
     const a = new Float64Array(T * I);
@@ -261,18 +315,27 @@ class Ref {
     return { out: this.linear(a, T, this.spec(layer, 'fc_out')), act: a };
   }
 
-  block(x: Rows, T: number, layer: LayerSpec): { out: Rows; captured: Map<LinearInput, Rows> } {
+  block(x: Rows, T: number, layer: LayerSpec): { out: Rows; captured: Map<LinearInput, Rows>; routed: number[] | null } {
     const H = this.arch.hidden, place = this.arch.normPlacement;
     const a = place === 'post' ? x : this.norm(x, T, H, layer.attnNorm);
     const attn = this.attention(a, T, layer);
     const captured = new Map<LinearInput, Rows>([['attn_in', a], ['attn_out', attn.attnOut]]);
     const out = new Float64Array(x.length);
+    if (layer.moe) {
+      const h = new Float64Array(x.length);
+      for (let i = 0; i < x.length; i++) h[i] = x[i]! + attn.out[i]!;
+      const m = this.norm(h, T, this.arch.hidden, layer.mlpNorm);
+      const moe = this.moe(m, T, layer);
+      captured.set('mlp_in', m);
+      for (let i = 0; i < x.length; i++) out[i] = h[i]! + moe.out[i]!;
+      return { out, captured, routed: moe.routed };
+    }
     if (this.arch.parallelResidual) {
       const m = this.norm(x, T, H, layer.mlpNorm);
       const mlp = this.mlp(m, T, layer);
       captured.set('mlp_in', m).set('mlp_act', mlp.act);
       for (let i = 0; i < x.length; i++) out[i] = x[i]! + attn.out[i]! + mlp.out[i]!;
-      return { out, captured };
+      return { out, captured, routed: null };
     }
     // What each sublayer adds to the stream: its output, normed after (post: OLMo 2; sandwich: Gemma 2/3's post norms).
     const added = (y: Rows, postNorm: NormSpec | null) => (postNorm === null ? y : this.norm(y, T, H, postNorm));
@@ -284,7 +347,7 @@ class Ref {
     captured.set('mlp_in', m).set('mlp_act', mlp.act);
     const mlpAdd = added(mlp.out, place === 'post' ? layer.mlpNorm : layer.postNorms?.mlp ?? null);
     for (let i = 0; i < x.length; i++) out[i] = h[i]! + mlpAdd[i]!;
-    return { out, captured };
+    return { out, captured, routed: null };
   }
 
   embed(ids: readonly number[]): Rows {
@@ -318,18 +381,21 @@ class Ref {
 /** Reference forward of each sequence (float64 throughout; weights as stored, converted to float32 by the caller). */
 export function referenceForward(arch: ArchSpec, weights: TensorMap, sequences: readonly (readonly number[])[]): ReferenceOutput {
   const ref = new Ref(arch, weights);
-  const out: ReferenceOutput = { logits: [], hidden: [], captured: [] };
+  const out: ReferenceOutput = { logits: [], hidden: [], captured: [], routed: [] };
   for (const ids of sequences) {
     const T = ids.length;
     let x = ref.embed(ids);
     const hidden = [x];
     const caps: Map<LinearInput, Float64Array>[] = [];
+    const routed: (number[] | null)[] = [];
     for (const layer of arch.layers) {
       const b = ref.block(x, T, layer);
       x = b.out;
       hidden.push(x);
       caps.push(b.captured);
+      routed.push(b.routed);
     }
+    out.routed.push(routed);
     out.logits.push(ref.head(x, T));
     out.hidden.push(hidden);
     out.captured.push(caps);

@@ -1,6 +1,7 @@
 // `topiary prune` and `topiary quantize`: parse and validate every flag before heavy work, build the per-linear plan,
 // run the layer-by-layer pipeline with progress, print a summary, and optionally evaluate the result.
 
+import { MOE_CALIBRATIONS } from '../pipeline/moe-stages.js';
 import type { Command } from 'commander';
 import { join, resolve } from 'node:path';
 import { parseDevice } from '../engine/engine.js';
@@ -50,6 +51,7 @@ interface CommonFlags {
   quiet?: boolean;
   maxMemory?: string;
   offload: string;
+  moeCalibration: string;
 }
 
 interface PruneFlags extends CommonFlags {
@@ -131,6 +133,7 @@ function addCommonOptions(cmd: Command): Command {
     .option('--max-shard-size <size>', 'largest shard (default 5GB, as save_pretrained)')
     .option('--max-memory <size>', `RAM the run may plan for: activations + one layer's working set (default ${DEFAULT_MEMORY_FRACTION * 100} % of the free RAM)`)
     .option('--offload <where>', 'calibration activations: memory|disk|auto (auto: disk when the estimate exceeds --max-memory)', 'auto')
+    .option('--moe-calibration <m>', 'MoE models: expert statistics from the tokens routed to each expert (routed) or from every token (all)', 'routed')
     .option('--eval <datasets>', 'after writing, perplexity on these datasets (comma-separated)')
     .option('--quiet', 'no progress output');
 }
@@ -179,6 +182,8 @@ async function buildJob(modelArg: string, f: CommonFlags, tasksFor: (folder: Mod
   }
   const evalSets = f.eval ? f.eval.split(',').map((s) => s.trim()).filter(Boolean) : [];
   await checkEvalDatasets(evalSets, f.dataDir); // an unknown --eval dataset fails now, not after pruning
+  const moeCalibration = MOE_CALIBRATIONS.find((c) => c === f.moeCalibration);
+  if (moeCalibration === undefined) throw new PlanError(`--moe-calibration ${f.moeCalibration}: choose ${MOE_CALIBRATIONS.join(' or ')}`);
   const offload = OFFLOAD_CHOICES.find((c) => c === f.offload);
   if (offload === undefined) throw new PlanError(`--offload ${f.offload}: choose ${OFFLOAD_CHOICES.join(', ')}`);
   const memory: MemoryRequest = {
@@ -214,7 +219,7 @@ async function buildJob(modelArg: string, f: CommonFlags, tasksFor: (folder: Mod
   }
 
   const job: PruneJob = {
-    modelDir, out: f.out, force: Boolean(f.force), resume: Boolean(f.resume), tasks, maskRule, blocksize, percdamp, quant, format, device, keepUnquantized: exclusion.test, memory,
+    modelDir, out: f.out, force: Boolean(f.force), resume: Boolean(f.resume), tasks, maskRule, blocksize, percdamp, quant, format, device, keepUnquantized: exclusion.test, memory, moeCalibration,
     ...(f.batch !== undefined ? { batch: int(f.batch, '--batch', 1) } : {}),
     ...(f.maxShardSize !== undefined ? { maxShardBytes: parseByteSize(f.maxShardSize, '--max-shard-size') } : {}),
     calibration: async (m, saveTo) => {

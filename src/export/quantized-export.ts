@@ -4,6 +4,7 @@
 //   compressed-tensors  pack-quantized tensors (weight_packed, weight_scale, [weight_zero_point], weight_shape).
 // Packing itself lives in src/formats/; this module checks a request up front and writes one linear at a time.
 
+import { moeExtraTensors } from '../model/moe.js';
 import { fromFloat32, toFloat32, type DType } from '../io/dtype.js';
 import type { LinearSpec } from '../model/arch.js';
 import type { ModelFolder } from '../model/model-folder.js';
@@ -111,6 +112,8 @@ export class QuantizedExporter {
   private readonly scaleDType: GptqScaleDType & CtScaleDType;
   /** Every decoder linear (those not packed are listed as left unquantized). */
   private readonly modules: BlockModule[];
+  /** Module paths of MoE routers and shared-expert gates (never quantized). */
+  private readonly routers: string[];
 
   constructor(readonly format: ExportFormat, readonly quant: QuantChoice | null, folder: ModelFolder, private readonly run: QuantRunFacts) {
     this.modules = folder.arch.layers.flatMap((layer) => layer.linears.map((l) => {
@@ -118,6 +121,7 @@ export class QuantizedExporter {
       const at = path.indexOf(`.${layer.index}.`);
       return { path, inBlock: at >= 0 ? path.slice(at + `.${layer.index}.`.length) : path, group: l.input };
     }));
+    this.routers = folder.arch.layers.flatMap((layer) => (layer.moe ? moeExtraTensors(layer.moe, folder.arch.hidden).map(([name]) => name.replace(/\.weight$/, '')) : []));
     const firstLinear = folder.arch.layers[0]?.linears[0];
     this.scaleDType = scaleDTypeFor(firstLinear ? folder.dtypeOf(firstLinear.weight) : 'F32');
   }
@@ -192,6 +196,9 @@ export class QuantizedExporter {
   private quantizationConfig(): Record<string, unknown> {
     const spec = formatSpec(this.quant!);
     const skipped = this.modules.filter((m) => !this.packed.has(m.path)).map((m) => m.path);
+    // MoE routers and shared-expert gates are nn.Linear modules in transformers and vLLM but are never quantized:
+    // they must be named as left out, or a loader quantizing every Linear of a block expects packed tensors for them.
+    const routers = this.routers;
     if (this.format === 'gptq') {
       return gptqQuantizationConfig(spec, {
         dampPercent: this.run.dampPercent,
@@ -199,10 +206,10 @@ export class QuantizedExporter {
         // not re-captured after each sub-group as AutoGPTQ's true_sequential does.
         trueSequential: false,
         skipModules: skipped,
-        ...(skipped.length > 0 ? { modulesInBlockToQuantize: this.modulesInBlockToQuantize() } : {}),
+        ...(skipped.length > 0 || routers.length > 0 ? { modulesInBlockToQuantize: this.modulesInBlockToQuantize() } : {}),
       });
     }
-    return compressedTensorsQuantizationConfig(spec, { ignore: ['lm_head', ...skipped] });
+    return compressedTensorsQuantizationConfig(spec, { ignore: ['lm_head', ...routers, ...skipped] });
   }
 
   /**

@@ -19,6 +19,7 @@ import { Engine, f32, type Feeds } from '../engine/engine.js';
 import { GraphBuilder } from '../engine/graph-builder.js';
 import { ropeTables } from './rope.js';
 import { qkNormDims } from '../model/registry.js';
+import { moeSlots, runMoe, type MoeCapture } from './moe-graph.js';
 
 /** One layer's tensors by their full names (as in the safetensors files), in stored layout, float32. */
 export type LayerWeights = ReadonlyMap<string, Float32Array>;
@@ -54,9 +55,12 @@ export function layerSlots(arch: ArchSpec, layer: LayerSpec): Map<string, Weight
   addNormSlots('q_norm', layer.qNorm, qk.q, 'rmsnorm');
   addNormSlots('k_norm', layer.kNorm, qk.k, 'rmsnorm');
   for (const l of layer.linears) {
+    // A MoE layer's expert linears have slots of their own (moe_e{e}_gate, …: src/forward/moe-graph.ts).
+    if (layer.moe && (l.input === 'mlp_in' || l.input === 'mlp_act')) continue;
     add(`w_${l.role}`, l.weight, l.transposed ? [l.inFeatures, l.outFeatures] : [l.outFeatures, l.inFeatures]);
     if (l.bias !== null) add(`b_${l.role}`, l.bias, [l.outFeatures]);
   }
+  if (layer.moe) for (const s of moeSlots(layer.moe, arch.hidden)) slots.set(s.slot, s);
   return slots;
 }
 
@@ -231,6 +235,14 @@ export function buildBlockGraph(arch: ArchSpec, layer: LayerSpec, o: BlockGraphO
   const mlpResidual = arch.parallelResidual ? x : g.op('Add', [x, attn]);
   const mlpIn = post ? mlpResidual : norm(mlpResidual, 'mlp_norm', layer.mlpNorm);
   captured.set('mlp_in', { value: mlpIn, features: H });
+  if (layer.moe) {
+    // The MoE MLP runs outside this graph (moe-graph.ts): return the residual after attention and the MLP's input.
+    if (o.capture.some((c) => c === 'mlp_in' || c === 'mlp_act')) throw new Error(`block graph: layer ${layer.index} is a MoE layer; its MLP inputs are per expert`);
+    g.output(reshape(mlpResidual, [B, T, H]), 'out', 'float32', [B, T, H]);
+    g.output(mlpIn, 'moe_in', 'float32', [N, H]);
+    for (const c of o.capture) g.output(captured.get(c)!.value, `cap_${c}`, 'float32', [N, captured.get(c)!.features]);
+    return g;
+  }
   let act: string;
   if (arch.mlp.kind === 'gated') {
     let gate: string, up: string;
@@ -284,6 +296,7 @@ export function blockGraphKey(arch: ArchSpec, layer: LayerSpec, B: number, T: nu
     slots: [...layerSlots(arch, layer).values()].map((s) => `${s.slot}:${s.dims.join('x')}`),
     transposed: layer.linears.map((l) => l.transposed),
     window: effectiveWindow(layer, T),
+    moe: layer.moe !== null,
   };
   const hash = createHash('sha1').update(JSON.stringify(structure)).digest('hex').slice(0, 16);
   return `block:${arch.modelType}:${hash}:${B}x${T}:c${attnChunk}:${capture.join(',')}`;
@@ -304,6 +317,7 @@ export interface BlockOutput {
 export class BlockRunner {
   private layer: LayerSpec | null = null;
   private feeds: Feeds = {};
+  private blockFeeds: Feeds = {};
 
   constructor(readonly engine: Engine, readonly arch: ArchSpec, readonly opts: { readonly attnChunk?: number } = {}) {}
 
@@ -321,16 +335,22 @@ export class BlockRunner {
     }
     this.layer = layer;
     this.feeds = feeds;
+    // The attention graph of a MoE layer reads none of the moe_* slots (runMoe feeds them to its own graphs).
+    this.blockFeeds = layer.moe ? Object.fromEntries(Object.entries(feeds).filter(([k]) => !k.startsWith('moe_'))) : feeds;
   }
 
   /** Drop the loaded weights (the caller may then free them). */
   unload(): void {
     this.layer = null;
     this.feeds = {};
+    this.blockFeeds = {};
   }
 
-  /** x [B, T, hidden] -> block output, plus the inputs of the linears named in `capture`. */
-  async forward(x: Float32Array, B: number, T: number, capture: ReadonlySet<LinearInput> = new Set()): Promise<BlockOutput> {
+  /**
+   * x [B, T, hidden] -> block output, plus the inputs of the linears named in `capture`; in a MoE layer `experts`
+   * receives each expert's inputs (src/forward/moe-graph.ts).
+   */
+  async forward(x: Float32Array, B: number, T: number, capture: ReadonlySet<LinearInput> = new Set(), experts: MoeCapture | null = null): Promise<BlockOutput> {
     const layer = this.layer;
     if (!layer) throw new Error('BlockRunner.forward: no layer loaded');
     const H = this.arch.hidden;
@@ -339,11 +359,16 @@ export class BlockRunner {
     const attnChunk = this.opts.attnChunk ?? DEFAULT_ATTN_CHUNK;
     const key = blockGraphKey(this.arch, layer, B, T, caps, attnChunk);
     const res = await this.engine.run(key, () => buildBlockGraph(this.arch, layer, { B, T, capture: caps, weights: { kind: 'inputs' }, attnChunk }), {
-      ...this.feeds,
+      ...this.blockFeeds,
       x: f32(x, [B, T, H]),
     });
     const captured = new Map<LinearInput, Float32Array>();
     for (const c of caps) captured.set(c, res[`cap_${c}`]!.data as Float32Array);
-    return { out: res['out']!.data as Float32Array, captured };
+    const out = res['out']!.data as Float32Array;
+    if (layer.moe) {
+      const y = await runMoe(this.engine, this.arch, layer.moe, this.feeds, res['moe_in']!.data as Float32Array, B * T, experts);
+      for (let i = 0; i < out.length; i++) out[i] = out[i]! + y[i]!;
+    }
+    return { out, captured };
   }
 }

@@ -444,6 +444,43 @@ const SMOLLM3: ArchRow = {
   linears: llamaLinears({ qkv: ATTENTION_BIAS, o: ATTENTION_BIAS, mlp: key('mlp_bias', false) }),
 };
 
+// ---- mixtures of experts (the MoE block itself: src/model/moe.ts; these rows give attention and the dense MLP of
+// the layers that keep one) ----
+
+const NO_SLIDING_MOE: Refusal = { kind: 'flag', key: 'use_sliding_window', refused: true, why: 'sliding-window attention in a MoE model' };
+
+/** Qwen3MoeConfig: qwen3 attention (per-head q/k RMSNorm, attention_bias), dense layers of intermediate_size 6144. */
+const QWEN3_MOE: ArchRow = {
+  ...QWEN3,
+  modelType: 'qwen3_moe',
+  configClass: 'Qwen3MoeConfig',
+  dims: hfDims({ vocab: 151936, hidden: 2048, intermediate: 6144, layers: 24, heads: 32, kvHeads: 4, headDim: 'hidden/heads', maxPositions: 32768 }),
+  slidingWindow: { kind: 'none' },
+  refused: [NO_SLIDING_MOE],
+};
+
+/** Qwen2MoeConfig: qwen2 attention (q/k/v bias switched by qkv_bias, default true), dense layers of intermediate_size. */
+const QWEN2_MOE: ArchRow = {
+  ...QWEN2,
+  modelType: 'qwen2_moe',
+  configClass: 'Qwen2MoeConfig',
+  dims: hfDims({ vocab: 151936, hidden: 2048, intermediate: 5632, layers: 24, heads: 16, kvHeads: 16, headDim: 'hidden/heads', maxPositions: 32768 }),
+  slidingWindow: { kind: 'none' },
+  linears: llamaLinears({ qkv: key('qkv_bias', true), o: false, mlp: false }),
+  refused: [NO_SLIDING_MOE],
+};
+
+/** MixtralConfig: mistral attention (sliding_window on every layer, default none), rms_norm_eps 1e-5, rope_theta 1e6. */
+const MIXTRAL: ArchRow = {
+  ...MISTRAL,
+  modelType: 'mixtral',
+  configClass: 'MixtralConfig',
+  dims: hfDims({ vocab: 32000, hidden: 4096, intermediate: 14336, layers: 32, heads: 32, kvHeads: 8, headDim: 'hidden/heads', maxPositions: 4096 * 32 }),
+  norm: { ...LLAMA_FAMILY.norm, eps: key('rms_norm_eps', 1e-5) },
+  positions: { ...LLAMA_FAMILY.positions, theta: { keys: ['rope_theta'], default: 1e6 } },
+  slidingWindow: { kind: 'sliding', size: key('sliding_window', null), enabled: null, layers: 'all' },
+};
+
 // ---- LayerNorm families with their own naming ----
 
 const OPT_BIAS = key('enable_bias', true);
@@ -619,4 +656,4 @@ export const TOWER_ROWS: readonly TowerRow[] = [
 ];
 
 /** Every supported architecture, keyed by config.json model_type (the order is the one error messages list). */
-export const ARCH_ROWS: readonly ArchRow[] = [LLAMA, MISTRAL, QWEN2, QWEN3, OPT, GPT2, GPT_NEOX, PHI3, GEMMA, GEMMA2, GEMMA3_TEXT, OLMO2, SMOLLM3];
+export const ARCH_ROWS: readonly ArchRow[] = [LLAMA, MISTRAL, QWEN2, QWEN3, OPT, GPT2, GPT_NEOX, PHI3, GEMMA, GEMMA2, GEMMA3_TEXT, OLMO2, SMOLLM3, QWEN3_MOE, MIXTRAL, QWEN2_MOE];

@@ -2,6 +2,8 @@
 // of one block (norms, attention, positions, MLP), and the tensor names of every weight. Everything downstream (the
 // block graphs, the streamed forward, pruning, export) reads this, never config.json directly.
 
+import type { MoeSpec } from './moe.js';
+
 export type NormKind = 'rmsnorm' | 'layernorm';
 /**
  * MLP activations (transformers ACT2FN names map onto these in the registry): silu; gelu = exact erf GELU (gelu,
@@ -75,6 +77,11 @@ export interface LayerSpec {
    * scale_attn_by_inverse_layer_idx.
    */
   readonly attentionScale: number;
+  /**
+   * A mixture-of-experts MLP (src/model/moe.ts): its experts' linears are in `linears` after the attention ones, in
+   * place of a dense MLP's; null: a dense MLP.
+   */
+  readonly moe: MoeSpec | null;
 }
 
 export interface RopeScalingLlama3 {

@@ -8,6 +8,7 @@
 import type { Activation, ArchSpec, LayerSpec, LinearSpec, NormSpec, Positions, RopePositions, RopeScaling } from './arch.js';
 import { ARCH_ROWS, LINEAR_ROLES, TOWER_ROWS, type ArchRow, type TowerRow, type BiasRule, type Key, type KeyChain, type LinearRow, type PositionsRow, type Size } from './arch-rows.js';
 import { ConfigError, ConfigReader, isObject } from '../io/config-reader.js';
+import { moeExtraTensors, moeLayer, moeLinears } from './moe.js';
 
 export { ConfigError } from '../io/config-reader.js';
 export type { Config } from '../io/config-reader.js';
@@ -220,9 +221,13 @@ function isLayerTypes(v: unknown, numLayers: number): v is readonly LayerType[] 
 function layerSpec(row: ArchRow, r: ConfigReader, dims: Dims, i: number, attentionWindow: number | null, rotary: RopePositions | null, attentionScale: number): LayerSpec {
   const at = (template: string) => template.replaceAll('{i}', String(i));
   const n = row.names;
+  const linears = row.linears.map((l) => linearSpec(l, at(l.path), r, dims));
+  // A sparse layer: the experts take the dense MLP's place.
+  const moe = moeLayer(row.modelType, r, i, dims.numLayers, dims.hidden, dims.intermediate);
   return {
     index: i,
-    linears: row.linears.map((l) => linearSpec(l, at(l.path), r, dims)),
+    linears: moe === null ? linears : [...linears.filter((l) => l.input === 'attn_in' || l.input === 'attn_out'), ...moeLinears(moe)],
+    moe,
     attnNorm: norm(at(n.attnNorm), row.norm.bias),
     mlpNorm: norm(at(n.mlpNorm), row.norm.bias),
     postNorms: n.postNorms === null ? null : { attn: norm(at(n.postNorms.attn), row.norm.bias), mlp: norm(at(n.postNorms.mlp), row.norm.bias) },
@@ -440,6 +445,7 @@ export function expectedTensors(spec: ArchSpec): Map<string, readonly number[]> 
     const qk = qkNormDims(spec);
     if (layer.qNorm) addNorm(layer.qNorm, qk.q);
     if (layer.kNorm) addNorm(layer.kNorm, qk.k);
+    if (layer.moe) for (const [name, shape] of moeExtraTensors(layer.moe, H)) out.set(name, shape);
     for (const l of layer.linears) {
       out.set(l.weight, l.transposed ? [l.inFeatures, l.outFeatures] : [l.outFeatures, l.inFeatures]);
       if (l.bias !== null) out.set(l.bias, [l.outFeatures]);

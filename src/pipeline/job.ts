@@ -18,6 +18,9 @@ export interface QuantRequest extends QuantSpec {
 /** How sparsity is spread over the layers: as planned, or OWL's outlier-weighted budgets (hyper-parameters M, λ). */
 export type SparsityProfile = { readonly kind: 'uniform' } | { readonly kind: 'owl'; readonly m: number; readonly lambda: number };
 
+/** Where an expert's calibration statistics come from (src/pipeline/moe-stages.ts). */
+export type MoeCalibration = 'routed' | 'all';
+
 export interface PruneJob {
   readonly modelDir: string;
   readonly out: string;
@@ -41,6 +44,8 @@ export interface PruneJob {
   readonly maxShardBytes?: number;
   /** Where the calibration activations live (--max-memory / --offload); absent: in memory, no limit checked. */
   readonly memory?: MemoryRequest;
+  /** MoE models: expert statistics from the routed tokens (default) or from all tokens. */
+  readonly moeCalibration?: MoeCalibration;
   /** Made lazily: magnitude-only jobs need no calibration data. */
   readonly calibration: (folder: ModelFolder, saveTo: string) => Promise<Calibration>;
   readonly commandLine: readonly string[];

@@ -27,6 +27,7 @@ import type { LinearTask } from './prune-plan.js';
 import { solveTask, statisticsOf, type InputStatistics } from './methods.js';
 import { forEachBatch, WriteBehind, type ActivationStore } from './activation-store.js';
 import { linearReport, type LinearReport } from './report.js';
+import { ExpertTokenCounts, expertStatisticsHook, isSharedInput, noteExperts, resolveStarved, statKey, type MoeCalibrationLog, type StatKey } from './moe-stages.js';
 
 /** Seconds per phase, as the report gives them. */
 export interface PhaseSeconds {
@@ -60,6 +61,8 @@ export interface RunState {
   /** Tensors already written (the rest of the model is copied byte for byte at the end). */
   readonly written: Set<string>;
   readonly seconds: PhaseSeconds;
+  /** MoE models: each expert's calibration tokens and the starved ones (null: a dense model). */
+  readonly moe: MoeCalibrationLog | null;
 }
 
 /** One decoder layer in flight. */
@@ -71,10 +74,10 @@ export interface LayerState {
   readonly weights: Map<string, Float32Array>;
 }
 
-/** The statistics gathered by collectStatistics, per distinct linear input. */
+/** The statistics gathered by collectStatistics, per distinct linear input (per expert in a MoE layer: moe-stages.ts). */
 export interface LayerStatistics {
-  readonly hessians: ReadonlyMap<LinearInput, HessianAccumulator>;
-  readonly wanda: ReadonlyMap<LinearInput, WandaStats>;
+  readonly hessians: ReadonlyMap<StatKey, HessianAccumulator>;
+  readonly wanda: ReadonlyMap<StatKey, WandaStats>;
 }
 
 /** What solveLayer leaves for writeLayer and the report. */
@@ -99,23 +102,27 @@ export async function loadLayer(run: RunState, layer: LayerSpec, tasks: readonly
 
 /** Statistics of each distinct linear input, from the dense block (the reference's hooks). */
 export async function collectStatistics(run: RunState, ls: LayerState): Promise<LayerStatistics> {
-  const hessians = new Map<LinearInput, HessianAccumulator>();
-  const wanda = new Map<LinearInput, WandaStats>();
+  const hessians = new Map<StatKey, HessianAccumulator>();
+  const wanda = new Map<StatKey, WandaStats>();
   for (const t of ls.tasks) {
-    const { input, inFeatures: cols } = t.linear;
+    const { inFeatures: cols } = t.linear;
+    const input = statKey(ls.layer, t.linear);
     for (const need of statisticsOf(t, quantizes(run, t.linear))) {
       if (need === 'hessian' && !hessians.has(input)) hessians.set(input, new HessianAccumulator(run.engine, cols));
       if (need === 'wanda' && !wanda.has(input)) wanda.set(input, new WandaStats(cols));
     }
   }
-  const capture = new Set<LinearInput>([...hessians.keys(), ...wanda.keys()]);
+  const keys = [...hessians.keys(), ...wanda.keys()];
+  const capture = new Set<LinearInput>(keys.filter(isSharedInput));
+  const counts = new ExpertTokenCounts();
+  const experts = ls.layer.moe && run.moe && keys.some((k) => !isSharedInput(k)) ? expertStatisticsHook(run.moe.calibration, hessians, wanda, counts) : null;
   const data = run.activations;
-  if (data === null || capture.size === 0) return { hessians, wanda };
+  if (data === null || (capture.size === 0 && experts === null)) return { hessians, wanda };
   const { store, T, batch } = data;
   run.runner.load(ls.layer.index, ls.weights);
   await forEachBatch(store, batch, async (x, _s0, B) => {
     const tf = performance.now();
-    const { captured } = await run.runner.forward(x, B, T, capture);
+    const { captured } = await run.runner.forward(x, B, T, capture, experts);
     run.seconds.forward += (performance.now() - tf) / 1000;
     const ts = performance.now();
     // One running-mean update per block run of B sequences (the reference's add_batch with tmp = B). The
@@ -127,6 +134,7 @@ export async function collectStatistics(run: RunState, ls: LayerState): Promise<
     run.seconds.statistics += (performance.now() - ts) / 1000;
   });
   run.runner.unload();
+  if (experts && run.moe) noteExperts(run.moe, ls.layer, counts, run.job.log);
   return { hessians, wanda };
 }
 
@@ -145,8 +153,8 @@ export class LinearSolveError extends Error {
 
 export async function solveLayer(run: RunState, ls: LayerState, stats: LayerStatistics): Promise<SolvedLayer> {
   const { job, engine, exporter, folder } = run;
-  const prepared = new Map<LinearInput, PreparedHessian>();
-  const statsOf = (input: LinearInput): InputStatistics => ({
+  const prepared = new Map<StatKey, PreparedHessian>();
+  const statsOf = (input: StatKey): InputStatistics => ({
     factor: async () => {
       let p = prepared.get(input);
       if (!p) {
@@ -165,7 +173,9 @@ export async function solveLayer(run: RunState, ls: LayerState, stats: LayerStat
   });
   const reports: LinearReport[] = [];
   const quantResults = new Map<string, QuantResult>();
-  for (const t of ls.tasks) {
+  for (const planned of ls.tasks) {
+    // A starved expert's linear is solved data-free (moe-stages.ts); every other task as planned.
+    const { task: t, stats: inputStats } = resolveStarved(run.moe, ls.layer, planned, statsOf(statKey(ls.layer, planned.linear)), engine, job.percdamp);
     const l = t.linear;
     const stored = ls.weights.get(l.weight);
     if (!stored) throw new Error(`internal: ${l.weight} is not among layer ${ls.layer.index}'s tensors`);
@@ -175,7 +185,7 @@ export async function solveLayer(run: RunState, ls: LayerState, stats: LayerStat
     const ts = performance.now();
     const res = await solveTask(t, {
       engine, W, rows, cols, maskRule: job.maskRule, blocksize: job.blocksize, percdamp: job.percdamp,
-      quant: quantizes(run, l) ? job.quant : null, stats: statsOf(l.input),
+      quant: quantizes(run, l) ? job.quant : null, stats: inputStats,
     }).catch((e: unknown) => {
       // The solver knows matrices, not models: say which linear of which layer of which file it was solving.
       if (e instanceof SolverInputError || e instanceof NotPositiveDefiniteError) throw new LinearSolveError(l.weight, ls.layer.index, folder.info(l.weight).file, e.message);

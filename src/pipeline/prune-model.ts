@@ -30,6 +30,8 @@ import { owlLayerSparsities } from '../prune/owl.js';
 import { collectStatistics, loadLayer, propagate, solveLayer, writeLayer, type Activations, type RunState } from './layer-stages.js';
 import type { LinearReport, OwlLayer, PruneReport } from './report.js';
 import type { PruneSpec } from '../obs/types.js';
+import { MoeCalibrationLog, starvedBelow } from './moe-stages.js';
+import { PlanError } from './prune-plan.js';
 
 export type { PruneJob, QuantRequest, SparsityProfile } from './job.js';
 
@@ -94,6 +96,8 @@ export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
     const exporter = new QuantizedExporter(job.format, job.quant, folder, { dampPercent: job.percdamp, keepUnquantized: job.keepUnquantized ?? (() => false) });
 
     const profile = job.profile ?? { kind: 'uniform' };
+    const isMoe = arch.layers.some((l) => l.moe !== null);
+    if (isMoe && profile.kind === 'owl') throw new PlanError(`--profile owl: ${arch.modelType} is a mixture of experts, whose per-expert outlier ratios OWL does not define; use --profile uniform`);
     const needsData = profile.kind === 'owl' || needsCalibration(job.tasks, job.quant !== null);
     let calibration: Calibration | null = null;
     let progress: ProgressRecord | null = null;
@@ -145,6 +149,7 @@ export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
       job, folder, engine, exporter, out, activations, runner, read: pLimit(4),
       reports: [...(progress?.reports ?? [])], written: new Set(progress?.written ?? []),
       seconds: { ...(progress?.seconds ?? { forward: 0, statistics: 0, solve: 0, io: 0 }) },
+      moe: isMoe ? new MoeCalibrationLog(job.moeCalibration ?? 'routed', starvedBelow(arch.hidden)) : null,
     };
 
     for (const layer of arch.layers) {
@@ -189,6 +194,7 @@ export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
       device: job.device,
       profile: profile.kind === 'owl' ? { ...profile, layers: owlLayers ?? [] } : profile,
       linears: run.reports,
+      moe: run.moe ? run.moe.report() : null,
       totals: totals(run.reports),
       seconds: { total: (performance.now() - t0) / 1000, ...run.seconds },
       versions: runtimeVersions(),

@@ -5,6 +5,7 @@ import { holdsNM } from '../model/inspect.js';
 import type { RuntimeVersions } from '../engine/versions.js';
 import type { SolverResult } from '../obs/types.js';
 import type { LinearTask, Method } from './prune-plan.js';
+import type { MoeReport } from './moe-stages.js';
 
 export interface LinearReport {
   readonly tensor: string;
@@ -53,6 +54,8 @@ export interface PruneReport {
   /** How sparsity was spread over the layers; for OWL, each layer's outlier ratio and the target it got. */
   readonly profile: { readonly kind: 'uniform' } | { readonly kind: 'owl'; readonly m: number; readonly lambda: number; readonly layers: readonly OwlLayer[] };
   readonly linears: readonly LinearReport[];
+  /** MoE models: the expert calibration mode, the starvation threshold and every expert's token counts; null: dense. */
+  readonly moe: MoeReport | null;
   readonly totals: {
     readonly linears: number;
     readonly prunedLinears: number;
