@@ -20,6 +20,7 @@ import { Progress } from './progress.js';
 import { parseByteSize } from '../io/byte-size.js';
 import { checkEvalDatasets, evaluateDatasets } from './eval.js';
 import { NamePattern } from '../io/name-pattern.js';
+import { checkSequenceLength } from '../model/sequence-length.js';
 import { freemem } from 'node:os';
 import { defaultBatch } from '../forward/forward.js';
 import { needsCalibration } from '../pipeline/methods.js';
@@ -201,7 +202,9 @@ async function buildJob(modelArg: string, f: CommonFlags, tasksFor: (folder: Mod
   try {
     const arch = folder.arch;
     seqlen = f.seqlen === undefined ? Math.min(2048, arch.maxPositions) : int(f.seqlen, '--seqlen', 1);
-    if (seqlen > arch.maxPositions) throw new PlanError(`--seqlen ${seqlen} exceeds the model's ${arch.maxPositions} positions (max_position_embeddings)`);
+    const length = checkSequenceLength(arch, seqlen, `--seqlen ${seqlen}`);
+    if (length.kind === 'refuse') throw new PlanError(length.message);
+    if (length.kind === 'warn' && !f.quiet) process.stderr.write(`topiary: warning: ${length.message}\n`);
     tasks = await tasksFor(folder);
     const quantized = tasks.map((t) => t.linear).filter((l) => !exclusion.test(l.weight));
     const first = quantized[0];

@@ -20,6 +20,7 @@ import { GraphBuilder } from '../engine/graph-builder.js';
 import { ropeTables } from './rope.js';
 import { qkNormDims } from '../model/registry.js';
 import { moeSlots, runMoe, type MoeCapture } from './moe-graph.js';
+import { addActivation } from './activation-graph.js';
 
 /** One layer's tensors by their full names (as in the safetensors files), in stored layout, float32. */
 export type LayerWeights = ReadonlyMap<string, Float32Array>;
@@ -123,25 +124,7 @@ export function buildBlockGraph(arch: ArchSpec, layer: LayerSpec, o: BlockGraphO
   };
   const split = (x: string, axis: number, sizes: readonly number[]): string[] =>
     g.node('Split', [x, g.constI64(sizes)], { axis }, sizes.length);
-  const activation = (x: string): string => {
-    switch (arch.mlp.activation) {
-      case 'silu': return g.op('Mul', [x, g.op('Sigmoid', [x])]);
-      case 'relu': return g.op('Relu', [x]);
-      case 'relu2': { const r = g.op('Relu', [x]); return g.op('Mul', [r, r]); } // ReLUSquaredActivation
-      case 'quick_gelu': return g.op('Mul', [x, g.op('Sigmoid', [g.op('Mul', [x, scalar(1.702)])])]); // QuickGELUActivation
-      case 'gelu': {
-        // 0.5·x·(1 + erf(x/√2)), torch's exact gelu.
-        const e = g.op('Erf', [g.op('Mul', [x, scalar(Math.SQRT1_2)])]);
-        return g.op('Mul', [g.op('Mul', [x, scalar(0.5)]), g.op('Add', [e, scalar(1)])]);
-      }
-      case 'gelu_tanh': {
-        // 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), HF NewGELU / gelu(approximate='tanh').
-        const x3 = g.op('Mul', [g.op('Mul', [x, x]), x]);
-        const inner = g.op('Mul', [g.op('Add', [x, g.op('Mul', [x3, scalar(0.044715)])]), scalar(Math.sqrt(2 / Math.PI))]);
-        return g.op('Mul', [g.op('Mul', [x, scalar(0.5)]), g.op('Add', [g.op('Tanh', [inner]), scalar(1)])]);
-      }
-    }
-  };
+  const activation = (x: string): string => addActivation(g, arch.mlp.activation, x);
 
   const x3d = g.input('x', 'float32', [B, T, H]);
   const x = reshape(x3d, [N, H]);

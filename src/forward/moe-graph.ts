@@ -13,6 +13,7 @@ import type { ExpertSpec, MoeSpec } from '../model/moe.js';
 import { f32, type Engine, type Feeds } from '../engine/engine.js';
 import { GraphBuilder } from '../engine/graph-builder.js';
 import type { WeightSlot } from './block-graph.js';
+import { addActivation } from './activation-graph.js';
 import type * as ort from 'onnxruntime-node';
 
 /** The block-graph slot names of a MoE block's tensors (all start with `moe_`, which the attention graph never reads). */
@@ -54,25 +55,6 @@ export interface ExpertBatch {
 export interface MoeCapture {
   readonly mode: 'routed' | 'all';
   readonly onExpert: (b: ExpertBatch) => Promise<void>;
-}
-
-function addActivation(g: GraphBuilder, kind: Activation, x: string): string {
-  const scalar = (v: number) => g.constF32([v], []);
-  switch (kind) {
-    case 'silu': return g.op('Mul', [x, g.op('Sigmoid', [x])]);
-    case 'relu': return g.op('Relu', [x]);
-    case 'relu2': { const r = g.op('Relu', [x]); return g.op('Mul', [r, r]); } // as block-graph.ts
-    case 'quick_gelu': return g.op('Mul', [x, g.op('Sigmoid', [g.op('Mul', [x, scalar(1.702)])])]);
-    case 'gelu': {
-      const e = g.op('Erf', [g.op('Mul', [x, scalar(Math.SQRT1_2)])]);
-      return g.op('Mul', [g.op('Mul', [x, scalar(0.5)]), g.op('Add', [e, scalar(1)])]);
-    }
-    case 'gelu_tanh': {
-      const x3 = g.op('Mul', [g.op('Mul', [x, x]), x]);
-      const inner = g.op('Mul', [g.op('Add', [x, g.op('Mul', [x3, scalar(0.044715)])]), scalar(Math.sqrt(2 / Math.PI))]);
-      return g.op('Mul', [g.op('Mul', [x, scalar(0.5)]), g.op('Add', [g.op('Tanh', [inner]), scalar(1)])]);
-    }
-  }
 }
 
 /** x [n, H] → down(act(gate(x))·up(x)) [n, H] (and the act product [n, I] when capturing); n is symbolic. */

@@ -151,6 +151,7 @@ export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
       seconds: { ...(progress?.seconds ?? { forward: 0, statistics: 0, solve: 0, io: 0 }) },
       moe: isMoe ? new MoeCalibrationLog(job.moeCalibration ?? 'routed', starvedBelow(arch.hidden)) : null,
     };
+    run.moe?.experts.push(...(progress?.moeExperts ?? []));
 
     for (const layer of arch.layers) {
       if (layer.index < layersDone) continue;
@@ -163,7 +164,7 @@ export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
       await writeProgress(out.tmp, {
         tool: 'topiary-progress', version: 1, fingerprint, layersDone: layer.index + 1, writer: await out.checkpoint(),
         activations: store ? await store.checkpoint() : null, owlRatios, reports: run.reports, written: [...run.written],
-        packedModules: exporter.packedModules, seconds: run.seconds,
+        packedModules: exporter.packedModules, seconds: run.seconds, moeExperts: run.moe ? [...run.moe.experts] : null,
       });
       job.onLayer?.(layer.index, arch.numLayers, solved.reports);
     }

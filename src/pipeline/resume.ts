@@ -15,6 +15,7 @@ import type { Calibration } from '../calib/calibration.js';
 import type { PruneJob } from './job.js';
 import type { StoreCheckpoint } from './activation-store.js';
 import type { LinearReport } from './report.js';
+import type { ExpertCalibration } from './moe-stages.js';
 
 export class ResumeError extends Error {
   constructor(detail: string) {
@@ -37,6 +38,8 @@ export interface ProgressRecord {
   readonly reports: readonly LinearReport[];
   readonly written: readonly string[];
   readonly packedModules: readonly string[];
+  /** MoE: the experts' token counts of the layers done (null for dense models). */
+  readonly moeExperts: readonly ExpertCalibration[] | null;
   readonly seconds: { readonly forward: number; readonly statistics: number; readonly solve: number; readonly io: number };
 }
 

@@ -186,7 +186,6 @@ test('bad input: one clear error each, non-zero exit, no output folder', async (
     [['--method', 'sparsegpt', '--nm', '4:8'], /down_proj.*172.*multiple of 8/],
     [['--method', 'sparsegpt', '--sparsity', '0.5', '--nm', '2:4'], /exactly one of --sparsity/],
     [['--method', 'obs', '--sparsity', '0.5'], /--method obs.*sparsegpt, wanda, magnitude/],
-    [['--method', 'sparsegpt', '--sparsity', '0.5', '--seqlen', '1024'], /--seqlen 1024.*512/],
     [['--method', 'sparsegpt', '--sparsity', '0.5', '--calib', 'nosuchcorpus'], /nosuchcorpus/],
     [['--method', 'sparsegpt', '--sparsity', '0.5', '--calib', `file:${tiny}`, '--seqlen', '64', '--nsamples', '4'], /tokens|longer|window/i],
     [['--method', 'sparsegpt', '--sparsity', '0.5', '--device', 'tpu'], /--device.*tpu/],
@@ -273,5 +272,18 @@ test('GPT-2 (Conv1D weights stored [in, out]): 2:4 holds along the input dimensi
     }
   } finally {
     await f.close();
+  }
+});
+
+test('prune --seqlen above max_position_embeddings on a rotary model: one warning, and the windows are that long', async () => {
+  const out = join(work, 'long-windows');
+  const r = topiary('prune', MODEL, '--method', 'wanda', '--sparsity', '0.5', '--calib', 'tinystories', '--nsamples', '2', '--seqlen', '640', '--out', out);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stderr.match(/topiary: warning: --seqlen 640 exceeds max_position_embeddings 512: rotary positions beyond the trained length/g)?.length, 1, r.stderr);
+  const cal = await SafetensorsFile.open(join(out, 'topiary', 'calibration.safetensors'));
+  try {
+    assert.deepEqual(cal.info('input_ids').shape, [2, 640]);
+  } finally {
+    await cal.close();
   }
 });
