@@ -1,5 +1,6 @@
 // Resume after a crash, tested the honest way: `topiary prune` on stories260K (SparseGPT 50 % + 4-bit grid, shards of
-// 150 kB so shards close mid-run) is killed with SIGKILL at 20 instants spread over an uninterrupted run's duration,
+// 150 kB so shards close mid-run) is killed with SIGKILL at 20 points spread over its layer loop (after k finished
+// layers, a fraction of a layer's time later),
 // plus at named instants a timer seldom hits (a shard just rewritten, the final renames), each followed by the same
 // command with --resume; every output must equal the uninterrupted one byte for byte (the report without timings
 // and command line). Also: a resume with other flags is refused and leaves the partial folder alone; without
@@ -32,11 +33,19 @@ function run(out: string, extra: readonly string[] = [], env: Record<string, str
   return { status: r.status, signal: r.signal, stderr: r.stderr };
 }
 
-/** Starts the run and SIGKILLs it after `ms`; resolves when it has exited (either way). */
-function runKilledAfter(out: string, ms: number, extra: readonly string[]): Promise<void> {
+/**
+ * Starts the run and SIGKILLs it `delayMs` after its `afterLayers`-th "layer k/N done" progress line (so the kill lands
+ * in the layer loop however fast the machine is today); resolves when it has exited (either way).
+ */
+function runKilledAt(out: string, afterLayers: number, delayMs: number, extra: readonly string[]): Promise<void> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, args(out, ['--quiet', ...extra]), { stdio: 'ignore' });
-    const timer = setTimeout(() => child.kill('SIGKILL'), ms);
+    const child = spawn(process.execPath, args(out, extra), { stdio: ['ignore', 'ignore', 'pipe'] });
+    let seen = 0;
+    let timer: NodeJS.Timeout | undefined;
+    child.stderr.on('data', (d: Buffer) => {
+      seen += [...d.toString().matchAll(/layer \d+\/\d+ done/g)].length;
+      if (seen >= afterLayers && timer === undefined) timer = setTimeout(() => child.kill('SIGKILL'), delayMs);
+    });
     child.on('exit', () => { clearTimeout(timer); resolve(); });
   });
 }
@@ -62,12 +71,11 @@ function assertSameOutput(want: string, got: string, what: string): void {
 }
 
 const reference = join(work, 'reference');
-/** The uninterrupted run's layer loop, in ms from its start: from the first layer's start to the process's exit. */
-let loop = { from: 0, to: 0 };
+/** The uninterrupted run's mean layer time (ms), from its progress lines. */
+let layerMs = 0;
 const ready = (async () => {
   const ids = tokenIds(NSEQ, T, 512, 3).flat();
   await writeSafetensorsFile(tokens, [{ name: 'input_ids', dtype: 'I32', shape: [NSEQ, T], bytes: new Uint8Array(Int32Array.from(ids).buffer) }], { corpus: 'random' });
-  // Progress lines ("layer k/5 done") time the layers; the kills are spread over the loop, not over Node's start-up.
   const done: number[] = [];
   const t0 = performance.now();
   const status = await new Promise<number | null>((resolve) => {
@@ -76,8 +84,8 @@ const ready = (async () => {
     child.on('exit', (code) => resolve(code));
   });
   assert.equal(status, 0);
-  assert.ok(done.length >= 2, `progress lines: ${done.length}`);
-  loop = { from: Math.max(0, 2 * done[0]! - done[1]!), to: performance.now() - t0 };
+  assert.equal(done.length, 5, 'stories260K has 5 layers, one progress line each');
+  layerMs = (done[4]! - done[0]!) / 4;
   assert.ok(files(reference).filter((f) => /^model-\d{5}-of-\d{5}\.safetensors$/.test(f)).length >= 2, 'the output must be sharded for the test to mean anything');
 })();
 
@@ -85,27 +93,28 @@ const ready = (async () => {
  * Kill, then --resume (which starts over when the run had not finished a layer); returns whether it continued a
  * partial run.
  */
-async function killAndResume(out: string, ms: number, extra: readonly string[]): Promise<boolean> {
+async function killAndResume(out: string, afterLayers: number, delayMs: number, extra: readonly string[]): Promise<boolean> {
   rmSync(out, { recursive: true, force: true });
-  await runKilledAfter(out, ms, extra);
+  await runKilledAt(out, afterLayers, delayMs, extra);
   const r = run(out, ['--resume', ...extra]);
-  assert.equal(r.status, 0, `kill at ${ms.toFixed(0)} ms, then --resume: ${r.stderr}`);
+  assert.equal(r.status, 0, `kill ${delayMs.toFixed(0)} ms after layer ${afterLayers}, then --resume: ${r.stderr}`);
   return /resuming the interrupted run after layer/.test(r.stderr);
 }
 
-test('SIGKILL at 20 instants over the layer loop, each followed by --resume: the same bytes as the uninterrupted run', async () => {
+test('SIGKILL at 20 points over the layer loop, each followed by --resume: the same bytes as the uninterrupted run', async () => {
   await ready;
   let resumed = 0;
   for (let k = 0; k < 20; k++) {
-    const ms = loop.from + ((loop.to - loop.from) * (k + 0.5)) / 20;
+    // After 1–4 finished layers, at 0 … 95 % of a layer's time into the next (shard writes happen there too).
+    const afterLayers = 1 + (k % 4), delayMs = (layerMs * k) / 20;
     const extra = k % 2 === 0 ? [] : ['--offload', 'disk']; // in-memory activations (mirrored) and on disk
     const out = join(work, `killed-${k}`);
-    if (await killAndResume(out, ms, extra)) resumed++;
-    assertSameOutput(reference, out, `kill ${k} at ${ms.toFixed(0)} ms`);
+    if (await killAndResume(out, afterLayers, delayMs, extra)) resumed++;
+    assertSameOutput(reference, out, `kill ${k}: ${delayMs.toFixed(0)} ms after layer ${afterLayers}`);
     rmSync(out, { recursive: true, force: true });
   }
-  // Timing differs from the reference run on a loaded machine; still, most kills must land after a finished layer.
-  assert.ok(resumed >= 10, `only ${resumed} of 20 kills interrupted a run that had finished a layer`);
+  // A kill that comes after the run finished (a fast last layer) resumes nothing; nearly all must have interrupted it.
+  assert.ok(resumed >= 15, `only ${resumed} of 20 kills interrupted a run that had finished a layer`);
 });
 
 for (const point of ['shard-rewritten', 'finish-renaming', 'before-folder-rename', 'after-folder-rename'] as const) {
