@@ -95,6 +95,17 @@ export class MemoryActivationStore implements ActivationStore {
   }
 }
 
+/** Opens both generation files of `dir` ('w+' new, 'r+' existing); the first is closed again if the second fails. */
+async function openGenerationFiles(dir: string, flags: 'w+' | 'r+'): Promise<[FileHandle, FileHandle]> {
+  const a = await open(join(dir, 'generation-a.f32'), flags);
+  try {
+    return [a, await open(join(dir, 'generation-b.f32'), flags)];
+  } catch (e) {
+    await a.close();
+    throw e;
+  }
+}
+
 /** Two files, one per generation: sequence s at byte s·T·hidden·4 of each. */
 export class DiskActivationStore implements ActivationStore {
   readonly backend = 'disk';
@@ -109,16 +120,9 @@ export class DiskActivationStore implements ActivationStore {
 
   /** Reopens the generation files of a killed run (its checkpoint says which is current), for a resume. */
   static async reopen(dir: string, nseq: number, seqValues: number, cp: StoreCheckpoint): Promise<DiskActivationStore> {
-    const a = await open(join(dir, 'generation-a.f32'), 'r+');
-    try {
-      const b = await open(join(dir, 'generation-b.f32'), 'r+');
-      const store = new DiskActivationStore(nseq, seqValues, dir, [a, b]);
-      store.current = cp.generation;
-      return store;
-    } catch (e) {
-      await a.close();
-      throw e;
-    }
+    const store = new DiskActivationStore(nseq, seqValues, dir, await openGenerationFiles(dir, 'r+'));
+    store.current = cp.generation;
+    return store;
   }
 
   async checkpoint(): Promise<StoreCheckpoint> {
@@ -129,15 +133,9 @@ export class DiskActivationStore implements ActivationStore {
   /** Creates `dir` (inside the output's partial folder) and its two generation files. */
   static async create(dir: string, nseq: number, seqValues: number): Promise<DiskActivationStore> {
     await mkdir(dir, { recursive: true });
-    const a = await open(join(dir, 'generation-a.f32'), 'w+');
-    try {
-      const b = await open(join(dir, 'generation-b.f32'), 'w+');
-      return new DiskActivationStore(nseq, seqValues, dir, [a, b]);
-    } catch (e) {
-      await a.close();
-      throw e;
-    }
+    return new DiskActivationStore(nseq, seqValues, dir, await openGenerationFiles(dir, 'w+'));
   }
+
 
   async read(s0: number, B: number): Promise<Float32Array> {
     checkRange(this, s0, B, 'read');

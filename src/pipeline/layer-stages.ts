@@ -257,7 +257,7 @@ export async function writeLayer(run: RunState, ls: LayerState, solved: SolvedLa
 }
 
 /** [rows=out, cols=in] view of a linear's weight from its stored layout (GPT-2 Conv1D stores [in, out]). */
-function toRowsCols(w: Float32Array, l: LinearSpec): Float32Array {
+export function toRowsCols(w: Float32Array, l: LinearSpec): Float32Array {
   if (!l.transposed) return w;
   const out = new Float32Array(w.length);
   transposeF32(w, l.inFeatures, l.outFeatures, out);

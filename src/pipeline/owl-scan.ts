@@ -7,11 +7,11 @@ import type { BlockRunner } from '../forward/block-graph.js';
 import { layerSlots } from '../forward/block-graph.js';
 import type { LinearInput } from '../model/arch.js';
 import type { ModelFolder } from '../model/model-folder.js';
-import { transposeF32 } from '../obs/obs-kernels.js';
 import { WandaStats } from '../prune/wanda-stats.js';
 import { wandaMetric } from '../prune/wanda.js';
 import { outlierRatio } from '../prune/owl.js';
 import { forEachBatch, WriteBehind, type ActivationStore } from './activation-store.js';
+import { toRowsCols } from './layer-stages.js';
 
 /**
  * Outlier ratio (%) of each decoder layer, in layer order. `store` holds layer 0's inputs and ends at the last
@@ -40,15 +40,7 @@ export async function owlOutlierRatios(folder: ModelFolder, runner: BlockRunner,
       if (!last) await store.swap();
     }
     runner.unload();
-    const metrics = linears.map((l) => {
-      const stored = weights.get(l.weight)!;
-      let W = stored;
-      if (l.transposed) {
-        W = new Float32Array(stored.length);
-        transposeF32(stored, l.inFeatures, l.outFeatures, W);
-      }
-      return wandaMetric(W, l.outFeatures, l.inFeatures, stats.get(l.input)!.scalerRow);
-    });
+    const metrics = linears.map((l) => wandaMetric(toRowsCols(weights.get(l.weight)!, l), l.outFeatures, l.inFeatures, stats.get(l.input)!.scalerRow));
     ratios.push(outlierRatio(metrics, M));
   }
   return ratios;

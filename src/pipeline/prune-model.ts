@@ -60,11 +60,18 @@ export function denseOutputBytes(folder: ModelFolder): number {
  */
 function owlTasks(tasks: readonly LinearTask[], ratios: readonly number[], lambda: number, log: ((m: string) => void) | undefined): { tasks: LinearTask[]; layers: OwlLayer[] } {
   const layers = new Map<number, OwlLayer>();
+  // One set of layer budgets per distinct mean (one per target in the plan, not one per linear).
+  const budgets = new Map<number, number[]>();
+  const budgetsAt = (mean: number): number[] => {
+    let b = budgets.get(mean);
+    if (!b) budgets.set(mean, (b = owlLayerSparsities(ratios, mean, lambda)));
+    return b;
+  };
   const out = tasks.map((t): LinearTask => {
     if (t.kind !== 'prune') return t;
     const target = t.target;
     const mean = target.kind === 'unstructured' ? target.sparsity : target.n / target.m;
-    const s = owlLayerSparsities(ratios, mean, lambda)[t.layer]!;
+    const s = budgetsAt(mean)[t.layer]!;
     const next: PruneSpec = target.kind === 'unstructured'
       ? { kind: 'unstructured', sparsity: s }
       : { kind: 'nm', n: Math.min(target.m - 1, Math.max(1, Math.round(s * target.m))), m: target.m };
