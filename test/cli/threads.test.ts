@@ -4,24 +4,10 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { currentThreading, DEFAULT_THREADING, Engine, parseThreads, setThreading } from '../../src/engine/engine.js';
-import { REPO_ROOT, modelDir, sharedPath } from '../shared-data.js';
-
-const CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
-const run = promisify(execFile);
-
-async function topiary(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { ...process.env, TOPIARY_DATA: sharedPath('datasets') } });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code?: number; stdout?: string; stderr?: string };
-    return { code: err.code ?? -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
-  }
-}
+import { REPO_ROOT, modelDir } from '../shared-data.js';
+import { topiary } from './topiary-process.js';
 
 test('parseThreads: positive integers only', () => {
   assert.equal(parseThreads('1'), 1);

@@ -4,30 +4,16 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { TextTokenizer } from '../../src/calib/tokenizer.js';
 import { Engine } from '../../src/engine/engine.js';
 import { forward } from '../../src/forward/forward.js';
 import { ModelFolder } from '../../src/model/model-folder.js';
 import { generateModel } from '../../scripts/gen-model.js';
-import { REPO_ROOT, modelDir, sharedPath } from '../shared-data.js';
-
-const CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
-const run = promisify(execFile);
-
-async function topiary(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { ...process.env, TOPIARY_DATA: sharedPath('datasets') } });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code?: number; stdout?: string; stderr?: string };
-    return { code: err.code ?? -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
-  }
-}
+import { modelDir, sharedPath } from '../shared-data.js';
+import { topiary } from '../cli/topiary-process.js';
 
 test('topiary eval stories260K --dataset tinystories --seqlen 256: sane ppl equal to exp(mean NLL) from forward.ts', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'topiary-eval-'));
