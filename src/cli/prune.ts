@@ -13,7 +13,8 @@ import { CALIBRATION_FILE, REPORT_FILE } from '../export/output-guard.js';
 
 import { denseTask, parseMethod, parseNM, parseSparsity, planLinears, PlanError, readRecipe, type LinearTask, type PruneTask } from '../pipeline/prune-plan.js';
 import { globalMagnitudeCounts } from '../prune/global-magnitude.js';
-import { pruneModel, type PruneJob, type QuantRequest, type SparsityProfile } from '../pipeline/prune-model.js';
+import { pruneModel, type PruneJob, type SparsityProfile } from '../pipeline/prune-model.js';
+import { parseQuantScheme, type QuantScheme } from '../formats/quant-scheme.js';
 import { checkFusedGroups, checkQuantRequest, parseFormat } from '../export/quantized-export.js';
 import type { MaskRule, PruneSpec } from '../obs/types.js';
 import { Progress } from './progress.js';
@@ -171,13 +172,13 @@ async function buildJob(modelArg: string, f: CommonFlags, tasksFor: (folder: Mod
   const percdamp = Number(f.percdamp);
   if (!Number.isFinite(percdamp) || percdamp <= 0) throw new PlanError(`--percdamp ${f.percdamp}: expected a positive number`);
   const format = parseFormat(f.format);
-  const quant: QuantRequest | null = f.wbits === undefined ? null : {
+  const quant: QuantScheme | null = f.wbits === undefined ? null : parseQuantScheme({
     bits: int(f.wbits, '--wbits', 0),
     sym: Boolean(f.sym),
-    groupsize: f.groupSize === undefined ? -1 : int(f.groupSize, '--group-size', 1),
+    groupSize: f.groupSize === undefined ? -1 : int(f.groupSize, '--group-size', 1),
     actOrder: Boolean(f.actOrder),
     staticGroups: Boolean(f.staticGroups),
-  };
+  });
   if (quant === null && (f.groupSize !== undefined || f.sym || f.actOrder || f.staticGroups)) {
     throw new PlanError('--group-size, --sym, --act-order and --static-groups need --wbits');
   }

@@ -12,34 +12,18 @@ import type { QuantResult } from '../obs/types.js';
 import { assertNoFormatErrors, checkExport, vllmGptqWarnings } from '../formats/format-validation.js';
 import { packGptq, gptqTensors, gptqQuantizationConfig, type GptqScaleDType } from '../formats/gptq-format.js';
 import { compressedTensorsQuantizationConfig, compressedTensorsTensors, packCompressedTensors, type CtScaleDType } from '../formats/compressed-tensors-format.js';
-import { QuantFormatError, type ActOrder, type QuantizedLinear, type QuantSpec as FormatSpec } from '../formats/quantized-linear.js';
+import { QuantFormatError, type QuantizedLinear } from '../formats/quantized-linear.js';
+import { describeQuantScheme, type QuantScheme } from '../formats/quant-scheme.js';
 import type { OutputFolder } from './output-folder.js';
 
 export const FORMATS = ['dense', 'gptq', 'compressed-tensors'] as const;
 export type ExportFormat = (typeof FORMATS)[number];
-
-/** The quantization a job asked for (solver terms: groupsize −1 = per channel). */
-export interface QuantChoice {
-  readonly bits: number;
-  readonly sym: boolean;
-  readonly groupsize: number;
-  readonly actOrder: boolean;
-  readonly staticGroups?: boolean;
-}
 
 export function parseFormat(s: string): ExportFormat {
   if ((FORMATS as readonly string[]).includes(s)) return s as ExportFormat;
   throw new QuantFormatError(`--format ${s}: unknown format (choose one of ${FORMATS.join(', ')})`);
 }
 
-function actOrderOf(q: QuantChoice): ActOrder {
-  if (!q.actOrder) return 'none';
-  return q.staticGroups || q.groupsize === -1 ? 'weight' : 'group';
-}
-
-export function formatSpec(q: QuantChoice): FormatSpec {
-  return { bits: q.bits, groupSize: q.groupsize, sym: q.sym, actOrder: actOrderOf(q) };
-}
 
 /** Module path of a linear (its weight name without `.weight`), the prefix of packed tensors. */
 export function modulePath(l: LinearSpec): string {
@@ -67,24 +51,21 @@ export function checkFusedGroups(layers: readonly { index: number; linears: read
 }
 
 /** Refuses, before any work, a format that cannot hold the chosen scheme (or bits/groups that make no sense); returns the warnings. */
-export function checkQuantRequest(format: ExportFormat, q: QuantChoice | null, linears: readonly LinearSpec[], modelDType: DType = 'F32'): string[] {
+export function checkQuantRequest(format: ExportFormat, q: QuantScheme | null, linears: readonly LinearSpec[], modelDType: DType = 'F32'): string[] {
   if (q === null) {
     if (format !== 'dense') throw new QuantFormatError(`--format ${format} stores quantized weights: add --wbits (e.g. --wbits 4)`);
     return [];
   }
-  if (!Number.isInteger(q.bits) || q.bits < 2 || q.bits > 8) throw new QuantFormatError(`--wbits ${q.bits}: bits must be an integer from 2 to 8`);
-  if (q.staticGroups && q.groupsize === -1) throw new QuantFormatError('--static-groups needs --group-size');
-  if (q.staticGroups && !q.actOrder) throw new QuantFormatError('--static-groups only changes anything with --act-order');
   for (const l of linears) {
-    if (q.groupsize > 0 && l.inFeatures % q.groupsize !== 0) {
-      throw new QuantFormatError(`--group-size ${q.groupsize} does not divide the input width ${l.inFeatures} of ${l.weight}`);
+    if (q.groupSize > 0 && l.inFeatures % q.groupSize !== 0) {
+      throw new QuantFormatError(`--group-size ${q.groupSize} does not divide the input width ${l.inFeatures} of ${l.weight}`);
     }
   }
   if (format === 'dense') return [];
   const shapes = linears.map((l) => ({ name: modulePath(l), rows: l.outFeatures, cols: l.inFeatures }));
-  const check = checkExport(format, formatSpec(q), shapes);
+  const check = checkExport(format, q, shapes);
   assertNoFormatErrors(format, check);
-  return format === 'gptq' ? [...check.warnings, ...vllmGptqWarnings(formatSpec(q), modelDType, shapes)] : check.warnings;
+  return format === 'gptq' ? [...check.warnings, ...vllmGptqWarnings(q, modelDType, shapes)] : check.warnings;
 }
 
 /** Scales are stored in the model's float dtype (as GPTQModel and llm-compressor do). */
@@ -115,7 +96,7 @@ export class QuantizedExporter {
   /** Module paths of MoE routers and shared-expert gates (never quantized). */
   private readonly routers: string[];
 
-  constructor(readonly format: ExportFormat, readonly quant: QuantChoice | null, folder: ModelFolder, private readonly run: QuantRunFacts) {
+  constructor(readonly format: ExportFormat, readonly quant: QuantScheme | null, folder: ModelFolder, private readonly run: QuantRunFacts) {
     this.modules = folder.arch.layers.flatMap((layer) => layer.linears.map((l) => {
       const path = modulePath(l);
       const at = path.indexOf(`.${layer.index}.`);
@@ -139,7 +120,7 @@ export class QuantizedExporter {
   describe(l: LinearSpec): string | null {
     const q = this.quant;
     if (!q || !this.quantizes(l)) return null;
-    return `int${q.bits} ${q.groupsize > 0 ? `g${q.groupsize}` : 'per-channel'} ${q.sym ? 'sym' : 'asym'}${q.actOrder ? ' act-order' : ''} (${this.format})`;
+    return `${describeQuantScheme(q)} (${this.format})`;
   }
 
   /**
@@ -164,10 +145,10 @@ export class QuantizedExporter {
   async writeLinear(out: OutputFolder, l: LinearSpec, q: QuantResult): Promise<void> {
     const module = modulePath(l);
     const linear: QuantizedLinear = {
-      rows: l.outFeatures, cols: l.inFeatures, bits: q.bits, groupSize: q.groupsize, sym: q.sym,
+      rows: l.outFeatures, cols: l.inFeatures, bits: q.bits, groupSize: q.groupSize, sym: q.sym,
       codes: q.codes, scale: q.scale, zero: q.zero, gIdx: q.gIdx,
     };
-    const actOrder = actOrderOf(this.quant!);
+    const actOrder = this.quant!.actOrder;
     const tensors = this.format === 'gptq'
       ? gptqTensors(module, packGptq(linear, module, { scaleDType: this.scaleDType, actOrder }))
       : compressedTensorsTensors(module, packCompressedTensors(linear, module, { scaleDType: this.scaleDType, actOrder }));
@@ -194,7 +175,7 @@ export class QuantizedExporter {
   }
 
   private quantizationConfig(): Record<string, unknown> {
-    const spec = formatSpec(this.quant!);
+    const spec = this.quant!;
     const skipped = this.modules.filter((m) => !this.packed.has(m.path)).map((m) => m.path);
     // MoE routers and shared-expert gates are nn.Linear modules in transformers and vLLM but are never quantized:
     // they must be named as left out, or a loader quantizing every Linear of a block expects packed tensors for them.

@@ -25,8 +25,9 @@ import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../io/
 import { denseWords, packDense, paddedWords, unpackDense, unpackPadded, type PackAxis } from './bit-packing.js';
 import {
   QuantFormatError, bytesOf, checkQuantizedLinear, groupCount, isTrivialGIdx, trivialGIdx,
-  type ActOrder, type EncodedTensor, type QuantSpec, type QuantizedLinear,
+  type EncodedTensor, type QuantizedLinear,
 } from './quantized-linear.js';
+import type { ActOrder, QuantScheme } from './quant-scheme.js';
 
 export type CtScaleDType = 'F32' | 'F16' | 'BF16';
 
@@ -254,7 +255,7 @@ export interface CtConfigOptions {
 }
 
 /** The `weights` QuantizationArgs of config_groups.group_0 (only keys every compressed-tensors release accepts). */
-export function compressedTensorsWeightArgs(spec: QuantSpec): Record<string, unknown> {
+export function compressedTensorsWeightArgs(spec: QuantScheme): Record<string, unknown> {
   const grouped = spec.groupSize > 0;
   return {
     num_bits: spec.bits,
@@ -271,7 +272,7 @@ export function compressedTensorsWeightArgs(spec: QuantSpec): Record<string, unk
 }
 
 /** config.json `quantization_config` (`ModelCompressor.update_config`) for a pack-quantized export. */
-export function compressedTensorsQuantizationConfig(spec: QuantSpec, opts: CtConfigOptions = {}): Record<string, unknown> {
+export function compressedTensorsQuantizationConfig(spec: QuantScheme, opts: CtConfigOptions = {}): Record<string, unknown> {
   const cfg: Record<string, unknown> = {
     version: opts.version ?? COMPRESSED_TENSORS_VERSION,
     quant_method: 'compressed-tensors',

@@ -3,7 +3,8 @@
 // what the format (as its defining source packs it) cannot represent; warnings are combinations the format holds
 // but a major loader runs only with limits. Every rule names its source.
 
-import { QuantFormatError, type QuantSpec } from './quantized-linear.js';
+import { QuantFormatError } from './quantized-linear.js';
+import { bitsProblem, groupSizeProblem, type QuantScheme } from './quant-scheme.js';
 
 export type QuantExportFormat = 'gptq' | 'compressed-tensors';
 
@@ -19,21 +20,14 @@ export interface LinearShape {
   readonly cols: number;
 }
 
-function checkCommon(spec: QuantSpec, errors: string[]): boolean {
-  let ok = true;
-  if (!Number.isInteger(spec.bits) || spec.bits < 2 || spec.bits > 8) {
-    errors.push(`bits must be an integer from 2 to 8 (got ${spec.bits})`);
-    ok = false;
-  }
-  if (!(spec.groupSize === -1 || (Number.isInteger(spec.groupSize) && spec.groupSize > 0))) {
-    errors.push(`group size must be −1 (one group per output channel) or a positive integer (got ${spec.groupSize})`);
-    ok = false;
-  }
-  return ok;
+function checkCommon(spec: QuantScheme, errors: string[]): boolean {
+  const problems = [bitsProblem(spec.bits), groupSizeProblem(spec.groupSize)].filter((p): p is string => p !== null);
+  errors.push(...problems);
+  return problems.length === 0;
 }
 
 /** Settings-level check for one format (no shapes). */
-export function checkSpec(format: QuantExportFormat, spec: QuantSpec): FormatCheck {
+export function checkSpec(format: QuantExportFormat, spec: QuantScheme): FormatCheck {
   const errors: string[] = [];
   const warnings: string[] = [];
   if (!checkCommon(spec, errors)) return { errors, warnings };
@@ -71,7 +65,7 @@ export function checkSpec(format: QuantExportFormat, spec: QuantSpec): FormatChe
 }
 
 /** Shape-level check of one linear for one format (assumes checkSpec passed). */
-export function checkLinear(format: QuantExportFormat, spec: QuantSpec, linear: LinearShape): FormatCheck {
+export function checkLinear(format: QuantExportFormat, spec: QuantScheme, linear: LinearShape): FormatCheck {
   const errors: string[] = [];
   const warnings: string[] = [];
   const { name, rows, cols } = linear;
@@ -93,7 +87,7 @@ export function checkLinear(format: QuantExportFormat, spec: QuantSpec, linear: 
 }
 
 /** Spec plus every linear; the CLI prints the warnings and stops on the errors. */
-export function checkExport(format: QuantExportFormat, spec: QuantSpec, linears: readonly LinearShape[]): FormatCheck {
+export function checkExport(format: QuantExportFormat, spec: QuantScheme, linears: readonly LinearShape[]): FormatCheck {
   const top = checkSpec(format, spec);
   if (top.errors.length > 0) return top;
   const errors = [...top.errors];
@@ -116,7 +110,7 @@ const MARLIN_GROUP_SIZES = [-1, 32, 64, 128];
  * (out % 64, in % 128); otherwise its `gptq` kernels, which run in float16 only — so a bf16 model then needs
  * `--dtype float16`. One warning per cause, naming up to three linears.
  */
-export function vllmGptqWarnings(spec: QuantSpec, modelDType: string, linears: readonly LinearShape[]): string[] {
+export function vllmGptqWarnings(spec: QuantScheme, modelDType: string, linears: readonly LinearShape[]): string[] {
   const why: string[] = [];
   if (!spec.sym) why.push('asymmetric quantization');
   if (spec.bits !== 4 && spec.bits !== 8) why.push(`${spec.bits}-bit weights`);

@@ -16,8 +16,9 @@ import { f16BitsToF32, f32ToBf16Bits, f32ToF16Bits, bf16BitsToF32 } from '../io/
 import { packDense, unpackDense } from './bit-packing.js';
 import {
   QuantFormatError, bytesOf, checkQuantizedLinear, groupCount, isTrivialGIdx, trivialGIdx,
-  type ActOrder, type EncodedTensor, type QuantSpec, type QuantizedLinear,
+  type EncodedTensor, type QuantizedLinear,
 } from './quantized-linear.js';
+import type { ActOrder, QuantScheme } from './quant-scheme.js';
 
 export type GptqScaleDType = 'F16' | 'BF16' | 'F32';
 export type GptqCheckpointFormat = 'gptq' | 'gptq_v2';
@@ -217,7 +218,7 @@ function escapeRegex(s: string): string {
  * The dict AutoGPTQ's `BaseQuantizeConfig.to_dict` writes to quantize_config.json; the same dict goes into
  * config.json as `quantization_config` (transformers/optimum and vLLM read either). Checkpoint format is always v1.
  */
-export function gptqQuantizationConfig(spec: QuantSpec, opts: GptqConfigOptions = {}): Record<string, unknown> {
+export function gptqQuantizationConfig(spec: QuantScheme, opts: GptqConfigOptions = {}): Record<string, unknown> {
   const cfg: Record<string, unknown> = {
     bits: spec.bits,
     group_size: spec.groupSize,
@@ -239,7 +240,7 @@ export function gptqQuantizationConfig(spec: QuantSpec, opts: GptqConfigOptions 
 }
 
 /** Safetensors header metadata AutoGPTQ's `save_quantized` adds next to `format: pt`. */
-export function gptqSafetensorsMetadata(spec: QuantSpec, dampPercent = 0.01): Record<string, string> {
+export function gptqSafetensorsMetadata(spec: QuantScheme, dampPercent = 0.01): Record<string, string> {
   return {
     format: 'pt',
     gptq_bits: String(spec.bits),

@@ -6,7 +6,8 @@
 import { isObject } from '../io/config-reader.js';
 import { NamePattern } from '../io/name-pattern.js';
 import type { GptqCheckpointFormat } from './gptq-format.js';
-import { QuantFormatError, type ActOrder } from './quantized-linear.js';
+import { QuantFormatError } from './quantized-linear.js';
+import type { ActOrder } from './quant-scheme.js';
 
 /**
  * A Python `re.match` pattern (anchored at the start only), matched in linear time (io/name-pattern.ts): the pattern

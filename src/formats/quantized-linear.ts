@@ -7,6 +7,7 @@
 // fixes zero = 2^(bits−1) (GPTQ: `zero = (maxq + 1) / 2`).
 
 import type { DType } from '../io/dtype.js';
+import { bitsProblem, groupSizeProblem } from './quant-scheme.js';
 
 /** A format cannot hold what was asked, or stored tensors are inconsistent; names the tensor or setting. */
 export class QuantFormatError extends Error {
@@ -14,25 +15,6 @@ export class QuantFormatError extends Error {
     super(tensor !== undefined ? `tensor "${tensor}": ${detail}` : detail);
     this.name = 'QuantFormatError';
   }
-}
-
-/**
- * Activation ordering, in compressed-tensors' terms (`ActivationOrdering` in `quant_args.py`):
- *  - 'none':   columns quantized in order, g_idx[c] = floor(c / groupSize).
- *  - 'weight': act-order during the solve, groups fixed in original column order (GPTQ `static_groups=True`);
- *              g_idx stays trivial, so no g_idx tensor is needed to run it.
- *  - 'group':  act-order with groups taken in activation order (GPTQ `desc_act` without static groups);
- *              g_idx is non-monotonic and must be stored.
- */
-export type ActOrder = 'none' | 'weight' | 'group';
-
-/** What the user asked for: enough to validate a format and to write its config block. */
-export interface QuantSpec {
-  readonly bits: number;
-  /** Columns per group; −1 = one group per output row (per channel). */
-  readonly groupSize: number;
-  readonly sym: boolean;
-  readonly actOrder: ActOrder;
 }
 
 /** One linear's quantized weight as the solver hands it over. W is [rows = out_features, cols = in_features]. */
@@ -90,8 +72,8 @@ export function checkQuantizedLinear(q: QuantizedLinear, name: string): void {
   const fail = (detail: string): never => { throw new QuantFormatError(detail, name); };
   const { rows, cols, bits, groupSize } = q;
   if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows <= 0 || cols <= 0) fail(`bad shape [${rows}, ${cols}]`);
-  if (!Number.isInteger(bits) || bits < 2 || bits > 8) fail(`bits must be an integer from 2 to 8, got ${bits}`);
-  if (!(groupSize === -1 || (Number.isInteger(groupSize) && groupSize > 0))) fail(`group size must be −1 (per channel) or a positive integer, got ${groupSize}`);
+  const scheme = bitsProblem(bits) ?? groupSizeProblem(groupSize);
+  if (scheme !== null) fail(scheme);
   const nGroups = groupCount(cols, groupSize);
   const maxq = 2 ** bits - 1;
   if (q.codes.length !== rows * cols) fail(`codes hold ${q.codes.length} values, expected ${rows}×${cols}`);

@@ -17,7 +17,8 @@ import type { Matrix } from './matrix.js';
 import { isFloatDType } from '../io/dtype.js';
 import { dequantizeSignedWeight, unpackCompressedTensors, type CtStoredLinear } from './compressed-tensors-format.js';
 import { unpackGptq } from './gptq-format.js';
-import { QuantFormatError, dequantizeCodes, type ActOrder } from './quantized-linear.js';
+import { QuantFormatError, dequantizeCodes } from './quantized-linear.js';
+import type { QuantScheme } from './quant-scheme.js';
 import { parseQuantizationInfo, pythonMatch, type CompressedTensorsModelInfo, type CtGroupInfo, type CtWeightArgs, type GptqModelInfo, type QuantizationInfo } from './quantization-config.js';
 import { findSparseTensors, readSparseWeight, type SparseFormat } from './sparse-bitmask-format.js';
 import { readAsFloat32, readInt32, readIntegers, requireTensor, type TensorSource } from './tensor-source.js';
@@ -35,7 +36,7 @@ export interface LinearStorage {
   /** The stored tensors that make up this weight. */
   readonly tensors: readonly string[];
   /** Quantization settings in effect (quantized kinds only). */
-  readonly quant?: { readonly bits: number; readonly groupSize: number; readonly sym: boolean; readonly actOrder: ActOrder };
+  readonly quant?: QuantScheme;
   /** Sparse kinds whose values are int8 codes dequantized with weight_scale (sparse + int-quantized). */
   readonly sparseQuantized?: boolean;
 }

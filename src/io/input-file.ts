@@ -84,8 +84,8 @@ export async function readRegularFile(path: string, label = path, maxBytes = Num
   }
 }
 
-/** The bytes of a regular file, synchronously (for the synchronous corpus readers). */
-export function readRegularFileSync(path: string, label = path): Buffer {
+/** Opens `path` (refusing FIFOs and devices without blocking), checks it is a regular file and hands its fd to `use`. */
+function withRegularFileSync<T>(path: string, label: string, use: (fd: number) => T): T {
   let fd: number;
   try {
     fd = openSync(path, OPEN_FLAGS);
@@ -95,7 +95,7 @@ export function readRegularFileSync(path: string, label = path): Buffer {
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw notRegular(label, st);
-    return readFileSync(fd);
+    return use(fd);
   } catch (e) {
     throw e instanceof InputFileError ? e : fileErrorOf(label, e);
   } finally {
@@ -103,20 +103,14 @@ export function readRegularFileSync(path: string, label = path): Buffer {
   }
 }
 
+/** The bytes of a regular file, synchronously (for the synchronous corpus readers). */
+export function readRegularFileSync(path: string, label = path): Buffer {
+  return withRegularFileSync(path, label, (fd) => readFileSync(fd));
+}
+
 /** Throws unless `path` is a regular file (for files another library opens itself, e.g. the tokenizer's). */
 export function assertRegularFileSync(path: string, label = path): void {
-  let fd: number;
-  try {
-    fd = openSync(path, OPEN_FLAGS);
-  } catch (e) {
-    throw fileErrorOf(label, e);
-  }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw notRegular(label, st);
-  } finally {
-    closeSync(fd);
-  }
+  withRegularFileSync(path, label, () => undefined);
 }
 
 /**

@@ -12,6 +12,7 @@ import type { ArchSpec, LinearRole, RopePositions } from './arch.js';
 import type { ModelFolder, QuantizedWeight } from './model-folder.js';
 import { countNonFinite, DTYPE_BYTES, toFloat32, viewAs, type DType } from '../io/dtype.js';
 import type { StorageKind } from '../formats/quantized-model.js';
+import type { QuantScheme } from '../formats/quant-scheme.js';
 import { describeQuantization } from '../formats/quantization-config.js';
 
 export type ParamKind = 'embedding' | 'linear' | 'norm' | 'lm_head' | 'other';
@@ -42,7 +43,7 @@ export interface LinearReport {
   /** 'dense', or the quantized / sparse format the weight is stored in (and dequantized from). */
   readonly storage: StorageKind;
   /** Quantization of a quantized weight (group size −1 = per output channel); null for dense and sparse-only ones. */
-  readonly quant: { readonly bits: number; readonly groupSize: number; readonly sym: boolean; readonly actOrder: string } | null;
+  readonly quant: QuantScheme | null;
   /** Bytes the weight's stored tensors take in the files. */
   readonly storedBytes: number;
 }

@@ -12,7 +12,7 @@
 // every column before i1; and when the sweep starts sub-block j1, W1 holds the update of every block column before
 // j1 (the sweep's own rank-1 updates add those inside the sub-block). Only columns nobody reads yet are owed updates:
 // the rest of the block until the sub-block ends, the columns past the super-block until the super-block ends. (So
-// S must be a multiple of a stale groupsize, else S = B: a group must not reach past its super-block.)
+// S must be a multiple of a stale groupSize, else S = B: a group must not reach past its super-block.)
 //
 // b = B and S = B give the reference's float32 order (the product rounded, then subtracted: a MatMul then a Sub).
 // Otherwise the updates are fused Gemms (W − UT·Err, one rounding), a float32 reordering only
@@ -79,9 +79,9 @@ export interface LazyUpdateOptions {
   readonly subBlocksize: number;
   readonly chunk: number;
   readonly m: number;
-  /** The super-block size asked for; used only when it is (rounded up to) a multiple of `groupsize` as well. */
+  /** The super-block size asked for; used only when it is (rounded up to) a multiple of `groupSize` as well. */
   readonly superBlocksize: number;
-  readonly groupsize: number;
+  readonly groupSize: number;
 }
 
 /** W as the sweep sees it, and the updates it is owed (see the invariant in the file header). */
@@ -111,7 +111,7 @@ export class LazyUpdates {
     const { rows, cols, B } = o;
     const Bmax = Math.min(B, cols);
     this.b = subBlockSize(o.subBlocksize, o.chunk, o.m, Bmax);
-    this.S = superBlockSize(o.superBlocksize, B, o.groupsize);
+    this.S = superBlockSize(o.superBlocksize, B, o.groupSize);
     const Smax = Math.min(this.S, cols);
     this.exactOrder = this.b >= Bmax && this.S === B;
     this.cur = o.W;

@@ -244,13 +244,16 @@ export function kthSmallestNonNegative(values: Float32Array, n: number, k: numbe
   return out;
 }
 
-/** dst [cols, rows] = src [rows, cols]ᵀ (row-major), in 32 × 32 tiles, writing contiguous runs (measured fastest here). */
-export function transposeF32(src: Float32Array, rows: number, cols: number, dst: Float32Array): void {
-  const T = 32;
-  for (let r0 = 0; r0 < rows; r0 += T) {
-    const r1 = Math.min(r0 + T, rows);
-    for (let c0 = 0; c0 < cols; c0 += T) {
-      const c1 = Math.min(c0 + T, cols);
+/**
+ * dst [cols, rows] = src [rows, cols]ᵀ (row-major), in 32 × 32 tiles, writing contiguous runs (measured fastest here).
+ * Once per linear (W in and out of the solver's column-major view), so one body serves floats and bytes.
+ */
+function transposeTiled<A extends Float32Array | Uint8Array>(src: A, rows: number, cols: number, dst: A): void {
+  const TILE = 32;
+  for (let r0 = 0; r0 < rows; r0 += TILE) {
+    const r1 = Math.min(r0 + TILE, rows);
+    for (let c0 = 0; c0 < cols; c0 += TILE) {
+      const c1 = Math.min(c0 + TILE, cols);
       for (let c = c0; c < c1; c++) {
         const o = c * rows;
         for (let r = r0; r < r1; r++) dst[o + r] = src[r * cols + c]!;
@@ -259,17 +262,12 @@ export function transposeF32(src: Float32Array, rows: number, cols: number, dst:
   }
 }
 
-/** transposeF32 for bytes (masks, codes). */
+/** Weights: dst [cols, rows] = src [rows, cols]ᵀ. */
+export function transposeF32(src: Float32Array, rows: number, cols: number, dst: Float32Array): void {
+  transposeTiled(src, rows, cols, dst);
+}
+
+/** Masks and codes: dst [cols, rows] = src [rows, cols]ᵀ. */
 export function transposeU8(src: Uint8Array, rows: number, cols: number, dst: Uint8Array): void {
-  const T = 32;
-  for (let r0 = 0; r0 < rows; r0 += T) {
-    const r1 = Math.min(r0 + T, rows);
-    for (let c0 = 0; c0 < cols; c0 += T) {
-      const c1 = Math.min(c0 + T, cols);
-      for (let c = c0; c < c1; c++) {
-        const o = c * rows;
-        for (let r = r0; r < r1; r++) dst[o + r] = src[r * cols + c]!;
-      }
-    }
-  }
+  transposeTiled(src, rows, cols, dst);
 }

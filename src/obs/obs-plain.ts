@@ -4,7 +4,7 @@
 // holds it: for each block of B columns { the block's mask (one threshold, `<=`); per column i: the N:M group at
 // i % M == 0, q = w masked (then quantized), err = (w − q)/d with d = U_ii, one rank-1 update
 // W1[:, i:] -= err ⊗ U[i, i:]; then W[:, i2:] -= Err1·U[i1:i2, i2:] as plain loops }.
-// Scope: the reference mask rule only, a per-row quantizer grid (groupsize −1) from the dense W, preserved zeros.
+// Scope: the reference mask rule only, a per-row quantizer grid (groupSize −1) from the dense W, preserved zeros.
 // Slow on purpose (no chunks, no sub-blocks, no engine); test/obs/obs-plain.test.ts holds the fast path to it.
 //
 // Bit-identity to the fast path: with b = B and S = B (subBlocksize ≥ blocksize, superBlocksize = blocksize) the fast

@@ -101,7 +101,7 @@ export interface GridPolicy {
   result(perm: Int32Array | null): GridResult;
 }
 
-/** One grid per output row, fixed before the loop (the reference's `find_params(W)`; groupsize −1). */
+/** One grid per output row, fixed before the loop (the reference's `find_params(W)`; groupSize −1). */
 class PerRowGrid implements GridPolicy {
   constructor(private readonly grid: QuantGrid, private readonly cols: number) {}
 
@@ -148,7 +148,7 @@ class StaticGroups implements GridPolicy {
 }
 
 /**
- * GPTQ groups without static groups: at each group start (c ≡ 0 mod groupsize, processing order) the grid comes
+ * GPTQ groups without static groups: at each group start (c ≡ 0 mod groupSize, processing order) the grid comes
  * from W as it stands, i.e. with the updates of earlier BLOCKS only: the updates of earlier columns of this block
  * live in W1 (gptq.py l.121–123; ../shared/reference/solver/README.md §7.5 "stale group params"). With act-order
  * the groups are contiguous in the processing order (§7.7 of the same file).
@@ -187,10 +187,13 @@ class StaleGroups implements GridPolicy {
   }
 }
 
-/** Quantization inside the column loop. */
-export interface QuantSpec extends QuantizerConfig {
-  /** −1: one grid per output row; else one grid per `groupsize` columns. */
-  readonly groupsize: number;
+/**
+ * Quantization inside the column loop: the grid search's settings plus GPTQ's group switches (a job's QuantScheme
+ * gives them through gptqSwitches in src/formats/quant-scheme.ts).
+ */
+export interface SolverQuant extends QuantizerConfig {
+  /** −1: one grid per output row; else one grid per `groupSize` columns. */
+  readonly groupSize: number;
   /** GPTQ `static_groups`: all group grids from W before any update (and before the act-order permutation). */
   readonly staticGroups?: boolean;
 }
@@ -204,7 +207,7 @@ export function perRowGrid(quant: QuantizerConfig, Wt: Float32Array, rows: numbe
 }
 
 /** Groupsize > 0: static groups (from `Wt` [cols, rows] now, unpermuted) or groups from the stale W. */
-export function groupGrid(quant: QuantSpec, Wt: Float32Array, rows: number, cols: number, perm: Int32Array | null): GridPolicy {
-  const gs = quant.groupsize;
+export function groupGrid(quant: SolverQuant, Wt: Float32Array, rows: number, cols: number, perm: Int32Array | null): GridPolicy {
+  const gs = quant.groupSize;
   return quant.staticGroups ? new StaticGroups(quant, Wt, gs, rows, cols, perm) : new StaleGroups(quant, gs, rows, cols);
 }

@@ -16,16 +16,17 @@ import { deadColumnsOf, inverseHessianFactor, type FactorPrecision, type Inverse
 import { LazyUpdates } from './lazy-update.js';
 import { assertNM, assertNMGroups } from './nm-mask.js';
 import { applyChunk, emitColumn, transposeF32, transposeU8, type BlockState } from './obs-kernels.js';
-import { groupGrid, maskPolicy, perRowGrid, type GridPolicy, type MaskPolicy, type QuantSpec } from './obs-policies.js';
+import { groupGrid, maskPolicy, perRowGrid, type GridPolicy, type MaskPolicy, type SolverQuant } from './obs-policies.js';
 import { assertQuantizerConfig, maxQ } from './quant-grid.js';
+import { groupSizeProblem } from '../formats/quant-scheme.js';
 import { assertSparsity } from './select.js';
 import { assertFinite, assertLength, SolverInputError, type MaskRule, type PruneSpec, type QuantResult, type SolverResult } from './types.js';
 
-export type { QuantSpec } from './obs-policies.js';
+export type { SolverQuant } from './obs-policies.js';
 
 export interface ObsSolveOptions {
   readonly prune?: PruneSpec;
-  readonly quant?: QuantSpec;
+  readonly quant?: SolverQuant;
   /** Lazy-batch block size B (reference default 128); also the unstructured mask's comparison group. */
   readonly blocksize?: number;
   readonly percdamp?: number;
@@ -48,7 +49,7 @@ export interface ObsSolveOptions {
    * after them in one engine GEMM, so the long tail of W is read and written once per S columns instead of once per
    * block (inside the S columns each block still updates the rest of them at once: every block starts with all
    * earlier updates in). S = B is the reference's per-block update. GPTQ groups recomputed from the stale W
-   * (../shared/reference/solver/README.md §7.5) need S to be a multiple of the groupsize, else S = B is used
+   * (../shared/reference/solver/README.md §7.5) need S to be a multiple of the groupSize, else S = B is used
    * (docs/reference-deviations.md §2).
    */
   readonly superBlocksize?: number;
@@ -69,7 +70,7 @@ export async function obsSolve(engine: Engine, W: Float32Array, rows: number, co
   const { B, chunk, mask, grid } = p;
   const lazy = new LazyUpdates(engine, {
     rows, cols, B, U, W: p.W, keep: p.keep, subBlocksize: o.subBlocksize ?? 16, chunk, m: p.m,
-    superBlocksize: o.superBlocksize ?? 512, groupsize: p.staleGroupsize,
+    superBlocksize: o.superBlocksize ?? 512, groupSize: p.staleGroupsize,
   });
   const out = new Emitted(rows, cols, o.quant !== undefined);
   const W1 = new Float32Array(Math.min(B, cols) * rows);
@@ -142,7 +143,7 @@ interface Prepared {
   readonly chunk: number;
   /** N:M's M (1 otherwise): sub-blocks are a multiple of it. */
   readonly m: number;
-  /** The groupsize of grids taken from the stale W (1 otherwise): super-blocks must be a multiple of it. */
+  /** The groupSize of grids taken from the stale W (1 otherwise): super-blocks must be a multiple of it. */
   readonly staleGroupsize: number;
 }
 
@@ -156,7 +157,7 @@ function prepare(W: Float32Array, rows: number, cols: number, H: Float32Array | 
   transposeF32(W, rows, cols, Wt);
   // The per-row grid is fixed on the dense W before the dead columns are zeroed
   // (../shared/reference/solver/README.md §7.4).
-  const rowGrid = quant && quant.groupsize === -1 ? perRowGrid(quant, Wt, rows, cols) : null;
+  const rowGrid = quant && quant.groupSize === -1 ? perRowGrid(quant, Wt, rows, cols) : null;
   const prepared = H instanceof Float32Array ? null : H;
   // H is read, never copied or modified: the factorization applies the dead-column fix (diag 0 → 1) itself.
   const Hd = H instanceof Float32Array ? H : H.H;
@@ -190,7 +191,7 @@ function prepare(W: Float32Array, rows: number, cols: number, H: Float32Array | 
     mask: maskPolicy(prune, rule, o.preserveMask === true, rows, Math.min(B, cols)),
     chunk: !nm || nm.m % 8 === 0 ? 8 : nm.m % 4 === 0 ? 4 : 1,
     m: nm ? nm.m : 1,
-    staleGroupsize: quant && quant.groupsize > 0 && !quant.staticGroups ? quant.groupsize : 1,
+    staleGroupsize: quant && quant.groupSize > 0 && !quant.staticGroups ? quant.groupSize : 1,
   };
 }
 
@@ -218,7 +219,7 @@ class Emitted {
   }
 
   /** The result, back to [rows, cols] in the original column order. */
-  result(perm: Int32Array | null, grid: GridPolicy | null, factor: InverseFactor, deadColumns: readonly number[], quant: QuantSpec | undefined): Omit<SolverResult, 'timings'> {
+  result(perm: Int32Array | null, grid: GridPolicy | null, factor: InverseFactor, deadColumns: readonly number[], quant: SolverQuant | undefined): Omit<SolverResult, 'timings'> {
     const { rows, cols, losses } = this;
     const W = new Float32Array(rows * cols);
     const mask = new Uint8Array(rows * cols);
@@ -235,7 +236,7 @@ class Emitted {
       if (perm) unpermute(this.codes, codes, perm, rows, cols);
       else transposeU8(this.codes, cols, rows, codes);
       const { scale, zero, ngroups, gIdx } = grid.result(perm);
-      quantResult = { bits: quant.bits, sym: quant.sym, groupsize: quant.groupsize, codes, scale, zero, ngroups, gIdx, perm };
+      quantResult = { bits: quant.bits, sym: quant.sym, groupSize: quant.groupSize, codes, scale, zero, ngroups, gIdx, perm };
     }
     let error = 0;
     for (let r = 0; r < rows; r++) error += losses[r]!;
@@ -284,8 +285,9 @@ function validate(rows: number, cols: number, W: Float32Array, H: Float32Array |
   const q = o.quant;
   if (q) {
     assertQuantizerConfig(q, 'quantizer');
-    if (!Number.isInteger(q.groupsize) || (q.groupsize !== -1 && q.groupsize < 1)) throw new SolverInputError(`groupsize must be -1 or a positive integer, got ${q.groupsize}`);
-    if (q.staticGroups && q.groupsize === -1) throw new SolverInputError('static groups need a groupsize (got -1)');
+    const group = groupSizeProblem(q.groupSize);
+    if (group !== null) throw new SolverInputError(group);
+    if (q.staticGroups && q.groupSize === -1) throw new SolverInputError('static groups need a groupSize (got -1)');
   }
 }
 

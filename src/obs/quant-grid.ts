@@ -5,6 +5,7 @@
 // Math.round flips codes at ±7.5 ties. The MSE search's error sum is float64 (docs/reference-deviations.md §2).
 
 import { SolverInputError } from './types.js';
+import { bitsProblem } from '../formats/quant-scheme.js';
 
 export interface QuantizerConfig {
   readonly bits: number;
@@ -25,7 +26,8 @@ export interface QuantGrid {
 const fr = Math.fround;
 
 export function assertQuantizerConfig(cfg: QuantizerConfig, what: string): void {
-  if (!Number.isInteger(cfg.bits) || cfg.bits < 2 || cfg.bits > 8) throw new SolverInputError(`${what}: bits must be an integer in 2…8, got ${cfg.bits}`);
+  const bits = bitsProblem(cfg.bits);
+  if (bits !== null) throw new SolverInputError(`${what}: ${bits}`);
 }
 
 export function maxQ(bits: number): number {

@@ -21,7 +21,7 @@ export interface QuantResult {
   readonly bits: number;
   readonly sym: boolean;
   /** −1: one group per output row (per channel). */
-  readonly groupsize: number;
+  readonly groupSize: number;
   /** [rows, cols] codes in 0…2^bits−1, original column order; W = scale[:, gIdx]·(codes − zero[:, gIdx]). */
   readonly codes: Uint8Array;
   /** [rows, ngroups] row-major. */

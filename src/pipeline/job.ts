@@ -4,16 +4,12 @@
 import type { Device } from '../engine/engine.js';
 import type { ModelFolder } from '../model/model-folder.js';
 import type { MaskRule } from '../obs/types.js';
-import type { QuantSpec } from '../obs/obs-solver.js';
+import type { QuantScheme } from '../formats/quant-scheme.js';
 import type { ExportFormat } from '../export/quantized-export.js';
 import type { Calibration } from '../calib/calibration.js';
 import type { LinearTask } from './prune-plan.js';
 import type { LinearReport } from './report.js';
 import type { MemoryRequest } from './memory-plan.js';
-
-export interface QuantRequest extends QuantSpec {
-  readonly actOrder: boolean;
-}
 
 /** How sparsity is spread over the layers: as planned, or OWL's outlier-weighted budgets (hyper-parameters M, λ). */
 export type SparsityProfile = { readonly kind: 'uniform' } | { readonly kind: 'owl'; readonly m: number; readonly lambda: number };
@@ -32,7 +28,7 @@ export interface PruneJob {
   readonly maskRule: MaskRule;
   readonly blocksize: number;
   readonly percdamp: number;
-  readonly quant: QuantRequest | null;
+  readonly quant: QuantScheme | null;
   /** Decoder linears left out of quantization (by weight name); default none. */
   readonly keepUnquantized?: (weightName: string) => boolean;
   /** Default uniform. */

@@ -10,7 +10,8 @@ import { sparsegptPrune } from '../prune/sparsegpt.js';
 import { wandaPrune } from '../prune/wanda.js';
 import { magnitudePrune } from '../prune/magnitude.js';
 import { gptqQuantize } from '../quant/gptq.js';
-import type { QuantRequest } from './job.js';
+import { gptqSwitches, type QuantScheme } from '../formats/quant-scheme.js';
+import type { SolverQuant } from '../obs/obs-policies.js';
 import type { LinearTask, Method } from './prune-plan.js';
 
 /** A statistic of a linear's input gathered in the calibration pass: H = (2/n)·Σ XᵀX, or Wanda's scaler_row ‖X_j‖₂². */
@@ -35,7 +36,7 @@ export interface SolveInput {
   readonly blocksize: number;
   readonly percdamp: number;
   /** The quantization grid when this linear is quantized in the same pass; null otherwise. */
-  readonly quant: QuantRequest | null;
+  readonly quant: QuantScheme | null;
   readonly stats: InputStatistics;
 }
 
@@ -46,8 +47,14 @@ export interface MethodEntry {
 }
 
 /** GPTQ of W with its zeros preserved (its updates never refill them). */
-function gptq(s: SolveInput, quant: QuantRequest, W: Float32Array): Promise<SolverResult> {
-  return s.stats.factor().then((H) => gptqQuantize(s.engine, W, s.rows, s.cols, H, { ...quant, blocksize: s.blocksize, percdamp: s.percdamp, preserveMask: true }));
+function gptq(s: SolveInput, quant: QuantScheme, W: Float32Array): Promise<SolverResult> {
+  const { actOrder } = gptqSwitches(quant);
+  return s.stats.factor().then((H) => gptqQuantize(s.engine, W, s.rows, s.cols, H, { ...solverQuant(quant), actOrder, blocksize: s.blocksize, percdamp: s.percdamp, preserveMask: true }));
+}
+
+/** The column loop's view of the job's scheme (act-order, which permutes the columns, is GPTQ's own option). */
+function solverQuant(q: QuantScheme): SolverQuant {
+  return { bits: q.bits, sym: q.sym, groupSize: q.groupSize, staticGroups: gptqSwitches(q).staticGroups };
 }
 
 /** A mask-only method (Wanda, magnitude): prune first, then GPTQ keeping the zeros when quantizing. */
@@ -60,7 +67,7 @@ export const METHOD_REGISTRY: { readonly [M in Method]: MethodEntry } = {
   sparsegpt: {
     needs: ['hessian'],
     solve: async (target, s) => sparsegptPrune(s.engine, s.W, s.rows, s.cols, await s.stats.factor(), {
-      prune: target, maskRule: s.maskRule, blocksize: s.blocksize, percdamp: s.percdamp, ...(s.quant ? { quant: s.quant } : {}),
+      prune: target, maskRule: s.maskRule, blocksize: s.blocksize, percdamp: s.percdamp, ...(s.quant ? { quant: solverQuant(s.quant) } : {}),
     }),
   },
   wanda: {

@@ -33,7 +33,7 @@ import type { PruneSpec } from '../obs/types.js';
 import { MoeCalibrationLog, starvedBelow } from './moe-stages.js';
 import { PlanError } from './prune-plan.js';
 
-export type { PruneJob, QuantRequest, SparsityProfile } from './job.js';
+export type { PruneJob, SparsityProfile } from './job.js';
 
 /** The disk backend's folder inside the output's partial folder (removed before commit, and with the partial on failure). */
 export const ACTIVATIONS_DIR = 'topiary-activations';

@@ -4,7 +4,7 @@
 
 import type { Engine } from '../engine/engine.js';
 import type { FactorPrecision, PreparedHessian } from '../obs/cholesky.js';
-import { obsSolve, type QuantSpec } from '../obs/obs-solver.js';
+import { obsSolve, type SolverQuant } from '../obs/obs-solver.js';
 import type { MaskRule, PruneSpec, SolverResult } from '../obs/types.js';
 
 export interface SparseGPTOptions {
@@ -18,8 +18,8 @@ export interface SparseGPTOptions {
   readonly blocksize?: number;
   /** Damping as a fraction of mean(diag H) (default 0.01). */
   readonly percdamp?: number;
-  /** Joint quantization; the reference uses per-channel asymmetric min-max: `{ bits, sym: false, groupsize: -1 }`. */
-  readonly quant?: QuantSpec;
+  /** Joint quantization; the reference uses per-channel asymmetric min-max: `{ bits, sym: false, groupSize: -1 }`. */
+  readonly quant?: SolverQuant;
   /** Start from the zeros already in W and never refill them. */
   readonly preserveMask?: boolean;
   readonly maxDampRetries?: number;

@@ -12,8 +12,8 @@ import type { SolverResult, QuantResult } from '../obs/types.js';
 import type { QuantizerConfig } from '../obs/quant-grid.js';
 
 export interface GptqOptions extends QuantizerConfig {
-  /** −1 (default): one grid per output row; else one per `groupsize` columns. */
-  readonly groupsize?: number;
+  /** −1 (default): one grid per output row; else one per `groupSize` columns. */
+  readonly groupSize?: number;
   readonly actOrder?: boolean;
   readonly staticGroups?: boolean;
   readonly blocksize?: number;
@@ -33,9 +33,9 @@ export interface GptqResult extends SolverResult {
  * PreparedHessian (src/obs/cholesky.ts) shared by the linears that see the same input.
  */
 export async function gptqQuantize(engine: Engine, W: Float32Array, rows: number, cols: number, H: Float32Array | PreparedHessian, opts: GptqOptions): Promise<GptqResult> {
-  const { groupsize = -1, actOrder = false, staticGroups = false, blocksize, percdamp, preserveMask, maxDampRetries, choleskyPrecision, ...quantizer } = opts;
+  const { groupSize = -1, actOrder = false, staticGroups = false, blocksize, percdamp, preserveMask, maxDampRetries, choleskyPrecision, ...quantizer } = opts;
   const r = await obsSolve(engine, W, rows, cols, H, {
-    quant: { ...quantizer, groupsize, staticGroups }, actOrder, blocksize, percdamp, preserveMask, maxDampRetries, choleskyPrecision,
+    quant: { ...quantizer, groupSize, staticGroups }, actOrder, blocksize, percdamp, preserveMask, maxDampRetries, choleskyPrecision,
   });
   if (!r.quant) throw new Error('GPTQ: the solver returned no quantization result');
   return r as GptqResult;

@@ -5,9 +5,10 @@ import assert from 'node:assert/strict';
 import {
   assertNoFormatErrors, checkExport, checkLinear, checkSpec, vllmGptqWarnings,
 } from '../../src/formats/format-validation.js';
-import { QuantFormatError, type QuantSpec } from '../../src/formats/quantized-linear.js';
+import { QuantFormatError } from '../../src/formats/quantized-linear.js';
+import type { QuantScheme } from '../../src/formats/quant-scheme.js';
 
-const spec = (o: Partial<QuantSpec> = {}): QuantSpec => ({ bits: 4, groupSize: 128, sym: true, actOrder: 'none', ...o });
+const spec = (o: Partial<QuantScheme> = {}): QuantScheme => ({ bits: 4, groupSize: 128, sym: true, actOrder: 'none', ...o });
 
 test('bits outside 2–8 and bad group sizes are errors for both formats', () => {
   for (const f of ['gptq', 'compressed-tensors'] as const) {

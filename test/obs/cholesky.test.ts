@@ -125,8 +125,8 @@ test('a PreparedHessian gives the same results as the raw H, shared by several l
     assert.deepEqual(b.deadColumns, [20]);
   }
   const W = normals(10 * cols, 4);
-  const q1 = await gptqQuantize(engine, W, 10, cols, H, { bits: 4, sym: false, groupsize: 32, actOrder: true });
-  const q2 = await gptqQuantize(engine, W, 10, cols, prepared, { bits: 4, sym: false, groupsize: 32, actOrder: true });
+  const q1 = await gptqQuantize(engine, W, 10, cols, H, { bits: 4, sym: false, groupSize: 32, actOrder: true });
+  const q2 = await gptqQuantize(engine, W, 10, cols, prepared, { bits: 4, sym: false, groupSize: 32, actOrder: true });
   assert.equal(countDifferent(q1.W, q2.W), 0);
   assert.deepEqual([...q1.quant.perm!], [...q2.quant.perm!]);
   await assert.rejects(sparsegptPrune(engine, W, 10, cols, prepared, { prune: { kind: 'unstructured', sparsity: 0.5 }, percdamp: 0.1 }), SolverInputError);

@@ -37,7 +37,7 @@ const cases: [string, ObsSolveOptions][] = [
   ['1:2 (chunks of 1)', { prune: { kind: 'nm', n: 1, m: 2 } }],
   ['2:4 (chunks of 4)', { prune: { kind: 'nm', n: 2, m: 4 } }],
   ['4:8 (chunks of 8)', { prune: { kind: 'nm', n: 4, m: 8 } }],
-  ['unstructured 50 % + 4-bit', { prune: { kind: 'unstructured', sparsity: 0.5 }, quant: { bits: 4, sym: false, groupsize: -1 } }],
+  ['unstructured 50 % + 4-bit', { prune: { kind: 'unstructured', sparsity: 0.5 }, quant: { bits: 4, sym: false, groupSize: -1 } }],
   ['unstructured 70 % over preserved zeros', { prune: { kind: 'unstructured', sparsity: 0.7 }, preserveMask: true }],
 ];
 

@@ -80,7 +80,7 @@ test('bit widths outside 2…8 are refused with a clear error', async () => {
   const H = randomHessian(8, 16, 1);
   const W = normals(4 * 8, 1);
   for (const bits of [1, 9, 3.5]) {
-    await assert.rejects(gptqQuantize(engine, W, 4, 8, H, { bits, sym: false }), (e: unknown) => e instanceof SolverInputError && /bits must be an integer in 2…8/.test(e.message));
+    await assert.rejects(gptqQuantize(engine, W, 4, 8, H, { bits, sym: false }), (e: unknown) => e instanceof SolverInputError && /bits must be an integer from 2 to 8/.test(e.message));
   }
   await assert.rejects(gptqQuantize(engine, W, 4, 8, H, { bits: 4, sym: false, staticGroups: true }), SolverInputError);
 });
@@ -93,7 +93,7 @@ test('GPTQ with preserveMask on a pruned matrix keeps every zero exactly 0; with
   const zeros = pruned.reduce((n, v) => n + (v === 0 ? 1 : 0), 0);
   assert.equal(zeros, rows * cols / 2);
   for (const groupsize of [-1, 32]) {
-    const r = await gptqQuantize(engine, pruned, rows, cols, H, { bits: 4, sym: true, groupsize, preserveMask: true, blocksize: 64 });
+    const r = await gptqQuantize(engine, pruned, rows, cols, H, { bits: 4, sym: true, groupSize: groupsize, preserveMask: true, blocksize: 64 });
     const q = r.quant;
     for (let k = 0; k < pruned.length; k++) {
       if (pruned[k] === 0) {
@@ -118,7 +118,7 @@ test('joint SparseGPT + grouped quantization: pruned weights are exactly 0 at th
   const cols = 256;
   const H = randomHessian(cols, 512, 31);
   const r = await sparsegptPrune(engine, normals(rows * cols, 32), rows, cols, H, {
-    prune: { kind: 'nm', n: 2, m: 4 }, quant: { bits: 4, sym: false, groupsize: 64 },
+    prune: { kind: 'nm', n: 2, m: 4 }, quant: { bits: 4, sym: false, groupSize: 64 },
   });
   const q = r.quant!;
   assert.equal(q.ngroups, 4);

@@ -93,7 +93,7 @@ async function run(out: string, method: 'sparsegpt' | 'wanda', target: PruneSpec
   await f.close();
   const job: PruneJob = {
     modelDir: MODEL, out, force: false, tasks, maskRule: 'exact', blocksize: 128, percdamp: 0.01,
-    quant: method === 'sparsegpt' ? { bits: 4, sym: false, groupsize: -1, actOrder: false, staticGroups: false } : null, format: 'dense',
+    quant: method === 'sparsegpt' ? { bits: 4, sym: false, groupSize: -1, actOrder: 'none' } : null, format: 'dense',
     device: 'cpu', batch, memory, calibration: (m) => loadCalibrationTokens(tokensFile, m.arch), commandLine: [], log: (m) => log.push(m),
   };
   await pruneModel(job);

@@ -63,7 +63,7 @@ for (const file of files) {
         maskRule: 'reference',
         blocksize: B,
         percdamp: Number(meta['percdamp']),
-        ...(wbits < 16 ? { quant: { bits: wbits, sym: false, groupsize: -1 } } : {}),
+        ...(wbits < 16 ? { quant: { bits: wbits, sym: false, groupSize: -1 } } : {}),
       } as const;
       // The default (two- and three-level lazy batching), the reference's exact float32 order, and, where W has
       // more than two blocks, small sub-blocks with a super-block boundary inside W.

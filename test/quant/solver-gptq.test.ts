@@ -30,7 +30,7 @@ for (const file of files) {
       const H = await c.f32('H');
       const W = await c.f32('W_in');
       const r = await gptqQuantize(engine, W, rows, cols, H, {
-        bits: Number(meta['wbits']), sym: meta['sym'] === 'True', groupsize, actOrder, staticGroups,
+        bits: Number(meta['wbits']), sym: meta['sym'] === 'True', groupSize: groupsize, actOrder, staticGroups,
         blocksize: Number(meta['blocksize']), percdamp: Number(meta['percdamp']),
       });
       const q = r.quant;
