@@ -144,6 +144,8 @@ export interface InspectReport {
   readonly dims: {
     readonly numLayers: number; readonly hidden: number; readonly numHeads: number; readonly numKvHeads: number;
     readonly headDim: number; readonly intermediate: number; readonly vocab: number; readonly maxPositions: number;
+    /** Embedding / lm_head width: = hidden, except OPT's word_embed_proj_dim (project_in / project_out). */
+    readonly embedDim: number;
   };
   readonly tiedEmbeddings: boolean;
   /**
@@ -359,6 +361,7 @@ export async function inspectModel(folder: ModelFolder): Promise<InspectReport> 
     dims: {
       numLayers: arch.numLayers, hidden: arch.hidden, numHeads: arch.numHeads, numKvHeads: arch.numKvHeads,
       headDim: arch.headDim, intermediate: arch.intermediate, vocab: arch.vocab, maxPositions: arch.maxPositions,
+      embedDim: arch.embedDim,
     },
     tiedEmbeddings: arch.tiedEmbeddings,
     forward: forwardSummary(arch),
@@ -411,7 +414,7 @@ export function formatInspect(r: InspectReport): string {
   };
   const lines: string[] = [
     `Model:        ${r.dir}`,
-    `Architecture: ${r.modelType}, ${d.numLayers} layers, hidden ${d.hidden}, ${d.numHeads} heads (${d.numKvHeads} kv, head dim ${d.headDim}), intermediate ${d.intermediate}, vocab ${d.vocab}, max positions ${d.maxPositions}${r.tiedEmbeddings ? ', tied embeddings' : ''}`,
+    `Architecture: ${r.modelType}, ${d.numLayers} layers, hidden ${d.hidden}, ${d.numHeads} heads (${d.numKvHeads} kv, head dim ${d.headDim}), intermediate ${d.intermediate}, vocab ${d.vocab}, max positions ${d.maxPositions}${d.embedDim === d.hidden ? '' : `, embeddings ${d.embedDim} wide (project_in / project_out)`}${r.tiedEmbeddings ? ', tied embeddings' : ''}`,
     `Positions:    ${r.forward.positions}`,
     `Attention:    ${r.forward.attention}${r.forward.softcap.attention === null ? '' : `, scores soft-capped at ${r.forward.softcap.attention}`}${r.forward.softcap.final === null ? '' : `; final logits soft-capped at ${r.forward.softcap.final}`}${r.forward.normPlacement === 'pre' ? '' : `; ${PLACEMENT_TEXT[r.forward.normPlacement]}`}`,
     `Parameters:   ${humanCount(r.parameters.total)} (${r.parameters.total})`,

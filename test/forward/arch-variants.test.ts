@@ -16,6 +16,7 @@ import { Engine } from '../../src/engine/engine.js';
 import { forward, readLayerWeights } from '../../src/forward/forward.js';
 import type { ArchSpec, LinearInput } from '../../src/model/arch.js';
 import { ModelFolder } from '../../src/model/model-folder.js';
+import { classifyTensors, formatInspect, inspectModel } from '../../src/model/inspect.js';
 import type { GenerateOptions } from '../../scripts/gen-model.js';
 import { referenceForward, type TensorMap } from '../reference-forward.js';
 import { allTensors, maxAbs, maxAbsDiff, tempModel, tokenIds } from '../engine/helpers.js';
@@ -133,6 +134,21 @@ describe('architecture variants vs the reference', () => {
       }
     });
   }
+
+  it('inspect names the OPT-350m layout: post-LN, the embedding width, project_in / project_out beside embedding and head', async () => {
+    const m = await tempModel({ ...base, arch: 'opt', config: { do_layer_norm_before: false, word_embed_proj_dim: 16 } });
+    try {
+      const r = await inspectModel(m.folder);
+      const text = formatInspect(r);
+      assert.match(text, /embeddings 16 wide \(project_in \/ project_out\)/);
+      assert.match(text, /Attention: +full causal; norms after each residual add \(post-LN\)/);
+      const kinds = classifyTensors(m.folder.arch);
+      assert.equal(kinds.get('model.decoder.project_in.weight'), 'embedding');
+      assert.equal(kinds.get('model.decoder.project_out.weight'), 'lm_head');
+    } finally {
+      await m.dispose();
+    }
+  });
 
   it('gpt2: config.json with hidden_size / num_hidden_layers / num_attention_heads / max_position_embeddings over stale n_* opens as the same model', async () => {
     const m = await tempModel({ ...base, arch: 'gpt2' });
