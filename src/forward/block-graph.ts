@@ -1,11 +1,12 @@
 // One decoder block as an ONNX graph, for every architecture an ArchSpec describes, and the BlockRunner that feeds it
 // one layer's weights at a time. The math follows transformers' modeling code: pre-norm, post-norm (OLMo 2) or both
 // (Gemma 2/3 sandwich) around each sublayer, or after each residual add (OPT-350m post-LN) (RMSNorm in float32 as HF:
-// x·rsqrt(mean(x²)+eps)·w, gemma (1+w); LayerNorm with bias, or without parameters), causal self-attention with grouped kv heads (the layer's sliding window where the ArchSpec
-// gives one: key j visible from query i iff i − W < j ≤ i; Gemma 2 score soft-capping), the layer's rotary embedding
-// (rotate_half, partial rotary on the first rotaryDim dims of each head, q/k RMSNorm before it per head or over the
-// projection; none on NoPE layers), gated or plain MLPs, sequential or parallel (gpt_neox) residuals. Only standard 'ai.onnx' ops, so the CPU, CUDA and
-// WebGPU providers run the same graph.
+// x·rsqrt(mean(x²)+eps)·w, gemma (1+w); LayerNorm with bias, or without parameters), causal self-attention with
+// grouped kv heads (the layer's sliding window where the ArchSpec gives one: key j visible from query i iff
+// i − W < j ≤ i; Gemma 2 score soft-capping), the layer's rotary embedding (rotate_half, partial rotary on the first
+// rotaryDim dims of each head, q/k RMSNorm before it per head or over the projection; none on NoPE layers), gated or
+// plain MLPs, sequential or parallel (gpt_neox) residuals. Only standard 'ai.onnx' ops, so the CPU, CUDA and WebGPU
+// providers run the same graph.
 //
 // Shapes are fixed per graph (B sequences × T tokens), so the causal mask and rotary tables are constants baked into
 // it. Weights are graph inputs: one optimized session serves every layer and every pruned version of a layer.
@@ -217,8 +218,8 @@ export function buildBlockGraph(arch: ArchSpec, layer: LayerSpec, o: BlockGraphO
   if (layer.postNorms) attn = norm(attn, 'post_attn_norm', layer.postNorms.attn);
 
   // --- MLP ---
-  const attnAdded = g.op('Add', [x, attn]);
-  const mlpResidual = arch.parallelResidual ? x : afterAdd ? norm(attnAdded, 'attn_norm', layer.attnNorm) : attnAdded;
+  const mlpResidual = arch.parallelResidual ? x
+    : afterAdd ? norm(g.op('Add', [x, attn]), 'attn_norm', layer.attnNorm) : g.op('Add', [x, attn]);
   const mlpIn = post || afterAdd ? mlpResidual : norm(mlpResidual, 'mlp_norm', layer.mlpNorm);
   captured.set('mlp_in', { value: mlpIn, features: H });
   if (layer.moe) {

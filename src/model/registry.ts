@@ -123,13 +123,11 @@ function buildArchitecture(row: ArchRow, r: ConfigReader): ArchSpec {
   const rope = positions(row, r, dims);
   const pos = rope.global;
   const shape = normShape(row, r);
-  // Without elementwise affine a LayerNorm has neither weight nor bias (norm() then names no tensors).
-  const normBias = shape.affine && row.norm.bias;
   const layers: LayerSpec[] = [];
   for (let i = 0; i < dims.numLayers; i++) {
     const rotary = pos.kind !== 'rope' || nope[i] ? null : types?.[i] === 'sliding_attention' && rope.local !== null ? rope.local : pos;
     const inverse = row.attention.inverseLayerScale !== null && r.bool(row.attention.inverseLayerScale.key, row.attention.inverseLayerScale.default);
-    layers.push(layerSpec(row, r, dims, i, windows[i]!, rotary, inverse ? scale / (i + 1) : scale, normBias));
+    layers.push(layerSpec(row, r, dims, i, windows[i]!, rotary, inverse ? scale / (i + 1) : scale, shape.affine));
   }
   const n = row.names;
   const embed = embedding(row, r, hidden);
@@ -157,7 +155,7 @@ function buildArchitecture(row: ArchRow, r: ConfigReader): ArchSpec {
     embedDim: embed.dim,
     names: {
       embed: `${n.embed}.weight`,
-      finalNorm: shape.finalNorm ? norm(n.finalNorm, normBias, shape.affine) : null,
+      finalNorm: shape.finalNorm ? norm(n.finalNorm, row.norm.bias, shape.affine) : null,
       projectIn: embed.projectIn,
       projectOut: embed.projectOut,
       lmHead: tied ? `${n.embed}.weight` : `${n.lmHead}.weight`,
@@ -287,10 +285,9 @@ function isLayerTypes(v: unknown, numLayers: number): v is readonly LayerType[] 
   return Array.isArray(v) && v.length === numLayers && v.every((t: unknown) => t === 'full_attention' || t === 'sliding_attention');
 }
 
-function layerSpec(row: ArchRow, r: ConfigReader, dims: Dims, i: number, attentionWindow: number | null, rotary: RopePositions | null, attentionScale: number, normBias: boolean): LayerSpec {
+function layerSpec(row: ArchRow, r: ConfigReader, dims: Dims, i: number, attentionWindow: number | null, rotary: RopePositions | null, attentionScale: number, affine: boolean): LayerSpec {
   const at = (template: string) => template.replaceAll('{i}', String(i));
   const n = row.names;
-  const affine = row.norm.affineFlag === undefined || r.bool(row.norm.affineFlag.key, row.norm.affineFlag.default);
   const linears = row.linears.map((l) => linearSpec(l, at(l.path), r, dims));
   // A sparse layer: the experts take the dense MLP's place.
   const moe = moeLayer(row.modelType, r, i, dims.numLayers, dims.hidden, dims.intermediate);
@@ -298,9 +295,9 @@ function layerSpec(row: ArchRow, r: ConfigReader, dims: Dims, i: number, attenti
     index: i,
     linears: moe === null ? linears : [...linears.filter((l) => l.input === 'attn_in' || l.input === 'attn_out'), ...moeLinears(moe)],
     moe,
-    attnNorm: norm(at(n.attnNorm), normBias, affine),
-    mlpNorm: norm(at(n.mlpNorm), normBias, affine),
-    postNorms: n.postNorms === null ? null : { attn: norm(at(n.postNorms.attn), normBias, affine), mlp: norm(at(n.postNorms.mlp), normBias, affine) },
+    attnNorm: norm(at(n.attnNorm), row.norm.bias, affine),
+    mlpNorm: norm(at(n.mlpNorm), row.norm.bias, affine),
+    postNorms: n.postNorms === null ? null : { attn: norm(at(n.postNorms.attn), row.norm.bias, affine), mlp: norm(at(n.postNorms.mlp), row.norm.bias, affine) },
     // q/k norms are RMSNorms without bias in every family that has them (qwen3, gemma3, olmo2).
     qNorm: n.qkNorm === null ? null : norm(at(n.qkNorm.q), false),
     kNorm: n.qkNorm === null ? null : norm(at(n.qkNorm.k), false),
