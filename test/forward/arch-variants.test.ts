@@ -169,6 +169,9 @@ describe('architecture variants vs the reference', () => {
       } finally {
         await mapped.close();
       }
+      // The winning spelling is the one checked against the layers the files hold (before any layer is built).
+      await writeFile(path, JSON.stringify({ ...config, n_layer: 2, num_hidden_layers: 1e9 }));
+      await assert.rejects(ModelFolder.open(m.folder.dir), /config\.json: "num_hidden_layers" = 1000000000, but the model files hold tensors for 2 decoder layers/);
     } finally {
       await m.dispose();
     }
