@@ -74,7 +74,7 @@ async function main(): Promise<void> {
       if (mm.ms < mmBest.ms) mmBest = mm;
       engine.runSeconds.clear();
       const t0 = performance.now();
-      const hidden = await embedTokens(folder, tokens);
+      const hidden = await embedTokens(engine, folder, tokens);
       const t1 = performance.now();
       await runAllLayers(engine, folder, hidden, T, f.batch);
       const t2 = performance.now();
@@ -117,7 +117,7 @@ async function main(): Promise<void> {
 
 /** One pass over a single batch so every session exists before timing. */
 async function runWarm(engine: Engine, folder: ModelFolder, tokens: { ids: Int32Array; nseq: number; T: number }, batch: number): Promise<Float32Array[]> {
-  const hidden = await embedTokens(folder, tokens);
+  const hidden = await embedTokens(engine, folder, tokens);
   await runAllLayers(engine, folder, hidden, tokens.T, batch);
   return hidden;
 }

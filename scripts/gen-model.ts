@@ -13,7 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { fromFloat32, type DType } from '../src/io/dtype.js';
 import { SafetensorsWriter } from '../src/io/safetensors-writer.js';
-import type { ArchSpec } from '../src/model/arch.js';
+import type { ArchSpec, NormSpec } from '../src/model/arch.js';
 import { describeArchitecture, expectedTensors, SUPPORTED_MODEL_TYPES } from '../src/model/registry.js';
 import { moeExtraTensors } from '../src/model/moe.js';
 
@@ -38,15 +38,28 @@ export interface GenerateOptions {
   readonly config?: Readonly<Record<string, unknown>>;
   /** Replace model files already in `out`. */
   readonly overwrite?: boolean;
+  /**
+   * gemma3 (multimodal): the tensor naming, `language_model.model` (the Hub checkpoints, saved before transformers
+   * v5; the default) or `model.language_model` (v5's save_pretrained, vision tower under `model.`).
+   */
+  readonly towerNaming?: TowerNamingOption;
+}
+
+export type TowerNamingOption = 'language_model.model' | 'model.language_model';
+
+/** The prefix every stored name of the text tower starts with under the naming. */
+function towerPrefix(o: GenerateOptions): string {
+  return `${o.towerNaming ?? 'language_model.model'}.`;
 }
 
 /** gemma3 (multimodal): vision-tower tensors beside the text model, which Topiary must carry through untouched. */
 const VISION_HIDDEN = 8;
-function visionTensors(spec: ArchSpec): Map<string, readonly number[]> {
+function visionTensors(spec: ArchSpec, o: GenerateOptions): Map<string, readonly number[]> {
   if (spec.modelType !== 'gemma3') return new Map();
+  const base = o.towerNaming === 'model.language_model' ? 'model.' : '';
   return new Map<string, readonly number[]>([
-    ['vision_tower.vision_model.post_layernorm.weight', [VISION_HIDDEN]],
-    ['multi_modal_projector.mm_input_projection_weight', [VISION_HIDDEN, spec.hidden]],
+    [`${base}vision_tower.vision_model.post_layernorm.weight`, [VISION_HIDDEN]],
+    [`${base}multi_modal_projector.mm_input_projection_weight`, [VISION_HIDDEN, spec.hidden]],
   ]);
 }
 
@@ -221,9 +234,9 @@ function rotl(x: number, k: number): number {
 /** What kind of tensor a name is, from the ArchSpec (decides the value distribution). */
 function tensorKinds(spec: ArchSpec): Map<string, 'norm' | 'bias' | 'embed' | { linearIn: number }> {
   const kinds = new Map<string, 'norm' | 'bias' | 'embed' | { linearIn: number }>();
-  const norm = (n: { weight: string; bias: string | null } | null) => {
+  const norm = (n: NormSpec | null) => {
     if (!n) return;
-    kinds.set(n.weight, 'norm');
+    if (n.weight !== null) kinds.set(n.weight, 'norm');
     if (n.bias !== null) kinds.set(n.bias, 'bias');
   };
   for (const l of spec.layers) {
@@ -238,7 +251,9 @@ function tensorKinds(spec: ArchSpec): Map<string, 'norm' | 'bias' | 'embed' | { 
   norm(spec.names.finalNorm);
   kinds.set(spec.names.embed, 'embed');
   if (spec.positions.kind === 'learned') kinds.set(spec.positions.weight, 'embed');
-  if (spec.names.lmHead !== spec.names.embed) kinds.set(spec.names.lmHead, { linearIn: spec.hidden });
+  if (spec.names.projectIn !== null) kinds.set(spec.names.projectIn, { linearIn: spec.embedDim });
+  if (spec.names.projectOut !== null) kinds.set(spec.names.projectOut, { linearIn: spec.hidden });
+  if (spec.names.lmHead !== spec.names.embed) kinds.set(spec.names.lmHead, { linearIn: spec.embedDim });
   if (spec.names.lmHeadBias !== null) kinds.set(spec.names.lmHeadBias, 'bias');
   return kinds;
 }
@@ -280,7 +295,9 @@ export async function generateModel(o: GenerateOptions): Promise<ArchSpec> {
   }
   if (o.hidden % o.heads !== 0 && o.config?.['head_dim'] === undefined) throw new Error(`--hidden ${o.hidden} is not divisible by --heads ${o.heads}`);
   const config = makeConfig(o);
-  const spec = describeArchitecture(config, join(o.out, 'config.json'));
+  const prefix = towerPrefix(o);
+  const spec = describeArchitecture(config, join(o.out, 'config.json'), { has: (name) => name.startsWith(prefix) });
+  if (o.towerNaming !== undefined && spec.modelType !== 'gemma3') throw new Error(`--tower-naming: ${o.arch} is not a multimodal checkpoint`);
 
   let tokenizerFiles: string[] = [];
   if (o.tokenizerFrom !== undefined) {
@@ -304,7 +321,7 @@ export async function generateModel(o: GenerateOptions): Promise<ArchSpec> {
       const values = tensorValues(spec, seed, name, shape);
       await writer.add(name, ST_DTYPE[dtype], shape, fromFloat32(ST_DTYPE[dtype], values));
     }
-    for (const [name, shape] of visionTensors(spec)) {
+    for (const [name, shape] of visionTensors(spec, o)) {
       const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
       new Rng(seed, name).fillNormal(values, 0, 0.5);
       await writer.add(name, ST_DTYPE[dtype], shape, fromFloat32(ST_DTYPE[dtype], values));
@@ -343,10 +360,15 @@ async function main(argv: string[]): Promise<void> {
     .requiredOption('--out <dir>', 'output folder')
     .option('--tokenizer-from <dir>', 'copy tokenizer files from this model folder')
     .option('--set <key=json...>', 'extra config.json keys, e.g. --set \'rope_scaling={"rope_type":"llama3",...}\'')
+    .option('--tower-naming <n>', 'gemma3: language_model.model (default, Hub checkpoints) or model.language_model (transformers v5)')
     .option('--force', 'replace model files already in --out', false)
     .exitOverride();
   program.parse(argv);
-  const f = program.opts<{ arch: string; hidden: number; layers: number; heads: number; kvHeads?: number; intermediate: number; vocab: number; dtype: string; seed: number; out: string; tokenizerFrom?: string; set?: string[]; force: boolean }>();
+  const f = program.opts<{ arch: string; hidden: number; layers: number; heads: number; kvHeads?: number; intermediate: number; vocab: number; dtype: string; seed: number; out: string; tokenizerFrom?: string; set?: string[]; towerNaming?: string; force: boolean }>();
+  const naming = f.towerNaming;
+  if (naming !== undefined && naming !== 'language_model.model' && naming !== 'model.language_model') {
+    throw new Error(`--tower-naming: expected language_model.model or model.language_model, got "${naming}"`);
+  }
   const config: Record<string, unknown> = {};
   for (const kv of f.set ?? []) {
     const eq = kv.indexOf('=');
@@ -358,6 +380,7 @@ async function main(argv: string[]): Promise<void> {
     dtype: f.dtype as GenDType, seed: f.seed, out: f.out, config, overwrite: f.force,
     ...(f.kvHeads !== undefined ? { kvHeads: f.kvHeads } : {}),
     ...(f.tokenizerFrom !== undefined ? { tokenizerFrom: f.tokenizerFrom } : {}),
+    ...(naming !== undefined ? { towerNaming: naming } : {}),
   });
   const params = [...expectedTensors(spec).values()].reduce((a, s) => a + s.reduce((x, y) => x * y, 1), 0);
   process.stdout.write(`wrote ${f.out}: ${spec.modelType}, ${spec.numLayers} layers, hidden ${spec.hidden}, ${params} parameters (${f.dtype})\n`);

@@ -118,7 +118,8 @@ class Ref {
   }
 
   norm(x: Rows, T: number, dim: number, n: NormSpec, kind = this.arch.norm.kind, unitOffset = this.arch.norm.unitOffset): Rows {
-    const w = this.t(n.weight), b = n.bias !== null ? this.t(n.bias) : null;
+    // No weight: a LayerNorm without elementwise affine (OPT layer_norm_elementwise_affine false), scale 1, no bias.
+    const w = n.weight !== null ? this.t(n.weight) : new Float32Array(dim).fill(unitOffset ? 0 : 1), b = n.bias !== null ? this.t(n.bias) : null;
     const eps = this.arch.norm.eps;
     const out = new Float64Array(T * dim);
     for (let r = 0; r < T; r++) {
@@ -317,6 +318,7 @@ class Ref {
 
   block(x: Rows, T: number, layer: LayerSpec): { out: Rows; captured: Map<LinearInput, Rows>; routed: number[] | null } {
     const H = this.arch.hidden, place = this.arch.normPlacement;
+    if (place === 'post_residual') return this.postLnBlock(x, T, layer);
     const a = place === 'post' ? x : this.norm(x, T, H, layer.attnNorm);
     const attn = this.attention(a, T, layer);
     const captured = new Map<LinearInput, Rows>([['attn_in', a], ['attn_out', attn.attnOut]]);
@@ -350,12 +352,43 @@ class Ref {
     return { out, captured, routed: null };
   }
 
+  /**
+   * OPTDecoderLayer with do_layer_norm_before false (opt-350m): h = LN₁(x + attn(x)), out = LN₂(h + fc2(act(fc1(h)))),
+   * written out on its own rather than through block()'s placement switches.
+   */
+  postLnBlock(x: Rows, T: number, layer: LayerSpec): { out: Rows; captured: Map<LinearInput, Rows>; routed: null } {
+    const H = this.arch.hidden;
+    const attn = this.attention(x, T, layer);
+    const sum1 = new Float64Array(x.length);
+    for (let i = 0; i < x.length; i++) sum1[i] = x[i]! + attn.out[i]!;
+    const h = this.norm(sum1, T, H, layer.attnNorm);
+    const mlp = this.mlp(h, T, layer);
+    const sum2 = new Float64Array(x.length);
+    for (let i = 0; i < x.length; i++) sum2[i] = h[i]! + mlp.out[i]!;
+    const captured = new Map<LinearInput, Rows>([['attn_in', x], ['attn_out', attn.attnOut], ['mlp_in', h], ['mlp_act', mlp.act]]);
+    return { out: this.norm(sum2, T, H, layer.mlpNorm), captured, routed: null };
+  }
+
+  /** y [T, out] = x [T, in] · Wᵀ for a bias-free nn.Linear weight W [out, in] (OPT project_in / project_out). */
+  project(x: Rows, T: number, name: string, inDim: number, outDim: number): Rows {
+    const W = this.t(name);
+    const y = new Float64Array(T * outDim);
+    for (let r = 0; r < T; r++) for (let o = 0; o < outDim; o++) {
+      let acc = 0;
+      for (let i = 0; i < inDim; i++) acc += x[r * inDim + i]! * W[o * inDim + i]!;
+      y[r * outDim + o] = acc;
+    }
+    return y;
+  }
+
   embed(ids: readonly number[]): Rows {
-    const H = this.arch.hidden, E = this.t(this.arch.names.embed);
+    const H = this.arch.hidden, D = this.arch.embedDim, E = this.t(this.arch.names.embed);
     // HF gemma: normalizer = tensor(hidden**0.5, dtype=activation dtype) — float32 here.
     const scale = this.arch.embedScale === 1 ? 1 : Math.fround(this.arch.embedScale);
-    const x = new Float64Array(ids.length * H);
-    for (let t = 0; t < ids.length; t++) for (let c = 0; c < H; c++) x[t * H + c] = E[ids[t]! * H + c]! * scale;
+    const e = new Float64Array(ids.length * D);
+    for (let t = 0; t < ids.length; t++) for (let c = 0; c < D; c++) e[t * D + c] = E[ids[t]! * D + c]! * scale;
+    // OPT word_embed_proj_dim ≠ hidden: project_in before the positions are added.
+    const x = this.arch.names.projectIn === null ? e : this.project(e, ids.length, this.arch.names.projectIn, D, H);
     if (this.arch.positions.kind === 'learned') {
       const P = this.t(this.arch.positions.weight), off = this.arch.positions.offset;
       for (let t = 0; t < ids.length; t++) for (let c = 0; c < H; c++) x[t * H + c] += P[(t + off) * H + c]!;
@@ -364,13 +397,16 @@ class Ref {
   }
 
   head(x: Rows, T: number): Rows {
-    const H = this.arch.hidden, V = this.arch.vocab;
-    const n = this.norm(x, T, H, this.arch.names.finalNorm);
+    const H = this.arch.hidden, D = this.arch.embedDim, V = this.arch.vocab;
+    // OPT post-norm models have no final norm; project_out then maps hidden down to the embedding width.
+    const fn = this.arch.names.finalNorm, po = this.arch.names.projectOut;
+    const normed = fn === null ? x : this.norm(x, T, H, fn);
+    const n = po === null ? normed : this.project(normed, T, po, H, D);
     const W = this.t(this.arch.names.lmHead), b = this.arch.names.lmHeadBias !== null ? this.t(this.arch.names.lmHeadBias) : null;
     const logits = new Float64Array(T * V);
     for (let t = 0; t < T; t++) for (let v = 0; v < V; v++) {
       let acc = b ? b[v]! : 0;
-      for (let c = 0; c < H; c++) acc += n[t * H + c]! * W[v * H + c]!;
+      for (let c = 0; c < D; c++) acc += n[t * D + c]! * W[v * D + c]!;
       const cap = this.arch.finalLogitSoftcap;
       logits[t * V + v] = cap === null ? acc : cap * Math.tanh(acc / cap);
     }

@@ -1,11 +1,12 @@
 // One decoder block as an ONNX graph, for every architecture an ArchSpec describes, and the BlockRunner that feeds it
 // one layer's weights at a time. The math follows transformers' modeling code: pre-norm, post-norm (OLMo 2) or both
-// (Gemma 2/3 sandwich) around each sublayer (RMSNorm in float32 as HF: x·rsqrt(mean(x²)+eps)·w, gemma (1+w);
-// LayerNorm with bias), causal self-attention with grouped kv heads (the layer's sliding window where the ArchSpec
-// gives one: key j visible from query i iff i − W < j ≤ i; Gemma 2 score soft-capping), the layer's rotary embedding
-// (rotate_half, partial rotary on the first rotaryDim dims of each head, q/k RMSNorm before it per head or over the
-// projection; none on NoPE layers), gated or plain MLPs, sequential or parallel (gpt_neox) residuals. Only standard 'ai.onnx' ops, so the CPU, CUDA and
-// WebGPU providers run the same graph.
+// (Gemma 2/3 sandwich) around each sublayer, or after each residual add (OPT-350m post-LN) (RMSNorm in float32 as HF:
+// x·rsqrt(mean(x²)+eps)·w, gemma (1+w); LayerNorm with bias, or without parameters), causal self-attention with
+// grouped kv heads (the layer's sliding window where the ArchSpec gives one: key j visible from query i iff
+// i − W < j ≤ i; Gemma 2 score soft-capping), the layer's rotary embedding (rotate_half, partial rotary on the first
+// rotaryDim dims of each head, q/k RMSNorm before it per head or over the projection; none on NoPE layers), gated or
+// plain MLPs, sequential or parallel (gpt_neox) residuals. Only standard 'ai.onnx' ops, so the CPU, CUDA and WebGPU
+// providers run the same graph.
 //
 // Shapes are fixed per graph (B sequences × T tokens), so the causal mask and rotary tables are constants baked into
 // it. Weights are graph inputs: one optimized session serves every layer and every pruned version of a layer.
@@ -42,7 +43,7 @@ export function layerSlots(arch: ArchSpec, layer: LayerSpec): Map<string, Weight
   const slots = new Map<string, WeightSlot>();
   const add = (slot: string, tensor: string, dims: readonly number[]) => slots.set(slot, { slot, tensor, dims });
   const addNormSlots = (prefix: string, n: NormSpec | null, dim: number, kind: ArchSpec['norm']['kind']) => {
-    if (!n) return;
+    if (!n || n.weight === null) return;
     add(`${prefix}_w`, n.weight, [dim]);
     if (n.bias !== null && kind === 'layernorm') add(`${prefix}_b`, n.bias, [dim]);
   };
@@ -108,7 +109,7 @@ export function buildBlockGraph(arch: ArchSpec, layer: LayerSpec, o: BlockGraphO
   const scalar = (v: number) => g.constF32([v], []);
 
   const norm = (x: string, prefix: string, n: NormSpec): string =>
-    addNorm(g, arch, x, weight(`${prefix}_w`), slots.has(`${prefix}_b`) && n.bias !== null ? weight(`${prefix}_b`) : null);
+    addNorm(g, arch, x, n.weight === null ? null : weight(`${prefix}_w`), slots.has(`${prefix}_b`) && n.bias !== null ? weight(`${prefix}_b`) : null, H);
   const linearSpec = (role: LinearRole): LinearSpec => {
     const l = layer.linears.find((s) => s.role === role);
     if (!l) throw new Error(`block graph: layer ${layer.index} has no ${role} linear`);
@@ -132,8 +133,10 @@ export function buildBlockGraph(arch: ArchSpec, layer: LayerSpec, o: BlockGraphO
 
   // --- attention ---
   // 'post' placement (OLMo 2): the sublayers read the residual stream itself; their norms sit on the outputs.
+  // 'post_residual' (OPT-350m): the sublayers read the stream too; their norms sit on the stream after each add.
   const post = arch.normPlacement === 'post';
-  const attnIn = post ? x : norm(x, 'attn_norm', layer.attnNorm);
+  const afterAdd = arch.normPlacement === 'post_residual';
+  const attnIn = post || afterAdd ? x : norm(x, 'attn_norm', layer.attnNorm);
   captured.set('attn_in', { value: attnIn, features: H });
   let q: string, k: string, v: string;
   if (arch.attention.qkvLayout === 'separate') {
@@ -215,8 +218,9 @@ export function buildBlockGraph(arch: ArchSpec, layer: LayerSpec, o: BlockGraphO
   if (layer.postNorms) attn = norm(attn, 'post_attn_norm', layer.postNorms.attn);
 
   // --- MLP ---
-  const mlpResidual = arch.parallelResidual ? x : g.op('Add', [x, attn]);
-  const mlpIn = post ? mlpResidual : norm(mlpResidual, 'mlp_norm', layer.mlpNorm);
+  const mlpResidual = arch.parallelResidual ? x
+    : afterAdd ? norm(g.op('Add', [x, attn]), 'attn_norm', layer.attnNorm) : g.op('Add', [x, attn]);
+  const mlpIn = post || afterAdd ? mlpResidual : norm(mlpResidual, 'mlp_norm', layer.mlpNorm);
   captured.set('mlp_in', { value: mlpIn, features: H });
   if (layer.moe) {
     // The MoE MLP runs outside this graph (moe-graph.ts): return the residual after attention and the MLP's input.
@@ -240,7 +244,8 @@ export function buildBlockGraph(arch: ArchSpec, layer: LayerSpec, o: BlockGraphO
   if (post) mlp = norm(mlp, 'mlp_norm', layer.mlpNorm);
   if (layer.postNorms) mlp = norm(mlp, 'post_mlp_norm', layer.postNorms.mlp);
   // HF order: gpt_neox mlp + attn + x; the others residual + mlp.
-  const out = arch.parallelResidual ? g.op('Add', [g.op('Add', [mlp, attn]), x]) : g.op('Add', [mlpResidual, mlp]);
+  const summed = arch.parallelResidual ? g.op('Add', [g.op('Add', [mlp, attn]), x]) : g.op('Add', [mlpResidual, mlp]);
+  const out = afterAdd ? norm(summed, 'mlp_norm', layer.mlpNorm) : summed;
 
   g.output(reshape(out, [B, T, H]), 'out', 'float32', [B, T, H]);
   for (const c of o.capture) {
@@ -250,18 +255,24 @@ export function buildBlockGraph(arch: ArchSpec, layer: LayerSpec, o: BlockGraphO
   return g;
 }
 
-/** RMSNorm over the last axis as HF computes it: x · rsqrt(mean(x²) + eps) · w (gemma: · (1 + w)). */
-export function addRmsNorm(g: GraphBuilder, x: string, w: string, eps: number, unitOffset: boolean): string {
+/** RMSNorm over the last axis as HF computes it: x · rsqrt(mean(x²) + eps) · w (gemma: · (1 + w)); w null: no scale. */
+export function addRmsNorm(g: GraphBuilder, x: string, w: string | null, eps: number, unitOffset: boolean): string {
   const ms = g.op('ReduceMean', [g.op('Mul', [x, x])], { axes: [-1], keepdims: 1 });
   const inv = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [ms, g.constF32([eps], [])])])]);
+  const normed = g.op('Mul', [x, inv]);
+  if (w === null) return normed;
   const scale = unitOffset ? g.op('Add', [w, g.constF32([1], [])]) : w;
-  return g.op('Mul', [g.op('Mul', [x, inv]), scale]);
+  return g.op('Mul', [normed, scale]);
 }
 
-/** The architecture's norm over the last axis: RMSNorm, or LayerNorm (with bias when given). */
-export function addNorm(g: GraphBuilder, arch: ArchSpec, x: string, w: string, b: string | null): string {
+/**
+ * The architecture's norm over the last axis (`dim` wide): RMSNorm, or LayerNorm (with bias when given). w null: a
+ * norm without parameters (OPT layer_norm_elementwise_affine false), LayerNormalization then scales by constant ones.
+ */
+export function addNorm(g: GraphBuilder, arch: ArchSpec, x: string, w: string | null, b: string | null, dim: number): string {
   if (arch.norm.kind === 'rmsnorm') return addRmsNorm(g, x, w, arch.norm.eps, arch.norm.unitOffset);
-  return g.op('LayerNormalization', b !== null ? [x, w, b] : [x, w], { axis: -1, epsilon: { float: arch.norm.eps } });
+  const scale = w ?? g.constF32(new Float32Array(dim).fill(1), [dim]);
+  return g.op('LayerNormalization', b !== null ? [x, scale, b] : [x, scale], { axis: -1, epsilon: { float: arch.norm.eps } });
 }
 
 /** The layer's attention window where it changes anything at T tokens (W ≥ T is full causal attention). */

@@ -7,6 +7,7 @@
 import { BlockRunner, layerSlots, type LayerWeights } from './block-graph.js';
 import type { Engine } from '../engine/engine.js';
 import { RunningLse, runFinalNorm, runLmHeadChunk } from './head-graph.js';
+import { runProjection } from './projection-graph.js';
 import type { ArchSpec } from '../model/arch.js';
 import type { ModelFolder } from '../model/model-folder.js';
 
@@ -58,26 +59,33 @@ function checkTokens(arch: ArchSpec, tokens: TokenBatch): void {
 
 /**
  * Hidden states entering layer 0, one [T, hidden] array per sequence: embedding rows (× the gemma scale, rounded to
- * float32 as HF's normalizer tensor), plus learned positions (OPT offset 2, GPT-2 0).
+ * float32 as HF's normalizer tensor; mapped from embedDim to hidden by OPT's project_in where there is one), plus
+ * learned positions (OPT offset 2, GPT-2 0).
  */
-export async function embedTokens(folder: ModelFolder, tokens: TokenBatch): Promise<Float32Array[]> {
+export async function embedTokens(engine: Engine, folder: ModelFolder, tokens: TokenBatch): Promise<Float32Array[]> {
   const arch = folder.arch;
   checkTokens(arch, tokens);
   const { ids, nseq, T } = tokens;
-  const H = arch.hidden;
+  const H = arch.hidden, D = arch.embedDim;
   const E = await folder.readFloat32(arch.names.embed);
   const P = arch.positions.kind === 'learned' ? await folder.readFloat32(arch.positions.weight) : null;
   const offset = arch.positions.kind === 'learned' ? arch.positions.offset : 0;
   const scale = Math.fround(arch.embedScale);
+  const projectIn = arch.names.projectIn !== null ? await folder.readFloat32(arch.names.projectIn) : null;
   const out: Float32Array[] = [];
   for (let s = 0; s < nseq; s++) {
-    const x = new Float32Array(T * H);
+    const rows = new Float32Array(T * D);
     for (let t = 0; t < T; t++) {
-      const row = E.subarray(ids[s * T + t]! * H, (ids[s * T + t]! + 1) * H);
-      const dst = x.subarray(t * H, (t + 1) * H);
+      const row = E.subarray(ids[s * T + t]! * D, (ids[s * T + t]! + 1) * D);
+      const dst = rows.subarray(t * D, (t + 1) * D);
       if (scale === 1) dst.set(row);
-      else for (let c = 0; c < H; c++) dst[c] = Math.fround(row[c]! * scale);
-      if (P) {
+      else for (let c = 0; c < D; c++) dst[c] = Math.fround(row[c]! * scale);
+    }
+    // OPTDecoder: inputs_embeds = project_in(embed_tokens(ids)), then + positions.
+    const x = projectIn === null ? rows : await runProjection(engine, rows, T, D, H, projectIn);
+    if (P) {
+      for (let t = 0; t < T; t++) {
+        const dst = x.subarray(t * H, (t + 1) * H);
         const p = P.subarray((t + offset) * H, (t + offset + 1) * H);
         for (let c = 0; c < H; c++) dst[c] = Math.fround(dst[c]! + p[c]!);
       }
@@ -141,10 +149,14 @@ export async function headNll(engine: Engine, folder: ModelFolder, hidden: Float
   const H = arch.hidden, V = arch.vocab;
   const batch = opts.batch ?? defaultBatch(T, nseq);
   const chunk = Math.min(V, opts.vocabChunk ?? 8192);
-  const normW = {
-    weight: await folder.readFloat32(arch.names.finalNorm.weight),
-    bias: arch.names.finalNorm.bias !== null ? await folder.readFloat32(arch.names.finalNorm.bias) : null,
+  const fn = arch.names.finalNorm;
+  const normW = fn === null ? null : {
+    weight: fn.weight !== null ? await folder.readFloat32(fn.weight) : null,
+    bias: fn.bias !== null ? await folder.readFloat32(fn.bias) : null,
   };
+  // OPT: project_out maps the last hidden state to the embedding width the lm_head reads.
+  const D = arch.embedDim;
+  const projectOut = arch.names.projectOut !== null ? await folder.readFloat32(arch.names.projectOut) : null;
   const W = await folder.readFloat32(arch.names.lmHead);
   const bias = arch.names.lmHeadBias !== null ? await folder.readFloat32(arch.names.lmHeadBias) : null;
   const nll = new Float64Array(nseq * (T - 1));
@@ -152,7 +164,9 @@ export async function headNll(engine: Engine, folder: ModelFolder, hidden: Float
   for (let s0 = 0; s0 < nseq; s0 += batch) {
     const B = Math.min(batch, nseq - s0);
     const N = B * T;
-    const h = await runFinalNorm(engine, arch, concatSequences(hidden, s0, B), N, normW);
+    const x = concatSequences(hidden, s0, B);
+    const normed = normW === null ? x : await runFinalNorm(engine, arch, x, N, normW);
+    const h = projectOut === null ? normed : await runProjection(engine, normed, N, H, D, projectOut);
     // Row n = (b, t) predicts ids[b, t+1]; the last position of each sequence predicts nothing.
     const target = new Int32Array(N).fill(-1);
     for (let b = 0; b < B; b++) for (let t = 0; t + 1 < T; t++) target[b * T + t] = ids[(s0 + b) * T + t + 1]!;
@@ -165,7 +179,7 @@ export async function headNll(engine: Engine, folder: ModelFolder, hidden: Float
         const tg = target[n]!;
         local[n] = tg >= v0 && tg < v0 + Vc ? BigInt(tg - v0) : 0n;
       }
-      const res = await runLmHeadChunk(engine, h, N, H, W.subarray(v0 * H, (v0 + Vc) * H), bias ? bias.subarray(v0, v0 + Vc) : null, Vc, local, logits !== null, arch.finalLogitSoftcap);
+      const res = await runLmHeadChunk(engine, h, N, D, W.subarray(v0 * D, (v0 + Vc) * D), bias ? bias.subarray(v0, v0 + Vc) : null, Vc, local, logits !== null, arch.finalLogitSoftcap);
       lse.add(res.lse);
       for (let n = 0; n < N; n++) {
         const tg = target[n]!;
@@ -185,7 +199,7 @@ export async function headNll(engine: Engine, folder: ModelFolder, hidden: Float
 
 /** The whole forward: embeddings -> every block (layer-major) -> final norm -> chunked lm_head NLL. */
 export async function forward(engine: Engine, folder: ModelFolder, tokens: TokenBatch, opts: ForwardOptions = {}): Promise<ForwardResult> {
-  const hidden = await embedTokens(folder, tokens);
+  const hidden = await embedTokens(engine, folder, tokens);
   const batch = opts.batch ?? defaultBatch(tokens.T, tokens.nseq);
   await runAllLayers(engine, folder, hidden, tokens.T, batch, opts.onLayer, undefined, opts.attnChunk !== undefined ? { attnChunk: opts.attnChunk } : {});
   return headNll(engine, folder, hidden, tokens, { ...opts, batch });

@@ -8,25 +8,27 @@ import { addNorm } from './block-graph.js';
 import { Engine, f32, i64, type Feeds } from '../engine/engine.js';
 import { GraphBuilder } from '../engine/graph-builder.js';
 
-/** Final norm weights (bias for LayerNorm architectures). */
+/** Final norm weights (bias for LayerNorm architectures); weight null: a norm without parameters (and no bias). */
 export interface NormWeights {
-  readonly weight: Float32Array;
+  readonly weight: Float32Array | null;
   readonly bias: Float32Array | null;
 }
 
 /** x [N, hidden] -> norm(x) [N, hidden]. */
 export async function runFinalNorm(engine: Engine, arch: ArchSpec, x: Float32Array, N: number, w: NormWeights): Promise<Float32Array> {
   const H = arch.hidden;
-  const useBias = w.bias !== null && arch.norm.kind === 'layernorm';
-  const key = `finalnorm:${arch.norm.kind}:${arch.norm.eps}:${arch.norm.unitOffset}:${useBias}:${N}x${H}`;
-  const feeds: Feeds = { x: f32(x, [N, H]), w: f32(w.weight, [H]) };
+  const useWeight = w.weight !== null;
+  const useBias = useWeight && w.bias !== null && arch.norm.kind === 'layernorm';
+  const key = `finalnorm:${arch.norm.kind}:${arch.norm.eps}:${arch.norm.unitOffset}:${useWeight}:${useBias}:${N}x${H}`;
+  const feeds: Feeds = { x: f32(x, [N, H]) };
+  if (w.weight !== null) feeds['w'] = f32(w.weight, [H]);
   if (useBias) feeds['b'] = f32(w.bias!, [H]);
   const out = await engine.run(key, () => {
     const g = new GraphBuilder('final_norm');
     const xi = g.input('x', 'float32', [N, H]);
-    const wi = g.input('w', 'float32', [H]);
+    const wi = useWeight ? g.input('w', 'float32', [H]) : null;
     const bi = useBias ? g.input('b', 'float32', [H]) : null;
-    g.output(addNorm(g, arch, xi, wi, bi), 'y', 'float32', [N, H]);
+    g.output(addNorm(g, arch, xi, wi, bi, H), 'y', 'float32', [N, H]);
     return g;
   }, feeds);
   return out['y']!.data as Float32Array;

@@ -62,10 +62,7 @@ export const LINEAR_ROLES: Readonly<Record<LinearRole, { readonly input: LinearI
 };
 
 /** A config value Topiary does not implement; the error reads `"<key>": <value> (<why>) is not supported`. */
-export type Refusal =
-  | { readonly kind: 'flag'; readonly key: string; readonly refused: boolean; readonly why: string | null }
-  /** The key, when present, must equal the hidden size (OPT word_embed_proj_dim). */
-  | { readonly kind: 'equals_hidden'; readonly key: string; readonly why: string };
+export type Refusal = { readonly kind: 'flag'; readonly key: string; readonly refused: boolean; readonly why: string | null };
 
 export type PositionsRow =
   | {
@@ -157,6 +154,15 @@ export interface ArchRow {
     readonly bias: boolean;
     /** See ArchSpec.normPlacement. */
     readonly placement: 'pre' | 'post' | 'sandwich';
+    /**
+     * OPT do_layer_norm_before: false turns the placement into 'post_residual' and drops the final norm (OPTDecoder
+     * builds final_layer_norm only when do_layer_norm_before and not _remove_final_layer_norm). Absent: no such field.
+     */
+    readonly beforeFlag?: Key<boolean>;
+    /** OPT _remove_final_layer_norm: true drops the final norm (checkpoints fine-tuned before transformers 4.20.1). */
+    readonly removeFinalFlag?: Key<boolean>;
+    /** OPT layer_norm_elementwise_affine: false gives every LayerNorm no weight and no bias. */
+    readonly affineFlag?: Key<boolean>;
   };
   readonly attention: {
     readonly qkvLayout: 'separate' | 'concat' | 'per_head_interleaved';
@@ -201,6 +207,18 @@ export interface ArchRow {
   /** In forward order. */
   readonly linears: readonly LinearRow[];
   readonly refused: readonly Refusal[];
+  /**
+   * OPT word_embed_proj_dim: the embedding (and lm_head) width, null or absent meaning hidden_size; when it differs,
+   * the decoder maps embeddings up with `projectIn` and the last hidden state down with `projectOut` (module paths,
+   * nn.Linear without bias). Absent: embeddings are hidden wide.
+   */
+  readonly embedProjection?: { readonly dim: string; readonly projectIn: string; readonly projectOut: string };
+  /**
+   * The config class's attribute_map (standard name → the family's own key, GPT2Config hidden_size → n_embd): a
+   * config.json carrying the standard name is read as carrying the family's key, and the standard name wins when both
+   * are there, as PretrainedConfig sets the leftover keys through the map after the class's own fields.
+   */
+  readonly attributeMap?: Readonly<Record<string, string>>;
 }
 
 // ---- the llama family (llama, mistral, qwen2, qwen3, gemma): separate q/k/v, gated MLP, RMSNorm, rotary ----
@@ -487,7 +505,10 @@ const OPT_BIAS = key('enable_bias', true);
 
 /**
  * OPTConfig: learned positions offset by 2, biases everywhere (enable_bias), LayerNorm with nn.LayerNorm's eps,
- * ReLU fc1/fc2, pre-norm only, head tied to embed_tokens by default.
+ * ReLU fc1/fc2, head tied to embed_tokens by default. do_layer_norm_before: false (opt-350m) puts each LayerNorm after
+ * its residual add and drops the final norm; word_embed_proj_dim ≠ hidden_size adds project_in / project_out around
+ * the decoder; layer_norm_elementwise_affine: false gives LayerNorms without weight or bias (OPTDecoderLayer).
+ * OPTConfig has no attribute_map.
  */
 const OPT: ArchRow = {
   modelType: 'opt',
@@ -502,7 +523,11 @@ const OPT: ArchRow = {
     vocab: key('vocab_size', 50272),
     maxPositions: key('max_position_embeddings', 2048),
   },
-  norm: { kind: 'layernorm', eps: 1e-5, unitOffset: false, bias: true, placement: 'pre' },
+  norm: {
+    kind: 'layernorm', eps: 1e-5, unitOffset: false, bias: true, placement: 'pre',
+    beforeFlag: key('do_layer_norm_before', true), removeFinalFlag: key('_remove_final_layer_norm', false),
+    affineFlag: key('layer_norm_elementwise_affine', true),
+  },
   attention: { qkvLayout: 'separate', scaleFlag: null, inverseLayerScale: null, queryPreAttnScalar: null, softcap: null, qkNormScope: 'head' },
   positions: { kind: 'learned', path: 'model.decoder.embed_positions', offset: 2 },
   slidingWindow: { kind: 'none' },
@@ -528,18 +553,15 @@ const OPT: ArchRow = {
     { role: 'fc_in', path: 'model.decoder.layers.{i}.fc1', bias: OPT_BIAS, layout: 'linear' },
     { role: 'fc_out', path: 'model.decoder.layers.{i}.fc2', bias: OPT_BIAS, layout: 'linear' },
   ],
-  refused: [
-    { kind: 'flag', key: 'do_layer_norm_before', refused: false, why: 'post-norm OPT, e.g. opt-350m' },
-    { kind: 'flag', key: '_remove_final_layer_norm', refused: true, why: null },
-    { kind: 'flag', key: 'layer_norm_elementwise_affine', refused: false, why: null },
-    { kind: 'equals_hidden', key: 'word_embed_proj_dim', why: 'project_in/project_out are not supported' },
-  ],
+  refused: [],
+  embedProjection: { dim: 'word_embed_proj_dim', projectIn: 'model.decoder.project_in', projectOut: 'model.decoder.project_out' },
 };
 
 /**
  * GPT2Config: Conv1D weights stored [in, out], fused c_attn rows [q; k; v] (in the [out, in] view), learned positions
  * (wpe), LayerNorm with bias, gelu_new, head tied to wte; n_inner null means 4 × n_embd; scale_attn_weights and
  * scale_attn_by_inverse_layer_idx set the softmax scale (reorder_and_upcast_attn only changes precision: ignored).
+ * Its attribute_map lets a config say hidden_size / max_position_embeddings / num_attention_heads / num_hidden_layers.
  */
 const GPT2: ArchRow = {
   modelType: 'gpt2',
@@ -579,6 +601,7 @@ const GPT2: ArchRow = {
     { role: 'fc_out', path: 'transformer.h.{i}.mlp.c_proj', bias: true, layout: 'conv1d' },
   ],
   refused: [],
+  attributeMap: { hidden_size: 'n_embd', max_position_embeddings: 'n_positions', num_attention_heads: 'n_head', num_hidden_layers: 'n_layer' },
 };
 
 const NEOX_ATTENTION_BIAS = key('attention_bias', true);
@@ -638,21 +661,36 @@ const GPT_NEOX: ArchRow = {
 };
 
 /**
+ * One way a multimodal checkpoint names its text tower's tensors: the text row's `model.…` paths go under `text`, its
+ * `lm_head` becomes `head`. Everything else in the files (vision tower, projector) passes through untouched.
+ */
+export interface TowerNaming {
+  readonly text: string;
+  readonly head: string;
+}
+
+/**
  * Multimodal checkpoints whose text tower is one of the rows: config.json's model_type, the nested config that
- * describes the text model, the row it follows and the prefix its tensors carry (the vision tower's tensors pass
- * through untouched). Gemma3ForConditionalGeneration (google/gemma-3-4b-it and larger) stores the text model under
- * `language_model.` (`language_model.model.layers.N…`, as the Hub checkpoints hold it).
+ * describes the text model, the row it follows and the namings its tensors may carry, tried in order (the registry
+ * picks the one whose embedding the files hold; the first when there are no files to look at).
+ * Gemma3ForConditionalGeneration (google/gemma-3-4b-it and larger): the Hub checkpoints, saved before transformers v5,
+ * hold `language_model.model.layers.N…` (`language_model.lm_head`, `vision_tower.…`, `multi_modal_projector.…`);
+ * v5's save_pretrained writes `model.language_model.layers.N…` (`lm_head`, `model.vision_tower.…`,
+ * `model.multi_modal_projector.…`). Output keeps the naming of the input.
  */
 export interface TowerRow {
   readonly modelType: string;
   readonly configClass: string;
   readonly textConfig: string;
   readonly text: ArchRow;
-  readonly prefix: string;
+  readonly namings: readonly TowerNaming[];
 }
 
 export const TOWER_ROWS: readonly TowerRow[] = [
-  { modelType: 'gemma3', configClass: 'Gemma3Config', textConfig: 'text_config', text: GEMMA3_TEXT, prefix: 'language_model.' },
+  {
+    modelType: 'gemma3', configClass: 'Gemma3Config', textConfig: 'text_config', text: GEMMA3_TEXT,
+    namings: [{ text: 'language_model.model.', head: 'language_model.lm_head' }, { text: 'model.language_model.', head: 'lm_head' }],
+  },
 ];
 
 /** Every supported architecture, keyed by config.json model_type (the order is the one error messages list). */

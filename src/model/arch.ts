@@ -39,7 +39,8 @@ export interface LinearSpec {
 }
 
 export interface NormSpec {
-  readonly weight: string;
+  /** null: a LayerNorm without learnable parameters (OPT layer_norm_elementwise_affine: false; bias null too). */
+  readonly weight: string | null;
   readonly bias: string | null;
 }
 
@@ -184,9 +185,11 @@ export interface ArchSpec {
   };
   /**
    * Where the block's norms sit: 'pre' (norm → sublayer → + residual), 'post' (OLMo 2: sublayer → norm → + residual),
-   * 'sandwich' (Gemma 2/3: norm → sublayer → norm → + residual).
+   * 'sandwich' (Gemma 2/3: norm → sublayer → norm → + residual), 'post_residual' (OPT-350m, do_layer_norm_before
+   * false: sublayer → + residual → norm, the original Transformer's post-LN; attnNorm after the attention add, mlpNorm
+   * after the MLP add).
    */
-  readonly normPlacement: 'pre' | 'post' | 'sandwich';
+  readonly normPlacement: 'pre' | 'post' | 'sandwich' | 'post_residual';
   /** gpt_neox use_parallel_residual: x + attn(ln1(x)) + mlp(ln2(x)). */
   readonly parallelResidual: boolean;
   /** gemma multiplies the embeddings by sqrt(hidden) (rounded to the activation dtype). */
@@ -195,9 +198,22 @@ export interface ArchSpec {
   /** Gemma 2 final_logit_softcapping: logits → c·tanh(logits / c); null: none. */
   readonly finalLogitSoftcap: number | null;
 
+  /**
+   * Width of the token embeddings and of the lm_head's input: = hidden, except OPT's word_embed_proj_dim (opt-350m:
+   * 512 for hidden 1024), where project_in maps embeddings up to hidden and project_out the last hidden state down.
+   */
+  readonly embedDim: number;
+
   readonly names: {
     readonly embed: string;
-    readonly finalNorm: NormSpec;
+    /** null: no final norm (OPT post-norm models, _remove_final_layer_norm). */
+    readonly finalNorm: NormSpec | null;
+    /**
+     * OPT project_in / project_out weights (nn.Linear without bias, [hidden, embedDim] / [embedDim, hidden]) when
+     * embedDim ≠ hidden; null otherwise. Not decoder-layer linears: never pruned (as the SparseGPT reference's opt.py).
+     */
+    readonly projectIn: string | null;
+    readonly projectOut: string | null;
     /** Equals `embed` when embeddings are tied and the file has no separate head. */
     readonly lmHead: string;
     readonly lmHeadBias: string | null;

@@ -8,7 +8,7 @@
 // non-finite value read is an error): a corrupt or diverged checkpoint shows which tensors are hit and how badly.
 
 import { basename } from 'node:path';
-import type { ArchSpec, LinearRole, RopePositions } from './arch.js';
+import type { ArchSpec, LinearRole, NormSpec, RopePositions } from './arch.js';
 import type { ModelFolder, QuantizedWeight } from './model-folder.js';
 import { countNonFinite, DTYPE_BYTES, toFloat32, viewAs, type DType } from '../io/dtype.js';
 import type { StorageKind } from '../formats/quantized-model.js';
@@ -111,6 +111,13 @@ function byLayers(arch: ArchSpec, describe: (layer: ArchSpec['layers'][number]) 
   return [...groups].map(([d, ix]) => `${d} on ${layerSet(ix, arch.numLayers)}`).join('; ');
 }
 
+/** How `inspect` words a norm placement other than 'pre'. */
+const PLACEMENT_TEXT: Readonly<Record<Exclude<ArchSpec['normPlacement'], 'pre'>, string>> = {
+  post: 'post-norm',
+  sandwich: 'norms before and after each sublayer',
+  post_residual: 'norms after each residual add (post-LN)',
+};
+
 export function forwardSummary(arch: ArchSpec): ForwardSummary {
   const positions = arch.positions.kind === 'learned'
     ? `learned positions (${arch.maxPositions})`
@@ -138,6 +145,8 @@ export interface InspectReport {
   readonly dims: {
     readonly numLayers: number; readonly hidden: number; readonly numHeads: number; readonly numKvHeads: number;
     readonly headDim: number; readonly intermediate: number; readonly vocab: number; readonly maxPositions: number;
+    /** Embedding / lm_head width: = hidden, except OPT's word_embed_proj_dim (project_in / project_out). */
+    readonly embedDim: number;
   };
   readonly tiedEmbeddings: boolean;
   /**
@@ -171,7 +180,10 @@ export function classifyTensors(arch: ArchSpec): Map<string, ParamKind> {
   const kinds = new Map<string, ParamKind>();
   kinds.set(arch.names.embed, 'embedding');
   if (arch.positions.kind === 'learned') kinds.set(arch.positions.weight, 'embedding');
-  const norms = [arch.names.finalNorm];
+  // OPT's project_in / project_out sit beside the embeddings and the head (kept dense, as the reference prunes only layers).
+  if (arch.names.projectIn !== null) kinds.set(arch.names.projectIn, 'embedding');
+  if (arch.names.projectOut !== null) kinds.set(arch.names.projectOut, 'lm_head');
+  const norms: NormSpec[] = arch.names.finalNorm === null ? [] : [arch.names.finalNorm];
   for (const layer of arch.layers) {
     norms.push(layer.attnNorm, layer.mlpNorm);
     if (layer.postNorms) norms.push(layer.postNorms.attn, layer.postNorms.mlp);
@@ -183,7 +195,7 @@ export function classifyTensors(arch: ArchSpec): Map<string, ParamKind> {
     }
   }
   for (const n of norms) {
-    kinds.set(n.weight, 'norm');
+    if (n.weight !== null) kinds.set(n.weight, 'norm');
     if (n.bias !== null) kinds.set(n.bias, 'norm');
   }
   if (!kinds.has(arch.names.lmHead)) kinds.set(arch.names.lmHead, 'lm_head');
@@ -350,6 +362,7 @@ export async function inspectModel(folder: ModelFolder): Promise<InspectReport> 
     dims: {
       numLayers: arch.numLayers, hidden: arch.hidden, numHeads: arch.numHeads, numKvHeads: arch.numKvHeads,
       headDim: arch.headDim, intermediate: arch.intermediate, vocab: arch.vocab, maxPositions: arch.maxPositions,
+      embedDim: arch.embedDim,
     },
     tiedEmbeddings: arch.tiedEmbeddings,
     forward: forwardSummary(arch),
@@ -402,9 +415,9 @@ export function formatInspect(r: InspectReport): string {
   };
   const lines: string[] = [
     `Model:        ${r.dir}`,
-    `Architecture: ${r.modelType}, ${d.numLayers} layers, hidden ${d.hidden}, ${d.numHeads} heads (${d.numKvHeads} kv, head dim ${d.headDim}), intermediate ${d.intermediate}, vocab ${d.vocab}, max positions ${d.maxPositions}${r.tiedEmbeddings ? ', tied embeddings' : ''}`,
+    `Architecture: ${r.modelType}, ${d.numLayers} layers, hidden ${d.hidden}, ${d.numHeads} heads (${d.numKvHeads} kv, head dim ${d.headDim}), intermediate ${d.intermediate}, vocab ${d.vocab}, max positions ${d.maxPositions}${d.embedDim === d.hidden ? '' : `, embeddings ${d.embedDim} wide (project_in / project_out)`}${r.tiedEmbeddings ? ', tied embeddings' : ''}`,
     `Positions:    ${r.forward.positions}`,
-    `Attention:    ${r.forward.attention}${r.forward.softcap.attention === null ? '' : `, scores soft-capped at ${r.forward.softcap.attention}`}${r.forward.softcap.final === null ? '' : `; final logits soft-capped at ${r.forward.softcap.final}`}${r.forward.normPlacement === 'pre' ? '' : `; ${r.forward.normPlacement === 'post' ? 'post-norm' : 'norms before and after each sublayer'}`}`,
+    `Attention:    ${r.forward.attention}${r.forward.softcap.attention === null ? '' : `, scores soft-capped at ${r.forward.softcap.attention}`}${r.forward.softcap.final === null ? '' : `; final logits soft-capped at ${r.forward.softcap.final}`}${r.forward.normPlacement === 'pre' ? '' : `; ${PLACEMENT_TEXT[r.forward.normPlacement]}`}`,
     `Parameters:   ${humanCount(r.parameters.total)} (${r.parameters.total})`,
     `Non-finite:   ${r.nonFinite.values === 0 ? 'none (no NaN or Inf in any tensor)' : `${r.nonFinite.values} values (NaN or Inf) in ${r.nonFinite.tensors.length} tensors: the checkpoint is corrupt or diverged`}`,
     ...quantLines,

@@ -18,7 +18,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { ArchSpec } from './arch.js';
-import { describeArchitecture, expectedTensors } from './registry.js';
+import { declaredLayerCount, describeArchitecture, expectedTensors } from './registry.js';
 import { SafetensorsFile, type ReaderOptions, type TensorInfo } from '../io/safetensors-reader.js';
 import { isObject } from '../io/config-reader.js';
 import { describeFileType, InputFileError, readJsonFile } from '../io/input-file.js';
@@ -129,7 +129,7 @@ function oneLayerConfig(config: Record<string, unknown>): Record<string, unknown
  * without the base prefix).
  */
 function checkLayerCount(configPath: string, config: Record<string, unknown>, probe: ArchSpec, storedNames: Iterable<string>): void {
-  const first = probe.layers[0]?.attnNorm.weight;
+  const first = probe.layers[0]?.linears[0]?.weight;
   const m = first === undefined ? null : /(?:^|\.)([^.]+)\.0\./.exec(first);
   if (m === null) return;
   const component = m[1]!;
@@ -140,8 +140,11 @@ function checkLayerCount(configPath: string, config: Record<string, unknown>, pr
       if (parts[i] === component && /^(?:0|[1-9][0-9]*)$/.test(parts[i + 1]!)) { present.add(Number(parts[i + 1])); break; }
     }
   }
-  for (const k of LAYER_COUNT_KEYS) {
-    const v = config[k];
+  // The count the registry reads (GPT-2: num_hidden_layers wins over n_layer through the attribute_map); every
+  // spelling where the registry does not say.
+  const declared = declaredLayerCount(config);
+  const counted = declared === null ? LAYER_COUNT_KEYS.map((k) => ({ key: k, value: config[k] })) : [declared];
+  for (const { key: k, value: v } of counted) {
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= present.size) continue;
     const held = present.size === 0 ? 'no decoder layers' : `${present.size} decoder layer${present.size === 1 ? '' : 's'} (indices ${Math.min(...present)}..${Math.max(...present)})`;
     throw new ModelFolderError(configPath, `"${k}" = ${v}, but the model files hold tensors for ${held}; the config does not describe these weights`);
@@ -214,7 +217,8 @@ export class ModelFolder {
     try {
       const stored = await openWeights(dir, shards, readerOptions);
       checkLayerCount(configPath, config, probe, stored.keys());
-      const arch = describeArchitecture(config, configPath);
+      // The stored names pick a multimodal tower's naming (Gemma 3: before / after transformers v5).
+      const arch = describeArchitecture(config, configPath, stored);
       const locations = resolvePrefixless(arch, stored);
       const reader = asFolderError(dir, locations, () => QuantizedModelReader.create(config, storedSource(locations), quantizeConfig !== undefined ? { quantizeConfig } : {}));
       const quantized = await describeQuantized(dir, arch, locations, reader);

@@ -6,7 +6,7 @@
 // calibration-length sequences) or rejected with a clear error naming the file and the key.
 
 import type { Activation, ArchSpec, LayerSpec, LinearSpec, NormSpec, Positions, RopePositions, RopeScaling } from './arch.js';
-import { ARCH_ROWS, LINEAR_ROLES, TOWER_ROWS, type ArchRow, type TowerRow, type BiasRule, type Key, type KeyChain, type LinearRow, type PositionsRow, type Size } from './arch-rows.js';
+import { ARCH_ROWS, LINEAR_ROLES, TOWER_ROWS, type ArchRow, type TowerNaming, type TowerRow, type BiasRule, type Key, type KeyChain, type LinearRow, type PositionsRow, type Size } from './arch-rows.js';
 import { ConfigError, ConfigReader, isObject } from '../io/config-reader.js';
 import { moeExtraTensors, moeLayer, moeLinears } from './moe.js';
 
@@ -18,26 +18,42 @@ const TOWERS: ReadonlyMap<string, TowerRow> = new Map(TOWER_ROWS.map((t) => [t.m
 
 export const SUPPORTED_MODEL_TYPES: readonly string[] = [...ARCH_ROWS.map((row) => row.modelType), ...TOWER_ROWS.map((t) => t.modelType)];
 
-/** The row with every tensor path under `prefix` and the tower's model_type. */
-function prefixedRow(t: TowerRow): ArchRow {
-  const row = t.text, p = t.prefix;
-  const n = row.names;
-  const positions = row.positions.kind === 'learned' ? { ...row.positions, path: p + row.positions.path } : row.positions;
+/** A text-row module path under a tower naming: `model.…` under `text`, `lm_head` as `head`. */
+function towerPath(n: TowerNaming, path: string): string {
+  if (path === 'lm_head') return n.head;
+  if (path.startsWith('model.')) return n.text + path.slice('model.'.length);
+  throw new Error(`tower naming: no rule for the text model's path "${path}"`);
+}
+
+/** The text row with every tensor path under the tower naming `n`, and the tower's model_type. */
+function towerRow(t: TowerRow, n: TowerNaming): ArchRow {
+  const row = t.text;
+  const at = (path: string) => towerPath(n, path);
+  const names = row.names;
+  const positions = row.positions.kind === 'learned' ? { ...row.positions, path: at(row.positions.path) } : row.positions;
   return {
     ...row,
     modelType: t.modelType,
     positions,
     names: {
-      embed: p + n.embed, lmHead: p + n.lmHead, finalNorm: p + n.finalNorm, attnNorm: p + n.attnNorm, mlpNorm: p + n.mlpNorm,
-      qkNorm: n.qkNorm === null ? null : { q: p + n.qkNorm.q, k: p + n.qkNorm.k },
-      postNorms: n.postNorms === null ? null : { attn: p + n.postNorms.attn, mlp: p + n.postNorms.mlp },
+      embed: at(names.embed), lmHead: at(names.lmHead), finalNorm: at(names.finalNorm), attnNorm: at(names.attnNorm), mlpNorm: at(names.mlpNorm),
+      qkNorm: names.qkNorm === null ? null : { q: at(names.qkNorm.q), k: at(names.qkNorm.k) },
+      postNorms: names.postNorms === null ? null : { attn: at(names.postNorms.attn), mlp: at(names.postNorms.mlp) },
     },
-    linears: row.linears.map((l) => ({ ...l, path: p + l.path })),
+    linears: row.linears.map((l) => ({ ...l, path: at(l.path) })),
   };
 }
 
-/** config.json -> ArchSpec; `where` (the config's path) prefixes every error. */
-export function describeArchitecture(config: Record<string, unknown>, where: string): ArchSpec {
+/** What describeArchitecture may look at in the model files: which tensor names they hold. */
+export interface StoredNames {
+  has(name: string): boolean;
+}
+
+/**
+ * config.json -> ArchSpec; `where` (the config's path) prefixes every error. `files`: the names the weights are
+ * stored under, which decide a multimodal tower's naming (TOWER_ROWS); without them, the first naming.
+ */
+export function describeArchitecture(config: Record<string, unknown>, where: string, files?: StoredNames): ArchSpec {
   if (!isObject(config)) throw new ConfigError(where, 'config is not a JSON object');
   const r: ConfigReader = new ConfigReader(config, where);
   const type = config['model_type'];
@@ -47,11 +63,40 @@ export function describeArchitecture(config: Record<string, unknown>, where: str
     // The text model's config is nested; a missing one is the text config class's defaults, as the outer class does.
     const text = config[tower.textConfig] ?? {};
     if (!isObject(text)) return r.fail(`"${tower.textConfig}" must be an object, got ${JSON.stringify(text)}`);
-    return buildArchitecture(prefixedRow(tower), new ConfigReader(text, `${where} ${tower.textConfig}`));
+    const naming = tower.namings.find((n) => files?.has(`${towerPath(n, tower.text.names.embed)}.weight`)) ?? tower.namings[0]!;
+    return buildArchitecture(towerRow(tower, naming), new ConfigReader(text, `${where} ${tower.textConfig}`));
   }
   const row = ROWS.get(type);
   if (row === undefined) return r.fail(`model_type ${JSON.stringify(type)} is not supported (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`);
-  return buildArchitecture(row, r);
+  return buildArchitecture(row, withAttributeMap(row, r));
+}
+
+/**
+ * The config as the family's config class sees it: keys of its attribute_map renamed to the family's own (GPT-2
+ * hidden_size -> n_embd), the mapped name winning over the family's key when both are present (PretrainedConfig sets
+ * the leftover keys through the map after the class's own fields, in 4.x __init__ and v5 __post_init__ alike).
+ */
+function withAttributeMap(row: ArchRow, r: ConfigReader): ConfigReader {
+  const map = row.attributeMap;
+  if (map === undefined) return r;
+  const mapped: Record<string, unknown> = { ...r.config };
+  for (const [standard, own] of Object.entries(map)) {
+    if (r.config[standard] !== undefined) mapped[own] = r.config[standard];
+  }
+  return new ConfigReader(mapped, r.where);
+}
+
+/**
+ * The decoder-layer count config.json declares, read as the registry reads it (the row's key, through its
+ * attribute_map): the config key and its raw value; null for model_types the registry does not know or towers.
+ */
+export function declaredLayerCount(config: Record<string, unknown>): { readonly key: string; readonly value: unknown } | null {
+  const row = typeof config['model_type'] === 'string' ? ROWS.get(config['model_type']) : undefined;
+  if (row === undefined) return null;
+  const k = row.dims.layers.key;
+  const standard = Object.entries(row.attributeMap ?? {}).find(([, own]) => own === k)?.[0];
+  if (standard !== undefined && config[standard] !== undefined) return { key: standard, value: config[standard] };
+  return { key: k, value: config[k] };
 }
 
 interface Dims {
@@ -67,11 +112,6 @@ function buildArchitecture(row: ArchRow, r: ConfigReader): ArchSpec {
     }
   }
   const hidden = r.int(row.dims.hidden.key, row.dims.hidden.default);
-  for (const refusal of row.refused) {
-    if (refusal.kind === 'equals_hidden' && r.has(refusal.key) && r.int(refusal.key) !== hidden) {
-      r.fail(`"${refusal.key}" = ${r.int(refusal.key)} differs from "${row.dims.hidden.key}" = ${hidden} (${refusal.why})`);
-    }
-  }
   const dims = readDims(row, r, hidden);
   const act = row.mlp.activation;
   const activationName = r.str(act.key, act.default);
@@ -82,13 +122,15 @@ function buildArchitecture(row: ArchRow, r: ConfigReader): ArchSpec {
   const windows = layerWindows(row, r, types, dims.numLayers);
   const rope = positions(row, r, dims);
   const pos = rope.global;
+  const shape = normShape(row, r);
   const layers: LayerSpec[] = [];
   for (let i = 0; i < dims.numLayers; i++) {
     const rotary = pos.kind !== 'rope' || nope[i] ? null : types?.[i] === 'sliding_attention' && rope.local !== null ? rope.local : pos;
     const inverse = row.attention.inverseLayerScale !== null && r.bool(row.attention.inverseLayerScale.key, row.attention.inverseLayerScale.default);
-    layers.push(layerSpec(row, r, dims, i, windows[i]!, rotary, inverse ? scale / (i + 1) : scale));
+    layers.push(layerSpec(row, r, dims, i, windows[i]!, rotary, inverse ? scale / (i + 1) : scale, shape.affine));
   }
   const n = row.names;
+  const embed = embedding(row, r, hidden);
   return {
     modelType: row.modelType,
     ...dims,
@@ -103,21 +145,46 @@ function buildArchitecture(row: ArchRow, r: ConfigReader): ArchSpec {
       softcap: optionalPositive(r, row.attention.softcap),
       qkNormScope: row.attention.qkNormScope,
     },
-    normPlacement: row.norm.placement,
+    normPlacement: shape.placement,
     positions: pos,
     mlp: { kind: row.mlp.kind, activation: activation(r, act.key, activationName) },
     parallelResidual: row.parallelResidual === false ? false : r.bool(row.parallelResidual.key, row.parallelResidual.default),
     embedScale: row.embedScale === 'sqrt_hidden' ? Math.sqrt(dims.hidden) : 1,
     tiedEmbeddings: tied,
     finalLogitSoftcap: optionalPositive(r, row.finalSoftcap),
+    embedDim: embed.dim,
     names: {
       embed: `${n.embed}.weight`,
-      finalNorm: norm(n.finalNorm, row.norm.bias),
+      finalNorm: shape.finalNorm ? norm(n.finalNorm, row.norm.bias, shape.affine) : null,
+      projectIn: embed.projectIn,
+      projectOut: embed.projectOut,
       lmHead: tied ? `${n.embed}.weight` : `${n.lmHead}.weight`,
       lmHeadBias: null,
     },
     layers,
   };
+}
+
+/**
+ * OPT's LayerNorm switches: do_layer_norm_before false -> norms after the residual adds and no final norm (nor with
+ * _remove_final_layer_norm), layer_norm_elementwise_affine false -> no norm parameters. Other rows: their placement.
+ */
+function normShape(row: ArchRow, r: ConfigReader): { readonly placement: ArchSpec['normPlacement']; readonly finalNorm: boolean; readonly affine: boolean } {
+  const flag = (k: Key<boolean> | undefined, otherwise: boolean) => (k === undefined ? otherwise : r.bool(k.key, k.default));
+  const before = flag(row.norm.beforeFlag, true);
+  return {
+    placement: before ? row.norm.placement : 'post_residual',
+    finalNorm: before && !flag(row.norm.removeFinalFlag, false),
+    affine: flag(row.norm.affineFlag, true),
+  };
+}
+
+/** Embedding width and OPT's project_in / project_out (word_embed_proj_dim; null or absent: hidden_size). */
+function embedding(row: ArchRow, r: ConfigReader, hidden: number): { readonly dim: number; readonly projectIn: string | null; readonly projectOut: string | null } {
+  const p = row.embedProjection;
+  const dim = p === undefined ? hidden : r.int(p.dim, hidden);
+  if (p === undefined || dim === hidden) return { dim, projectIn: null, projectOut: null };
+  return { dim, projectIn: `${p.projectIn}.weight`, projectOut: `${p.projectOut}.weight` };
 }
 
 /** head_dim^−½, query_pre_attn_scalar^−½ (Gemma 2/3), or 1 where GPT-2's scale_attn_weights is false. */
@@ -218,7 +285,7 @@ function isLayerTypes(v: unknown, numLayers: number): v is readonly LayerType[] 
   return Array.isArray(v) && v.length === numLayers && v.every((t: unknown) => t === 'full_attention' || t === 'sliding_attention');
 }
 
-function layerSpec(row: ArchRow, r: ConfigReader, dims: Dims, i: number, attentionWindow: number | null, rotary: RopePositions | null, attentionScale: number): LayerSpec {
+function layerSpec(row: ArchRow, r: ConfigReader, dims: Dims, i: number, attentionWindow: number | null, rotary: RopePositions | null, attentionScale: number, affine: boolean): LayerSpec {
   const at = (template: string) => template.replaceAll('{i}', String(i));
   const n = row.names;
   const linears = row.linears.map((l) => linearSpec(l, at(l.path), r, dims));
@@ -228,9 +295,9 @@ function layerSpec(row: ArchRow, r: ConfigReader, dims: Dims, i: number, attenti
     index: i,
     linears: moe === null ? linears : [...linears.filter((l) => l.input === 'attn_in' || l.input === 'attn_out'), ...moeLinears(moe)],
     moe,
-    attnNorm: norm(at(n.attnNorm), row.norm.bias),
-    mlpNorm: norm(at(n.mlpNorm), row.norm.bias),
-    postNorms: n.postNorms === null ? null : { attn: norm(at(n.postNorms.attn), row.norm.bias), mlp: norm(at(n.postNorms.mlp), row.norm.bias) },
+    attnNorm: norm(at(n.attnNorm), row.norm.bias, affine),
+    mlpNorm: norm(at(n.mlpNorm), row.norm.bias, affine),
+    postNorms: n.postNorms === null ? null : { attn: norm(at(n.postNorms.attn), row.norm.bias, affine), mlp: norm(at(n.postNorms.mlp), row.norm.bias, affine) },
     // q/k norms are RMSNorms without bias in every family that has them (qwen3, gemma3, olmo2).
     qNorm: n.qkNorm === null ? null : norm(at(n.qkNorm.q), false),
     kNorm: n.qkNorm === null ? null : norm(at(n.qkNorm.k), false),
@@ -268,7 +335,9 @@ function linearSpec(l: LinearRow, path: string, r: ConfigReader, dims: Dims): Li
   };
 }
 
-function norm(path: string, hasBias: boolean): NormSpec {
+/** A norm's tensors; `affine` false: none (a LayerNorm without elementwise affine). */
+function norm(path: string, hasBias: boolean, affine = true): NormSpec {
+  if (!affine) return { weight: null, bias: null };
   return { weight: `${path}.weight`, bias: hasBias ? `${path}.bias` : null };
 }
 
@@ -431,11 +500,13 @@ export function qkNormDims(spec: ArchSpec): { readonly q: number; readonly k: nu
 /** Every weight name a spec expects in the files (norm/linear weights and biases, embeddings, head, positions). */
 export function expectedTensors(spec: ArchSpec): Map<string, readonly number[]> {
   const out = new Map<string, readonly number[]>();
-  const H = spec.hidden;
-  out.set(spec.names.embed, [spec.vocab, H]);
+  const H = spec.hidden, D = spec.embedDim;
+  out.set(spec.names.embed, [spec.vocab, D]);
   if (spec.positions.kind === 'learned') out.set(spec.positions.weight, [spec.maxPositions + spec.positions.offset, H]);
-  const addNorm = (n: NormSpec, dim: number) => {
-    out.set(n.weight, [dim]);
+  if (spec.names.projectIn !== null) out.set(spec.names.projectIn, [H, D]);
+  const addNorm = (n: NormSpec | null, dim: number) => {
+    if (n === null) return;
+    if (n.weight !== null) out.set(n.weight, [dim]);
     if (n.bias !== null) out.set(n.bias, [dim]);
   };
   for (const layer of spec.layers) {
@@ -452,7 +523,8 @@ export function expectedTensors(spec: ArchSpec): Map<string, readonly number[]> 
     }
   }
   addNorm(spec.names.finalNorm, H);
-  if (!out.has(spec.names.lmHead)) out.set(spec.names.lmHead, [spec.vocab, H]);
+  if (spec.names.projectOut !== null) out.set(spec.names.projectOut, [D, H]);
+  if (!out.has(spec.names.lmHead)) out.set(spec.names.lmHead, [spec.vocab, D]);
   if (spec.names.lmHeadBias !== null) out.set(spec.names.lmHeadBias, [spec.vocab]);
   return out;
 }

@@ -75,7 +75,7 @@ const F32 = 4, F64 = 8;
 export function embeddingChunk(arch: ArchSpec, shape: CalibrationShape, backend: OffloadBackend): number {
   if (backend === 'memory') return shape.nseq;
   const seq = shape.T * arch.hidden * F32;
-  const E = arch.vocab * arch.hidden * F32;
+  const E = arch.vocab * arch.embedDim * F32;
   return Math.min(shape.nseq, Math.max(shape.batch, Math.floor(E / seq)));
 }
 
@@ -114,7 +114,7 @@ export function estimateMemory(arch: ArchSpec, shape: CalibrationShape, tasks: r
     if (s > worstSum) { worst = b; worstSum = s; }
   }
   const positions = arch.positions.kind === 'learned' ? (arch.maxPositions + arch.positions.offset) * arch.hidden * F32 : 0;
-  const embedding = arch.vocab * arch.hidden * F32 + positions + embeddingChunk(arch, shape, backend) * seq;
+  const embedding = arch.vocab * arch.embedDim * F32 + positions + embeddingChunk(arch, shape, backend) * seq;
   return { backend, activations, ...worst, embedding, total: Math.max(activations + worstSum, embedding) };
 }
 

@@ -139,7 +139,7 @@ export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
         : await openStore(job, arch, shape, out.tmp);
       if (profile.kind === 'owl' && owlRatios === null) {
         // OWL's dense pass over the whole model first (it leaves the store at the last layer's inputs).
-        await embedInto(store, folder, calibration.ids, shape);
+        await embedInto(engine, store, folder, calibration.ids, shape);
         owlRatios = await owlOutlierRatios(folder, runner, store, T, shape.batch, profile.m);
       }
       if (profile.kind === 'owl' && owlRatios !== null) {
@@ -147,7 +147,7 @@ export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
         tasks = owl.tasks;
         owlLayers = owl.layers;
       }
-      if (!resumeStore && layersDone === 0) await embedInto(store, folder, calibration.ids, shape);
+      if (!resumeStore && layersDone === 0) await embedInto(engine, store, folder, calibration.ids, shape);
       activations = { T, batch: shape.batch, store };
     }
     const tasksByLayer = new Map<number, LinearTask[]>();
@@ -253,12 +253,12 @@ async function openStore(job: PruneJob, arch: ArchSpec, shape: CalibrationShape,
 }
 
 /** Layer 0's inputs into the store, embedded a chunk of sequences at a time (all at once in memory). */
-async function embedInto(store: ActivationStore, folder: ModelFolder, ids: Int32Array, shape: CalibrationShape): Promise<void> {
+async function embedInto(engine: Engine, store: ActivationStore, folder: ModelFolder, ids: Int32Array, shape: CalibrationShape): Promise<void> {
   const { nseq, T } = shape;
   const chunk = embeddingChunk(folder.arch, shape, store.backend);
   for (let s0 = 0; s0 < nseq; s0 += chunk) {
     const C = Math.min(chunk, nseq - s0);
-    const seqs = await embedTokens(folder, { ids: ids.subarray(s0 * T, (s0 + C) * T), nseq: C, T });
+    const seqs = await embedTokens(engine, folder, { ids: ids.subarray(s0 * T, (s0 + C) * T), nseq: C, T });
     for (let b = 0; b < C; b++) await store.write(s0 + b, 1, seqs[b]!);
   }
   await store.swap();

@@ -82,6 +82,8 @@ describe('block graphs on WebGPU', async () => {
     { ...base, arch: 'phi3', kvHeads: 2, config: { partial_rotary_factor: 0.5 } },
     { ...base, arch: 'gpt_neox' },
     { ...base, arch: 'gpt2' },
+    // OPT-350m's post-LN, here without norm parameters (LayerNormalization scaled by constant ones).
+    { ...base, arch: 'opt', config: { do_layer_norm_before: false, layer_norm_elementwise_affine: false } },
   ];
   for (const c of cases) {
     it(`generated ${c.arch}: block 1`, { skip }, async () => {

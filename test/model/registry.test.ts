@@ -157,8 +157,61 @@ test('opt: decoder names, learned positions offset 2, biases, ReLU, LayerNorm, t
   assert.deepEqual(spec.norm, { kind: 'layernorm', eps: 1e-5, unitOffset: false });
   assert.equal(spec.tiedEmbeddings, true);
   assert.equal(spec.names.lmHead, 'model.decoder.embed_tokens.weight');
-  assert.throws(() => describeArchitecture({ model_type: 'opt', hidden_size: 16, num_attention_heads: 4, word_embed_proj_dim: 8 }, '/m/config.json'), /\/m\/config.json: "word_embed_proj_dim" = 8 differs from "hidden_size" = 16/);
-  assert.throws(() => describeArchitecture({ model_type: 'opt', hidden_size: 16, num_attention_heads: 4, do_layer_norm_before: false }, 'c'), /do_layer_norm_before.*not supported/);
+  assert.equal(spec.normPlacement, 'pre');
+  assert.equal(spec.embedDim, 16);
+  assert.equal(spec.names.projectIn, null);
+  assert.equal(spec.names.projectOut, null);
+});
+
+const opt350 = { model_type: 'opt', hidden_size: 16, ffn_dim: 64, num_hidden_layers: 1, num_attention_heads: 4, vocab_size: 30, max_position_embeddings: 20 };
+
+test('opt-350m style: post-LN without final norm, word_embed_proj_dim 8 with project_in / project_out (OPTDecoder)', () => {
+  const spec = describeArchitecture({ ...opt350, do_layer_norm_before: false, word_embed_proj_dim: 8 }, 'c');
+  assert.equal(spec.normPlacement, 'post_residual');
+  assert.equal(spec.names.finalNorm, null);
+  assert.equal(spec.embedDim, 8);
+  assert.equal(spec.names.projectIn, 'model.decoder.project_in.weight');
+  assert.equal(spec.names.projectOut, 'model.decoder.project_out.weight');
+  const t = layer0(spec);
+  // nn.Embedding(vocab, word_embed_proj_dim); positions stay hidden_size wide; project_in [hidden, 8], project_out [8, hidden];
+  // lm_head (tied to embed_tokens) reads the 8-wide projection.
+  assert.deepEqual(t['model.decoder.embed_tokens.weight'], [30, 8]);
+  assert.deepEqual(t['model.decoder.embed_positions.weight'], [22, 16]);
+  assert.deepEqual(t['model.decoder.project_in.weight'], [16, 8]);
+  assert.deepEqual(t['model.decoder.project_out.weight'], [8, 16]);
+  assert.equal(t['model.decoder.final_layer_norm.weight'], undefined);
+  assert.deepEqual(t['model.decoder.layers.0.final_layer_norm.bias'], [16]);
+  // The projections are not decoder-layer linears (never pruned).
+  assert.ok(spec.layers.every((l) => l.linears.every((x) => !x.weight.includes('project_'))));
+  // Untied: lm_head [vocab, word_embed_proj_dim].
+  const untied = describeArchitecture({ ...opt350, word_embed_proj_dim: 8, tie_word_embeddings: false }, 'c');
+  assert.deepEqual(layer0(untied)['lm_head.weight'], [30, 8]);
+  assert.equal(untied.normPlacement, 'pre');
+  assert.notEqual(untied.names.finalNorm, null);
+  // word_embed_proj_dim null: OPTConfig's `hidden_size if None`.
+  assert.equal(describeArchitecture({ ...opt350, word_embed_proj_dim: null }, 'c').names.projectIn, null);
+  assert.throws(() => describeArchitecture({ ...opt350, word_embed_proj_dim: 0 }, '/m/config.json'), /\/m\/config.json: "word_embed_proj_dim" must be a positive integer/);
+});
+
+test('opt: _remove_final_layer_norm drops the final norm, layer_norm_elementwise_affine false drops every norm tensor', () => {
+  const removed = describeArchitecture({ ...opt350, _remove_final_layer_norm: true }, 'c');
+  assert.equal(removed.names.finalNorm, null);
+  assert.equal(removed.normPlacement, 'pre');
+  const plain = describeArchitecture({ ...opt350, layer_norm_elementwise_affine: false }, 'c');
+  assert.deepEqual(plain.layers[0]!.attnNorm, { weight: null, bias: null });
+  assert.deepEqual(plain.names.finalNorm, { weight: null, bias: null });
+  assert.ok(![...expectedTensors(plain).keys()].some((n) => n.includes('layer_norm')));
+});
+
+test('gpt2 attribute_map: hidden_size / num_hidden_layers / num_attention_heads / max_position_embeddings, winning over n_*', () => {
+  const mapped = describeArchitecture({ model_type: 'gpt2', hidden_size: 16, num_hidden_layers: 3, num_attention_heads: 2, max_position_embeddings: 32, vocab_size: 30 }, 'c');
+  assert.deepEqual([mapped.hidden, mapped.numLayers, mapped.numHeads, mapped.maxPositions, mapped.intermediate], [16, 3, 2, 32, 64]);
+  // Both spellings: GPT2Config sets n_embd from its own argument, then PretrainedConfig setattr('hidden_size') maps onto
+  // n_embd and overwrites it.
+  const both = describeArchitecture({ model_type: 'gpt2', n_embd: 8, hidden_size: 16, n_layer: 5, num_hidden_layers: 1, n_head: 4, num_attention_heads: 2, n_positions: 64, max_position_embeddings: 32, vocab_size: 30 }, 'c');
+  assert.deepEqual([both.hidden, both.numLayers, both.numHeads, both.maxPositions], [16, 1, 2, 32]);
+  // Other families have no attribute_map: OPT and GPT-NeoX read hidden_size as their own field, ignore n_embd.
+  assert.equal(describeArchitecture({ ...opt350, n_embd: 8 }, 'c').hidden, 16);
 });
 
 test('gpt2: Conv1D [in, out] storage (transposed), fused c_attn, wte/wpe, gelu_new, tied', () => {
@@ -470,4 +523,25 @@ test('gemma3 (Gemma3ForConditionalGeneration): the text tower from text_config, 
   assert.deepEqual(spec.layers.map((l) => l.attentionWindow), [4096, 4096]); // pattern 6: both sliding
   assert.throws(() => describeArchitecture({ model_type: 'gemma3', text_config: { hidden_size: 'x' } }, 'c/config.json'), /c\/config.json text_config: "hidden_size" must be a positive integer/);
   assert.throws(() => describeArchitecture({ model_type: 'gemma3', text_config: [1] }, 'c'), /c: "text_config" must be an object/);
+});
+
+test('gemma3: transformers v5 naming (model.language_model.…, lm_head) where the files hold it', () => {
+  const config = {
+    model_type: 'gemma3',
+    text_config: { hidden_size: 32, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 8, num_hidden_layers: 1, intermediate_size: 48, vocab_size: 50, tie_word_embeddings: false },
+  };
+  const stored = new Set(['model.language_model.embed_tokens.weight', 'model.vision_tower.vision_model.post_layernorm.weight']);
+  const v5 = describeArchitecture(config, 'c', stored);
+  const t = layer0(v5);
+  assert.deepEqual(t['model.language_model.embed_tokens.weight'], [50, 32]);
+  assert.deepEqual(t['model.language_model.layers.0.self_attn.q_proj.weight'], [32, 32]);
+  assert.deepEqual(t['model.language_model.norm.weight'], [32]);
+  assert.deepEqual(t['lm_head.weight'], [50, 32]);
+  assert.equal(v5.layers[0]!.attnNorm.weight, 'model.language_model.layers.0.input_layernorm.weight');
+  // Files in the Hub naming, or none to look at: language_model.model.…, language_model.lm_head.
+  for (const files of [new Set(['language_model.model.embed_tokens.weight']), undefined]) {
+    const old = describeArchitecture(config, 'c', files);
+    assert.equal(old.names.lmHead, 'language_model.lm_head.weight');
+    assert.equal(old.layers[0]!.linears[0]!.weight, 'language_model.model.layers.0.self_attn.q_proj.weight');
+  }
 });
