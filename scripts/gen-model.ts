@@ -20,7 +20,7 @@ import { moeExtraTensors } from '../src/model/moe.js';
 export type GenDType = 'f32' | 'f16' | 'bf16';
 
 export interface GenerateOptions {
-  /** model_type: llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3_text, olmo2, smollm3, phi3, opt, gpt2, gpt_neox, qwen3_moe, qwen2_moe, mixtral. */
+  /** model_type: llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3_text, olmo2, smollm3, phi3, opt, gpt2, gpt_neox, qwen3_moe, qwen2_moe, mixtral, olmoe. */
   readonly arch: string;
   readonly hidden: number;
   readonly layers: number;
@@ -141,6 +141,10 @@ export function makeConfig(o: GenerateOptions): Record<string, unknown> {
       break;
     case 'mixtral':
       c = { architectures: ['MixtralForCausalLM'], model_type: 'mixtral', ...llamaCommon, hidden_act: 'silu', rms_norm_eps: 1e-5, rope_theta: 1e6, sliding_window: null, head_dim: o.hidden / o.heads, tie_word_embeddings: false, num_local_experts: 4, num_experts_per_tok: 2, router_jitter_noise: 0.0, output_router_logits: false, router_aux_loss_coef: 0.02 };
+      break;
+    case 'olmoe':
+      // OLMoE-1B-7B-0924's config.json keys (its experts are intermediate_size wide; no dense layers).
+      c = { architectures: ['OlmoeForCausalLM'], model_type: 'olmoe', ...llamaCommon, hidden_act: 'silu', rms_norm_eps: 1e-5, attention_bias: false, clip_qkv: null, tie_word_embeddings: false, num_experts: 4, num_experts_per_tok: 2, norm_topk_prob: false, output_router_logits: false, router_aux_loss_coef: 0.01, pad_token_id: 1, bos_token_id: null, eos_token_id: 50279, max_position_embeddings: 4096 };
       break;
     case 'opt':
       noGqa('opt');

@@ -65,7 +65,9 @@ export const LINEAR_ROLES: Readonly<Record<LinearRole, { readonly input: LinearI
 export type Refusal =
   | { readonly kind: 'flag'; readonly key: string; readonly refused: boolean; readonly why: string | null }
   /** The key, when present, must equal the hidden size (OPT word_embed_proj_dim). */
-  | { readonly kind: 'equals_hidden'; readonly key: string; readonly why: string };
+  | { readonly kind: 'equals_hidden'; readonly key: string; readonly why: string }
+  /** The key must be absent or null (OLMoE clip_qkv: a number switches on clamping Topiary does not compute). */
+  | { readonly kind: 'must_be_null'; readonly key: string; readonly why: string };
 
 export type PositionsRow =
   | {
@@ -481,6 +483,25 @@ const MIXTRAL: ArchRow = {
   slidingWindow: { kind: 'sliding', size: key('sliding_window', null), enabled: null, layers: 'all' },
 };
 
+/**
+ * OlmoeConfig (OlmoeForCausalLM): llama's pre-norm block (input_layernorm, post_attention_layernorm), RMSNorms over
+ * the whole q and k projections before rotary (OlmoeAttention: q_norm over hidden, k_norm over kv_heads × head_dim,
+ * like olmo2), head_dim always hidden / heads (no head_dim field), eps 1e-5, θ 10000, untied head. Every layer is
+ * sparse (64 experts of intermediate_size, top 8; src/model/moe.ts). clip_qkv, which clamps q/k/v after the norms, is
+ * refused when set (the released OLMoE checkpoints leave it null).
+ */
+const OLMOE: ArchRow = {
+  ...LLAMA_FAMILY,
+  modelType: 'olmoe',
+  configClass: 'OlmoeConfig',
+  dims: { ...hfDims({ vocab: 50304, hidden: 2048, intermediate: 2048, layers: 16, heads: 16, kvHeads: 'num_heads', headDim: 'hidden/heads', maxPositions: 4096 }), headDim: null },
+  norm: { ...LLAMA_FAMILY.norm, eps: key('rms_norm_eps', 1e-5) },
+  attention: { ...LLAMA_FAMILY.attention, qkNormScope: 'projection' },
+  names: { ...LLAMA_NAMES, qkNorm: { q: 'model.layers.{i}.self_attn.q_norm', k: 'model.layers.{i}.self_attn.k_norm' } },
+  linears: llamaLinears({ qkv: ATTENTION_BIAS, o: ATTENTION_BIAS, mlp: false }),
+  refused: [{ kind: 'must_be_null', key: 'clip_qkv', why: 'clamping q/k/v' }],
+};
+
 // ---- LayerNorm families with their own naming ----
 
 const OPT_BIAS = key('enable_bias', true);
@@ -656,4 +677,4 @@ export const TOWER_ROWS: readonly TowerRow[] = [
 ];
 
 /** Every supported architecture, keyed by config.json model_type (the order is the one error messages list). */
-export const ARCH_ROWS: readonly ArchRow[] = [LLAMA, MISTRAL, QWEN2, QWEN3, OPT, GPT2, GPT_NEOX, PHI3, GEMMA, GEMMA2, GEMMA3_TEXT, OLMO2, SMOLLM3, QWEN3_MOE, MIXTRAL, QWEN2_MOE];
+export const ARCH_ROWS: readonly ArchRow[] = [LLAMA, MISTRAL, QWEN2, QWEN3, OPT, GPT2, GPT_NEOX, PHI3, GEMMA, GEMMA2, GEMMA3_TEXT, OLMO2, SMOLLM3, QWEN3_MOE, MIXTRAL, QWEN2_MOE, OLMOE];

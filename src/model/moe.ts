@@ -102,7 +102,24 @@ const MIXTRAL: MoeRow = {
   shared: null,
 };
 
-export const MOE_ROWS: ReadonlyMap<string, MoeRow> = new Map([QWEN3_MOE, QWEN2_MOE, MIXTRAL].map((r) => [r.modelType, r]));
+/**
+ * OlmoeConfig: 64 experts of intermediate_size (2048; OLMoE-1B-7B sets 1024), top 8, norm_topk_prob false by default,
+ * every layer sparse, Qwen's tensor names (mlp.gate, mlp.experts.{e}.gate_proj/up_proj/down_proj). OlmoeTopKRouter:
+ * softmax over all experts, then top-k, then the optional renormalization — the same order as Qwen's.
+ */
+const OLMOE: MoeRow = {
+  modelType: 'olmoe',
+  numExperts: { key: 'num_experts', default: 64 },
+  topK: { key: 'num_experts_per_tok', default: 8 },
+  normTopk: { key: 'norm_topk_prob', default: false },
+  expertIntermediate: 'intermediate',
+  sparseLayers: 'all',
+  router: 'model.layers.{i}.mlp.gate',
+  expert: QWEN_EXPERT,
+  shared: null,
+};
+
+export const MOE_ROWS: ReadonlyMap<string, MoeRow> = new Map([QWEN3_MOE, QWEN2_MOE, MIXTRAL, OLMOE].map((r) => [r.modelType, r]));
 
 function expertLinears(path: string, names: { gate: string; up: string; down: string }, hidden: number, I: number, index: number | null): ExpertSpec {
   const lin = (role: 'gate' | 'up' | 'down', name: string): LinearSpec => ({

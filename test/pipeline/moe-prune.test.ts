@@ -85,6 +85,46 @@ test('qwen3_moe and qwen2_moe: sparsegpt / wanda / magnitude, unstructured and 2
   }
 });
 
+test('olmoe: sparsegpt / wanda / magnitude, unstructured and 2:4; GPTQ and compressed-tensors exports re-read by inspect and eval', async () => {
+  const src = await model('olmoe-src', 'olmoe', { num_experts: 4, num_experts_per_tok: 2 });
+  const combos = [['sparsegpt', ['--sparsity', '0.5']], ['sparsegpt', ['--nm', '2:4']], ['wanda', ['--sparsity', '0.5']], ['wanda', ['--nm', '2:4']], ['magnitude', ['--sparsity', '0.5']], ['magnitude', ['--nm', '2:4']]] as const;
+  for (const [method, target] of combos) {
+    const out = join(work, `olmoe-${method}-${target[1].replace(':', 'of')}`);
+    const r = topiary('prune', src, '--method', method, ...target, ...CALIB, '--quiet', '--out', out);
+    assert.equal(r.status, 0, r.stderr);
+    const rep = report(out);
+    assert.equal(rep.linears.filter((l) => /mlp\.experts\.\d+\./.test(l.tensor)).length, 2 * 4 * 3);
+    for (const l of rep.linears) {
+      assert.equal(l.method, method, l.tensor);
+      if (target[0] === '--nm') assert.ok(l.holds2of4, `${l.tensor} holds 2:4`);
+      else assert.ok(Math.abs(l.sparsity - 0.5) < 0.02, `${l.tensor} ${l.sparsity}`);
+    }
+    assert.ok(!rep.linears.some((l) => /mlp\.gate\.|_norm/.test(l.tensor)), 'routers and q/k norms are not linears');
+    // Magnitude needs no calibration, so nothing is routed; the others route every token to k = 2 experts.
+    if (method !== 'magnitude') assert.equal(rep.moe.experts.filter((x) => x.layer === 1).reduce((n, x) => n + x.routedTokens, 0), 8 * 32 * 2);
+    if (method === 'sparsegpt' && target[0] === '--sparsity') {
+      const insp = topiary('inspect', out);
+      assert.equal(insp.status, 0, insp.stderr);
+      assert.match(insp.stdout, /model\.layers\.1\.mlp\.experts\.2\.up_proj\.weight +\[16, 32\] +F32 +50\.00%/);
+      const ev = topiary('eval', out, '--dataset', 'tinystories', '--seqlen', '32', '--nsamples', '2', '--quiet');
+      assert.equal(ev.status, 0, ev.stderr);
+      assert.match(ev.stdout, /ppl \d/);
+    }
+  }
+  for (const format of ['gptq', 'compressed-tensors']) {
+    const q = join(work, `olmoe-${format}`);
+    const r = topiary('prune', src, '--method', 'sparsegpt', '--sparsity', '0.5', '--wbits', '4', '--format', format, ...CALIB, '--quiet', '--out', q);
+    assert.equal(r.status, 0, r.stderr);
+    const insp = topiary('inspect', q);
+    assert.equal(insp.status, 0, insp.stderr);
+    assert.match(insp.stdout, /Non-finite: +none/);
+    assert.match(insp.stdout, /model\.layers\.1\.mlp\.experts\.3\.down_proj\.weight .*4-bit/);
+    const ev = topiary('eval', q, '--dataset', 'tinystories', '--seqlen', '32', '--nsamples', '2', '--quiet');
+    assert.equal(ev.status, 0, ev.stderr);
+    assert.match(ev.stdout, /ppl \d/);
+  }
+});
+
 test('per-expert token counts equal the float64 reference routing of the saved windows (layer 0); routed sums to tokens × k', async () => {
   const src = await model('mixtral-src', 'mixtral', { num_local_experts: 6, num_experts_per_tok: 2 });
   const out = join(work, 'mixtral-sg');
