@@ -38,6 +38,30 @@ export interface GenerateOptions {
   readonly config?: Readonly<Record<string, unknown>>;
   /** Replace model files already in `out`. */
   readonly overwrite?: boolean;
+  /**
+   * MoE families: store each sparse layer's experts as transformers v5 writes them, `mlp.experts.gate_up_proj`
+   * [E, 2I, H] and `mlp.experts.down_proj` [E, H, I] (Mixtral's router under `mlp.gate`), with the same values as the
+   * per-expert layout of the same seed (each expert matrix is still drawn from its per-expert name).
+   */
+  readonly fusedExperts?: boolean;
+}
+
+/** Per-expert tensor -> the fused tensor it goes into (first part: the fused tensor's name, shape and parts). */
+function fusedPlan(spec: ArchSpec): { first: Map<string, { name: string; shape: number[]; parts: string[] }>; inFused: Set<string>; routers: Map<string, string> } {
+  const first = new Map<string, { name: string; shape: number[]; parts: string[] }>();
+  const inFused = new Set<string>();
+  const routers = new Map<string, string>();
+  for (const l of spec.layers) {
+    const m = l.moe;
+    if (!m) continue;
+    const E = m.numExperts, I = m.experts[0]!.intermediate, H = spec.hidden;
+    const gateUp = m.experts.flatMap((x) => [x.gate.weight, x.up.weight]), down = m.experts.map((x) => x.down.weight);
+    first.set(gateUp[0]!, { name: m.fused.gateUp, shape: [E, 2 * I, H], parts: gateUp });
+    first.set(down[0]!, { name: m.fused.down, shape: [E, H, I], parts: down });
+    for (const n of [...gateUp, ...down]) inFused.add(n);
+    routers.set(m.router, m.fused.router);
+  }
+  return { first, inFused, routers };
 }
 
 /** gemma3 (multimodal): vision-tower tensors beside the text model, which Topiary must carry through untouched. */
@@ -304,9 +328,21 @@ export async function generateModel(o: GenerateOptions): Promise<ArchSpec> {
   const writer = await SafetensorsWriter.create(o.out, { overwrite: o.overwrite ?? false });
   try {
     const seed = o.seed ?? 0;
-    for (const [name, shape] of expectedTensors(spec)) {
+    const expected = expectedTensors(spec);
+    const fused = o.fusedExperts ? fusedPlan(spec) : null;
+    if (o.fusedExperts && fused!.first.size === 0) throw new Error(`--fused-experts: ${spec.modelType} has no mixture-of-experts layers`);
+    for (const [name, shape] of expected) {
+      const f = fused?.first.get(name);
+      if (f) {
+        const all = new Float32Array(f.shape.reduce((a, b) => a * b, 1));
+        let at = 0;
+        for (const part of f.parts) { const v = tensorValues(spec, seed, part, expected.get(part)!); all.set(v, at); at += v.length; }
+        await writer.add(f.name, ST_DTYPE[dtype], f.shape, fromFloat32(ST_DTYPE[dtype], all));
+        continue;
+      }
+      if (fused?.inFused.has(name)) continue;
       const values = tensorValues(spec, seed, name, shape);
-      await writer.add(name, ST_DTYPE[dtype], shape, fromFloat32(ST_DTYPE[dtype], values));
+      await writer.add(fused?.routers.get(name) ?? name, ST_DTYPE[dtype], shape, fromFloat32(ST_DTYPE[dtype], values));
     }
     for (const [name, shape] of visionTensors(spec)) {
       const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
@@ -347,10 +383,11 @@ async function main(argv: string[]): Promise<void> {
     .requiredOption('--out <dir>', 'output folder')
     .option('--tokenizer-from <dir>', 'copy tokenizer files from this model folder')
     .option('--set <key=json...>', 'extra config.json keys, e.g. --set \'rope_scaling={"rope_type":"llama3",...}\'')
+    .option('--fused-experts', 'MoE: write the experts fused as transformers v5 does (mlp.experts.gate_up_proj / down_proj)', false)
     .option('--force', 'replace model files already in --out', false)
     .exitOverride();
   program.parse(argv);
-  const f = program.opts<{ arch: string; hidden: number; layers: number; heads: number; kvHeads?: number; intermediate: number; vocab: number; dtype: string; seed: number; out: string; tokenizerFrom?: string; set?: string[]; force: boolean }>();
+  const f = program.opts<{ arch: string; hidden: number; layers: number; heads: number; kvHeads?: number; intermediate: number; vocab: number; dtype: string; seed: number; out: string; tokenizerFrom?: string; set?: string[]; force: boolean; fusedExperts: boolean }>();
   const config: Record<string, unknown> = {};
   for (const kv of f.set ?? []) {
     const eq = kv.indexOf('=');
@@ -359,7 +396,7 @@ async function main(argv: string[]): Promise<void> {
   }
   const spec = await generateModel({
     arch: f.arch, hidden: f.hidden, layers: f.layers, heads: f.heads, intermediate: f.intermediate, vocab: f.vocab,
-    dtype: f.dtype as GenDType, seed: f.seed, out: f.out, config, overwrite: f.force,
+    dtype: f.dtype as GenDType, seed: f.seed, out: f.out, config, overwrite: f.force, fusedExperts: f.fusedExperts,
     ...(f.kvHeads !== undefined ? { kvHeads: f.kvHeads } : {}),
     ...(f.tokenizerFrom !== undefined ? { tokenizerFrom: f.tokenizerFrom } : {}),
   });

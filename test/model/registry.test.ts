@@ -265,7 +265,7 @@ test('clear errors: unknown model_type lists the supported ones; bad fields name
     for (const t of ['llama', 'mistral', 'qwen2', 'qwen3', 'opt', 'gpt2', 'gpt_neox', 'phi3', 'gemma']) assert.ok(e.message.includes(t));
     return true;
   });
-  assert.deepEqual([...SUPPORTED_MODEL_TYPES].sort(), ['gemma', 'gemma2', 'gemma3', 'gemma3_text', 'gpt2', 'gpt_neox', 'llama', 'mistral', 'mixtral', 'olmo2', 'opt', 'phi3', 'qwen2', 'qwen2_moe', 'qwen3', 'qwen3_moe', 'smollm3']);
+  assert.deepEqual([...SUPPORTED_MODEL_TYPES].sort(), ['gemma', 'gemma2', 'gemma3', 'gemma3_text', 'gpt2', 'gpt_neox', 'llama', 'mistral', 'mixtral', 'olmo2', 'olmoe', 'opt', 'phi3', 'qwen2', 'qwen2_moe', 'qwen3', 'qwen3_moe', 'smollm3']);
   assert.throws(() => describeArchitecture({}, 'c'), /c: "model_type" is missing/);
   assert.throws(() => describeArchitecture({ model_type: 'toString' }, 'c'), /model_type "toString" is not supported/);
   assert.throws(() => describeArchitecture({ ...llamaConfig, hidden_size: -4 }, 'c'), /c: "hidden_size" must be a positive integer, got -4/);

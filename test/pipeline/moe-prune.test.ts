@@ -186,6 +186,11 @@ test('a starved expert (its router row can never win) falls back to magnitude / 
   const r = topiary('prune', src, '--method', 'sparsegpt', '--sparsity', '0.5', ...CALIB, '--out', out);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /layer 0: experts 0 \(0\) saw fewer than 4 calibration tokens: magnitude pruning and round-to-nearest/);
+  // Solved two experts at a time: the same single log line, the same weights.
+  const rb = topiary('prune', src, '--method', 'sparsegpt', '--sparsity', '0.5', ...CALIB, '--moe-expert-batch', '2', '--out', join(work, 'starved-sg-b2'));
+  assert.equal(rb.status, 0, rb.stderr);
+  assert.equal(rb.stderr.match(/layer 0: experts 0 \(0\) saw fewer/g)?.length, 1);
+  assert.ok(readFileSync(join(work, 'starved-sg-b2', 'model.safetensors')).equals(readFileSync(join(out, 'model.safetensors'))));
   const rep = report(out);
   const e0 = rep.moe.experts.find((x) => x.layer === 0 && x.expert === 0)!;
   assert.deepEqual([e0.routedTokens, e0.starved], [0, true]);
@@ -228,4 +233,28 @@ test('a starved expert (its router row can never win) falls back to magnitude / 
   assert.equal(ev.status, 0, ev.stderr);
   const cfg = JSON.parse(readFileSync(join(q, 'config.json'), 'utf8')) as { quantization_config: { ignore: string[] } };
   assert.deepEqual(cfg.quantization_config.ignore, ['lm_head', 'model.layers.0.mlp.gate', 'model.layers.1.mlp.gate']);
+});
+
+test('--moe-expert-batch: experts solved a batch at a time give the one-round output byte for byte (routed and all, shared expert, GPTQ)', async () => {
+  const src = await model('batch-src', 'qwen2_moe', { num_experts: 6, num_experts_per_tok: 2 });
+  const runs = [['sparsegpt', ['--wbits', '4', '--format', 'gptq']], ['wanda', ['--moe-calibration', 'all']]] as const;
+  for (const [method, extra] of runs) {
+    const outs = [];
+    for (const b of ['32', '4', '1']) {
+      const out = join(work, `batch-${method}-${b}`);
+      const r = topiary('prune', src, '--method', method, '--sparsity', '0.5', ...extra, ...CALIB, '--quiet', '--moe-expert-batch', b, '--out', out);
+      assert.equal(r.status, 0, r.stderr);
+      outs.push(out);
+    }
+    const bytes = outs.map((o) => readFileSync(join(o, 'model.safetensors')));
+    assert.ok(bytes[1]!.equals(bytes[0]!) && bytes[2]!.equals(bytes[0]!), `${method}: batched outputs equal the one-round output`);
+    const reps = outs.map(report);
+    for (const r of reps.slice(1)) {
+      assert.deepEqual(r.moe, reps[0]!.moe, 'token counts: each expert counted once, in expert order');
+      assert.deepEqual(r.linears.map((l) => [l.tensor, l.sparsity]), reps[0]!.linears.map((l) => [l.tensor, l.sparsity]));
+    }
+  }
+  const bad = topiary('prune', src, '--method', 'sparsegpt', '--sparsity', '0.5', ...CALIB, '--moe-expert-batch', '0', '--out', join(work, 'never'));
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /--moe-expert-batch 0: expected an integer ≥ 1/);
 });
