@@ -134,6 +134,9 @@ test('prune of a fused source: the dense export is fused again with the per-expe
     assert.equal(ef.stdout.match(/ppl [\d.]+/)?.[0], ep.stdout.match(/ppl [\d.]+/)?.[0]);
     const insp = topiary('inspect', outF);
     assert.equal(insp.status, 0, insp.stderr);
+    assert.match(insp.stdout, /Experts: 8 in 2 MoE layers, stored fused \(mlp\.experts\.gate_up_proj \/ down_proj\) in layers 0, 1; calibration: --moe-calibration routed/);
+    const srcInsp = topiary('inspect', fused);
+    assert.match(srcInsp.stdout, /calibration: no topiary\/report\.json \(not a Topiary output\): token counts unknown/);
     assert.match(insp.stdout, new RegExp(`${n.down(3).replaceAll('.', '\\.')} +\\[32, 16\\] +F32 +50\\.00%`));
   }
   const { fused, per } = await pair('qwen3_moe', '-gptq');

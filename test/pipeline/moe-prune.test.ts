@@ -192,6 +192,14 @@ test('a starved expert (its router row can never win) falls back to magnitude / 
   assert.equal(rb.stderr.match(/layer 0: experts 0 \(0\) saw fewer/g)?.length, 1);
   assert.ok(readFileSync(join(work, 'starved-sg-b2', 'model.safetensors')).equals(readFileSync(join(out, 'model.safetensors'))));
   const rep = report(out);
+  // inspect: per-expert sparsity beside the token counts of the report (expert 0 of layer 0: 0 tokens, starved).
+  const shown = topiary('inspect', out);
+  assert.equal(shown.status, 0, shown.stderr);
+  assert.match(shown.stdout, /Experts: 10 in 2 MoE layers, stored one matrix per expert; calibration: --moe-calibration routed, starved below 4 tokens/);
+  assert.match(shown.stdout, /^ +0 +0 +1536 +50\.00% +0 +0 +yes$/m);
+  for (const x of rep.moe.experts.filter((e) => e.expert !== 0 || e.layer !== 0)) {
+    assert.match(shown.stdout, new RegExp(`^ +${x.layer} +${x.expert} +1536 +[\\d.]+% +${x.routedTokens} +${x.statisticTokens} +no$`, 'm'));
+  }
   const e0 = rep.moe.experts.find((x) => x.layer === 0 && x.expert === 0)!;
   assert.deepEqual([e0.routedTokens, e0.starved], [0, true]);
   assert.ok(rep.moe.experts.filter((x) => x.layer === 0 && x.expert !== 0).every((x) => !x.starved && x.routedTokens > 0));
