@@ -266,3 +266,37 @@ test('--moe-expert-batch: experts solved a batch at a time give the one-round ou
   assert.notEqual(bad.status, 0);
   assert.match(bad.stderr, /--moe-expert-batch 0: expected an integer ≥ 1/);
 });
+
+test('--quant-ignore on MoE layers refuses what vLLM cannot load (part of a layer\'s routed experts, part of a fused pair) and allows the rest', async () => {
+  const src = await model('qignore-src', 'qwen2_moe', { num_experts: 4, num_experts_per_tok: 2 });
+  const q = (pattern: string, out: string) => topiary('prune', src, '--method', 'magnitude', '--sparsity', '0.5', '--wbits', '4', '--format', 'compressed-tensors', '--quant-ignore', pattern, '--quiet', '--out', out);
+  const refused: [string, RegExp][] = [
+    ['layers\\.0\\.mlp\\.experts\\.1\\.', /keeps model\.layers\.0\.mlp\.experts\.1\.gate_proj, .*\.experts\.1\.down_proj unquantized but not the other routed experts of layer 0: vLLM loads a layer's experts as one FusedMoE module/],
+    ['experts\\.\\d+\\.down_proj', /experts\.0\.down_proj, .*experts\.3\.down_proj unquantized but not the other routed experts of layer 0/],
+    ['shared_expert\\.up_proj', /keeps model\.layers\.0\.mlp\.shared_expert\.up_proj unquantized but not the rest of its fused group \(model\.layers\.0\.mlp\.shared_expert\.gate_proj, model\.layers\.0\.mlp\.shared_expert\.up_proj\)/],
+  ];
+  for (const [pattern, re] of refused) {
+    const r = q(pattern, join(work, 'never-q'));
+    assert.notEqual(r.status, 0, pattern);
+    assert.match(r.stderr, re);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+  }
+  // The shared expert alone, and all of one layer's routed experts, are modules vLLM loads unquantized on their own.
+  for (const [pattern, dense] of [['shared_expert\\.', /mlp\.shared_expert\.(gate|up|down)_proj/], ['layers\\.1\\..*experts\\.\\d+\\.', /layers\.1\.mlp\.experts\.\d+\./]] as const) {
+    const out = join(work, `qignore-${pattern.length}`);
+    const r = q(pattern, out);
+    assert.equal(r.status, 0, r.stderr);
+    const insp = topiary('inspect', out);
+    assert.equal(insp.status, 0, insp.stderr);
+    const rows = insp.stdout.split('\n').filter((l) => /^model\.layers\.\d+\.mlp\./.test(l));
+    assert.ok(rows.length > 0);
+    for (const row of rows) {
+      if (dense.test(row)) assert.match(row, / dense /, row);
+      else assert.match(row, /pack-quantized 4-bit/, row);
+    }
+    const cfg = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as { quantization_config: { ignore: string[] } };
+    assert.ok(cfg.quantization_config.ignore.some((m) => dense.test(m)), 'the kept modules are named in ignore');
+    const ev = topiary('eval', out, '--dataset', 'tinystories', '--seqlen', '32', '--nsamples', '2', '--quiet');
+    assert.equal(ev.status, 0, ev.stderr);
+  }
+});
