@@ -20,7 +20,7 @@ import { moeExtraTensors } from '../src/model/moe.js';
 export type GenDType = 'f32' | 'f16' | 'bf16';
 
 export interface GenerateOptions {
-  /** model_type: llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3_text, olmo2, smollm3, phi3, opt, gpt2, gpt_neox, qwen3_moe, qwen2_moe, mixtral. */
+  /** model_type: llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3_text, olmo2, smollm3, phi3, opt, gpt2, gpt_neox, qwen3_moe, qwen2_moe, mixtral, olmoe. */
   readonly arch: string;
   readonly hidden: number;
   readonly layers: number;
@@ -43,6 +43,12 @@ export interface GenerateOptions {
    * v5; the default) or `model.language_model` (v5's save_pretrained, vision tower under `model.`).
    */
   readonly towerNaming?: TowerNamingOption;
+  /**
+   * MoE families: store each sparse layer's experts as transformers v5 writes them, `mlp.experts.gate_up_proj`
+   * [E, 2I, H] and `mlp.experts.down_proj` [E, H, I] (Mixtral's router under `mlp.gate`), with the same values as the
+   * per-expert layout of the same seed (each expert matrix is still drawn from its per-expert name).
+   */
+  readonly fusedExperts?: boolean;
 }
 
 export type TowerNamingOption = 'language_model.model' | 'model.language_model';
@@ -50,6 +56,24 @@ export type TowerNamingOption = 'language_model.model' | 'model.language_model';
 /** The prefix every stored name of the text tower starts with under the naming. */
 function towerPrefix(o: GenerateOptions): string {
   return `${o.towerNaming ?? 'language_model.model'}.`;
+}
+
+/** Per-expert tensor -> the fused tensor it goes into (first part: the fused tensor's name, shape and parts). */
+function fusedPlan(spec: ArchSpec): { first: Map<string, { name: string; shape: number[]; parts: string[] }>; inFused: Set<string>; routers: Map<string, string> } {
+  const first = new Map<string, { name: string; shape: number[]; parts: string[] }>();
+  const inFused = new Set<string>();
+  const routers = new Map<string, string>();
+  for (const l of spec.layers) {
+    const m = l.moe;
+    if (!m) continue;
+    const E = m.numExperts, I = m.experts[0]!.intermediate, H = spec.hidden;
+    const gateUp = m.experts.flatMap((x) => [x.gate.weight, x.up.weight]), down = m.experts.map((x) => x.down.weight);
+    first.set(gateUp[0]!, { name: m.fused.gateUp, shape: [E, 2 * I, H], parts: gateUp });
+    first.set(down[0]!, { name: m.fused.down, shape: [E, H, I], parts: down });
+    for (const n of [...gateUp, ...down]) inFused.add(n);
+    routers.set(m.router, m.fused.router);
+  }
+  return { first, inFused, routers };
 }
 
 /** gemma3 (multimodal): vision-tower tensors beside the text model, which Topiary must carry through untouched. */
@@ -154,6 +178,10 @@ export function makeConfig(o: GenerateOptions): Record<string, unknown> {
       break;
     case 'mixtral':
       c = { architectures: ['MixtralForCausalLM'], model_type: 'mixtral', ...llamaCommon, hidden_act: 'silu', rms_norm_eps: 1e-5, rope_theta: 1e6, sliding_window: null, head_dim: o.hidden / o.heads, tie_word_embeddings: false, num_local_experts: 4, num_experts_per_tok: 2, router_jitter_noise: 0.0, output_router_logits: false, router_aux_loss_coef: 0.02 };
+      break;
+    case 'olmoe':
+      // OLMoE-1B-7B-0924's config.json keys (its experts are intermediate_size wide; no dense layers).
+      c = { architectures: ['OlmoeForCausalLM'], model_type: 'olmoe', ...llamaCommon, hidden_act: 'silu', rms_norm_eps: 1e-5, attention_bias: false, clip_qkv: null, tie_word_embeddings: false, num_experts: 4, num_experts_per_tok: 2, norm_topk_prob: false, output_router_logits: false, router_aux_loss_coef: 0.01, pad_token_id: 1, bos_token_id: null, eos_token_id: 50279, max_position_embeddings: 4096 };
       break;
     case 'opt':
       noGqa('opt');
@@ -317,9 +345,21 @@ export async function generateModel(o: GenerateOptions): Promise<ArchSpec> {
   const writer = await SafetensorsWriter.create(o.out, { overwrite: o.overwrite ?? false });
   try {
     const seed = o.seed ?? 0;
-    for (const [name, shape] of expectedTensors(spec)) {
+    const expected = expectedTensors(spec);
+    const fused = o.fusedExperts ? fusedPlan(spec) : null;
+    if (o.fusedExperts && fused!.first.size === 0) throw new Error(`--fused-experts: ${spec.modelType} has no mixture-of-experts layers`);
+    for (const [name, shape] of expected) {
+      const f = fused?.first.get(name);
+      if (f) {
+        const all = new Float32Array(f.shape.reduce((a, b) => a * b, 1));
+        let at = 0;
+        for (const part of f.parts) { const v = tensorValues(spec, seed, part, expected.get(part)!); all.set(v, at); at += v.length; }
+        await writer.add(f.name, ST_DTYPE[dtype], f.shape, fromFloat32(ST_DTYPE[dtype], all));
+        continue;
+      }
+      if (fused?.inFused.has(name)) continue;
       const values = tensorValues(spec, seed, name, shape);
-      await writer.add(name, ST_DTYPE[dtype], shape, fromFloat32(ST_DTYPE[dtype], values));
+      await writer.add(fused?.routers.get(name) ?? name, ST_DTYPE[dtype], shape, fromFloat32(ST_DTYPE[dtype], values));
     }
     for (const [name, shape] of visionTensors(spec, o)) {
       const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
@@ -361,10 +401,11 @@ async function main(argv: string[]): Promise<void> {
     .option('--tokenizer-from <dir>', 'copy tokenizer files from this model folder')
     .option('--set <key=json...>', 'extra config.json keys, e.g. --set \'rope_scaling={"rope_type":"llama3",...}\'')
     .option('--tower-naming <n>', 'gemma3: language_model.model (default, Hub checkpoints) or model.language_model (transformers v5)')
+    .option('--fused-experts', 'MoE: write the experts fused as transformers v5 does (mlp.experts.gate_up_proj / down_proj)', false)
     .option('--force', 'replace model files already in --out', false)
     .exitOverride();
   program.parse(argv);
-  const f = program.opts<{ arch: string; hidden: number; layers: number; heads: number; kvHeads?: number; intermediate: number; vocab: number; dtype: string; seed: number; out: string; tokenizerFrom?: string; set?: string[]; towerNaming?: string; force: boolean }>();
+  const f = program.opts<{ arch: string; hidden: number; layers: number; heads: number; kvHeads?: number; intermediate: number; vocab: number; dtype: string; seed: number; out: string; tokenizerFrom?: string; set?: string[]; towerNaming?: string; force: boolean; fusedExperts: boolean }>();
   const naming = f.towerNaming;
   if (naming !== undefined && naming !== 'language_model.model' && naming !== 'model.language_model') {
     throw new Error(`--tower-naming: expected language_model.model or model.language_model, got "${naming}"`);
@@ -377,7 +418,7 @@ async function main(argv: string[]): Promise<void> {
   }
   const spec = await generateModel({
     arch: f.arch, hidden: f.hidden, layers: f.layers, heads: f.heads, intermediate: f.intermediate, vocab: f.vocab,
-    dtype: f.dtype as GenDType, seed: f.seed, out: f.out, config, overwrite: f.force,
+    dtype: f.dtype as GenDType, seed: f.seed, out: f.out, config, overwrite: f.force, fusedExperts: f.fusedExperts,
     ...(f.kvHeads !== undefined ? { kvHeads: f.kvHeads } : {}),
     ...(f.tokenizerFrom !== undefined ? { tokenizerFrom: f.tokenizerFrom } : {}),
     ...(naming !== undefined ? { towerNaming: naming } : {}),

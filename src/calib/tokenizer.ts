@@ -1,5 +1,6 @@
-// The model's own tokenizer, loaded offline from its folder (tokenizer.json + tokenizer_config.json) with
-// transformers.js `AutoTokenizer`, and a fast path for tokenizing very long strings (a whole evaluation corpus).
+// The model's own tokenizer, loaded offline from its folder (tokenizer.json + tokenizer_config.json) into the
+// transformers.js tokenizer class `AutoTokenizer` would choose, and a fast path for tokenizing very long strings (a
+// whole evaluation corpus).
 //
 // Why the fast path: Llama-style sentencepiece tokenizers converted to tokenizer.json (legacy form) have no
 // pre-tokenizer, so transformers.js runs BPE over the whole input as one "word"; on a 1.3 MB string (WikiText-2 test)
@@ -8,12 +9,13 @@
 // spaces gives exactly the same ids (see chunkSafety below for the argument); scripts/bench-tokenizer.ts measures both
 // and checks they agree. Any tokenizer that does not pass the checks is run on the whole string.
 
-import { AutoTokenizer, env, type PreTrainedTokenizer } from '@huggingface/transformers';
+import * as transformersJs from '@huggingface/transformers';
+import { PreTrainedTokenizer } from '@huggingface/transformers';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { isObject } from '../io/config-reader.js';
 import { assertRegularFileSync, decodeUtf8Strict, InputFileError, oneLine, parseJson, readRegularFileSync } from '../io/input-file.js';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 
 export class TokenizerError extends Error {
   constructor(detail: string) {
@@ -27,6 +29,16 @@ const REQUIRED_FILES = ['tokenizer.json', 'tokenizer_config.json'] as const;
 
 /** Files transformers.js may also read when present (checked to be regular files). */
 const OPTIONAL_FILES = ['special_tokens_map.json', 'tokenizer.model', 'vocab.json', 'merges.txt', 'added_tokens.json'] as const;
+
+/** Every tokenizer class transformers.js exports, by name (what AutoTokenizer picks from). */
+const TOKENIZER_CLASSES = new Map<string, typeof PreTrainedTokenizer>(
+  Object.entries(transformersJs).filter((e): e is [string, typeof PreTrainedTokenizer] => typeof e[1] === 'function' && (e[1] === PreTrainedTokenizer || e[1].prototype instanceof PreTrainedTokenizer)),
+);
+
+/** AutoTokenizer's choice: tokenizer_config.json's tokenizer_class without a "Fast" suffix, else PreTrainedTokenizer. */
+function tokenizerClass(name: unknown): typeof PreTrainedTokenizer {
+  return (typeof name === 'string' ? TOKENIZER_CLASSES.get(name.replace(/Fast$/, '')) : undefined) ?? PreTrainedTokenizer;
+}
 
 const stripBom = (t: string): string => (t.charCodeAt(0) === 0xfeff ? t.slice(1) : t);
 
@@ -61,27 +73,27 @@ export class TextTokenizer {
     // itself rather than as transformers.js's own error (or a read that never returns).
     let jsonBytes: Buffer;
     let tokenizerJson: unknown;
+    let config: Record<string, unknown>;
     try {
       const jsonPath = join(folder, 'tokenizer.json');
       jsonBytes = readRegularFileSync(jsonPath);
       tokenizerJson = parseJson(decodeUtf8Strict(jsonBytes, jsonPath), jsonPath);
       const configPath = join(folder, 'tokenizer_config.json');
-      const config = parseJson(stripBom(decodeUtf8Strict(readRegularFileSync(configPath), configPath)), configPath);
-      if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new InputFileError(configPath, 'is not a JSON object');
+      const parsed = parseJson(stripBom(decodeUtf8Strict(readRegularFileSync(configPath), configPath)), configPath);
+      if (!isObject(parsed)) throw new InputFileError(configPath, 'is not a JSON object');
+      config = parsed;
       for (const side of OPTIONAL_FILES) if (existsSync(join(folder, side))) assertRegularFileSync(join(folder, side));
     } catch (e) {
       throw e instanceof InputFileError ? new TokenizerError(e.message) : e;
     }
     const sha256 = createHash('sha256').update(jsonBytes).digest('hex');
 
-    // transformers.js resolves a model id against env.localModelPath; point it at the folder's parent and forbid
-    // any remote lookup, so a missing file is an error and never a download.
-    env.allowRemoteModels = false;
-    env.allowLocalModels = true;
-    env.localModelPath = dirname(folder) + '/';
+    // Built from the two files read above, as AutoTokenizer.from_pretrained builds it after reading them
+    // (tokenization_auto.js) — not through from_pretrained itself, which resolves the folder as a model id and reads a
+    // folder name holding ':' (`m:1`) as a URL scheme, so such a folder's tokenizer failed to load.
     let tok: PreTrainedTokenizer;
     try {
-      tok = await AutoTokenizer.from_pretrained(basename(folder), { local_files_only: true });
+      tok = new (tokenizerClass(config['tokenizer_class']))(tokenizerJson, config);
     } catch (e) {
       throw new TokenizerError(`${folder}: could not load the tokenizer (${oneLine(e instanceof Error ? e.message : String(e))})`);
     }

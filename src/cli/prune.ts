@@ -54,6 +54,7 @@ interface CommonFlags {
   maxMemory?: string;
   offload: string;
   moeCalibration: string;
+  moeExpertBatch?: string;
 }
 
 interface PruneFlags extends CommonFlags {
@@ -135,6 +136,7 @@ function addCommonOptions(cmd: Command): Command {
     .option('--max-shard-size <size>', 'largest shard (default 5GB, as save_pretrained)')
     .option('--max-memory <size>', `RAM the run may plan for: activations + one layer's working set (default ${DEFAULT_MEMORY_FRACTION * 100} % of the free RAM)`)
     .option('--offload <where>', 'calibration activations: memory|disk|auto (auto: disk when the estimate exceeds --max-memory)', 'auto')
+    .option('--moe-expert-batch <n>', 'MoE models: experts whose statistics are held and solved at once; more experts per layer cost one calibration pass per batch (default: 32)')
     .option('--moe-calibration <m>', 'MoE models: expert statistics from the tokens routed to each expert (routed) or from every token (all)', 'routed')
     .option('--eval <datasets>', 'after writing, perplexity on these datasets (comma-separated)')
     .option('--quiet', 'no progress output');
@@ -225,6 +227,7 @@ async function buildJob(modelArg: string, f: CommonFlags, tasksFor: (folder: Mod
   const job: PruneJob = {
     modelDir, out: f.out, force: Boolean(f.force), resume: Boolean(f.resume), tasks, maskRule, blocksize, percdamp, quant, format, device, keepUnquantized: exclusion.test, memory, moeCalibration,
     ...(f.batch !== undefined ? { batch: int(f.batch, '--batch', 1) } : {}),
+    ...(f.moeExpertBatch !== undefined ? { moeExpertBatch: int(f.moeExpertBatch, '--moe-expert-batch', 1) } : {}),
     ...(f.maxShardSize !== undefined ? { maxShardBytes: parseByteSize(f.maxShardSize, '--max-shard-size') } : {}),
     calibration: async (m, saveTo) => {
       const tokensFile = f.calibTokens !== undefined ? await calibrationTokensFile(f.calibTokens) : undefined;

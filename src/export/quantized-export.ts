@@ -4,7 +4,7 @@
 //   compressed-tensors  pack-quantized tensors (weight_packed, weight_scale, [weight_zero_point], weight_shape).
 // Packing itself lives in src/formats/; this module checks a request up front and writes one linear at a time.
 
-import { moeExtraTensors } from '../model/moe.js';
+import { expertOf, moeExtraTensors, type MoeSpec } from '../model/moe.js';
 import { fromFloat32, toFloat32, type DType } from '../io/dtype.js';
 import type { LinearSpec } from '../model/arch.js';
 import type { ModelFolder } from '../model/model-folder.js';
@@ -31,17 +31,43 @@ export function modulePath(l: LinearSpec): string {
 }
 
 /**
- * Linears that read the same input form one module in vLLM (q/k/v → qkv_proj, gate/up → gate_up_proj), which refuses
- * a checkpoint where only part of such a group is quantized ("some but not all shards are quantized"): refused here,
- * naming the group and the pattern that keeps it whole.
+ * The groups of a layer's linears that vLLM loads as one module and so quantizes all or none of ("some but not all
+ * shards are quantized" otherwise): q/k/v (qkv_proj), gate/up (gate_up_proj), each other linear alone — and in a MoE
+ * layer all routed experts together: vLLM builds one FusedMoE module per layer whose weights are stacked over the
+ * experts (w13 / w2), with one quantization method chosen for all of them (compressed-tensors reads expert 0's
+ * gate/up/down schemes and requires them equal; GPTQ's MoE method is per layer too), so a dense expert cannot sit
+ * beside packed ones. qwen2_moe's shared expert is an ordinary MLP (gate_up_proj merged, down_proj alone), kept out
+ * or quantized on its own; the routers are never quantized.
  */
-export function checkFusedGroups(layers: readonly { index: number; linears: readonly LinearSpec[] }[], quantized: (l: LinearSpec) => boolean, flag: string): void {
+export function quantizationGroups(layer: { index: number; linears: readonly LinearSpec[]; moe?: MoeSpec | null }): { readonly linears: readonly LinearSpec[]; readonly what: string }[] {
+  const groups: { linears: LinearSpec[]; what: string }[] = [];
+  const byKey = new Map<string, { linears: LinearSpec[]; what: string }>();
+  const add = (key: string, what: string, l: LinearSpec) => {
+    let g = byKey.get(key);
+    if (!g) { g = { linears: [], what }; byKey.set(key, g); groups.push(g); }
+    g.linears.push(l);
+  };
+  for (const l of layer.linears) {
+    const x = layer.moe ? expertOf(layer.moe, l) : null;
+    if (x !== null && x.index !== null) add('experts', 'routed experts (one vLLM FusedMoE module)', l);
+    else if (x !== null) add(`shared:${l.input}`, 'fused group', l);
+    else add(l.input, 'fused group', l);
+  }
+  return groups;
+}
+
+/** Refuses a partly quantized vLLM module (quantizationGroups), naming it and a pattern that keeps it whole. */
+export function checkFusedGroups(layers: readonly { index: number; linears: readonly LinearSpec[]; moe?: MoeSpec | null }[], quantized: (l: LinearSpec) => boolean, flag: string): void {
   for (const layer of layers) {
-    const groups = new Map<string, LinearSpec[]>();
-    for (const l of layer.linears) groups.set(l.input, [...(groups.get(l.input) ?? []), l]);
-    for (const group of groups.values()) {
+    for (const { linears: group, what } of quantizationGroups(layer)) {
       const kept = group.filter((l) => !quantized(l));
       if (kept.length === 0 || kept.length === group.length) continue;
+      if (what.startsWith('routed')) {
+        const shown = kept.slice(0, 4).map((l) => modulePath(l)).join(', ') + (kept.length > 4 ? `, … (${kept.length} of ${group.length})` : '');
+        throw new QuantFormatError(`${flag} keeps ${shown} unquantized but not the other routed experts of layer ${layer.index}: vLLM loads a layer's `
+          + 'experts as one FusedMoE module with a single quantization scheme for all of them (gate, up and down alike), so it cannot load a dense '
+          + `expert beside packed ones; keep all of layer ${layer.index}'s experts out (e.g. "layers\\.${layer.index}\\..*experts\\.\\d+\\.") or none of them`);
+      }
       const names = group.map((l) => modulePath(l));
       throw new QuantFormatError(`${flag} keeps ${kept.map((l) => modulePath(l)).join(', ')} unquantized but not the rest of its fused group `
         + `(${names.join(', ')}): vLLM refuses a partly quantized fused module; keep the whole group out (e.g. a pattern matching all of `

@@ -123,6 +123,25 @@ export class SafetensorsFile {
     return out;
   }
 
+  /**
+   * Raw bytes `[byteOffset, byteOffset + byteLength)` of one tensor's data in a fresh buffer: a contiguous part of it,
+   * e.g. one expert's matrix inside a fused [E, rows, cols] tensor, read without reading the rest.
+   */
+  async readPartBytes(name: string, byteOffset: number, byteLength: number): Promise<Uint8Array> {
+    const t = this.info(name);
+    const size = DTYPE_BYTES[t.dtype];
+    if (!Number.isSafeInteger(byteOffset) || !Number.isSafeInteger(byteLength) || byteOffset < 0 || byteLength < 0 || byteOffset % size !== 0 || byteLength % size !== 0 || byteOffset + byteLength > t.fileEnd - t.fileBegin) {
+      throw new SafetensorsError(this.path, 'part-out-of-range', `bytes [${byteOffset}, ${byteOffset + byteLength}) are not whole elements inside the tensor's ${t.fileEnd - t.fileBegin}`, name);
+    }
+    const out = new Uint8Array(new ArrayBuffer(byteLength));
+    await this.readRange(name, t.fileBegin + byteOffset, out);
+    if (this.refuseNonFinite) {
+      const i = firstNonFinite(t.dtype, out);
+      if (i >= 0) this.nonFiniteError(t, byteOffset / size + i, toFloat32(t.dtype, out.subarray(i * size, (i + 1) * size))[0]!);
+    }
+    return out;
+  }
+
   /** Raw little-endian bytes of one tensor (a fresh, 8-byte-aligned buffer). */
   async readBytes(name: string): Promise<Uint8Array> {
     const t = this.info(name);

@@ -62,7 +62,10 @@ export const LINEAR_ROLES: Readonly<Record<LinearRole, { readonly input: LinearI
 };
 
 /** A config value Topiary does not implement; the error reads `"<key>": <value> (<why>) is not supported`. */
-export type Refusal = { readonly kind: 'flag'; readonly key: string; readonly refused: boolean; readonly why: string | null };
+export type Refusal =
+  | { readonly kind: 'flag'; readonly key: string; readonly refused: boolean; readonly why: string | null }
+  /** The key must be absent or null (OLMoE clip_qkv: a number switches on clamping Topiary does not compute). */
+  | { readonly kind: 'must_be_null'; readonly key: string; readonly why: string };
 
 export type PositionsRow =
   | {
@@ -473,6 +476,7 @@ const QWEN3_MOE: ArchRow = {
   modelType: 'qwen3_moe',
   configClass: 'Qwen3MoeConfig',
   dims: hfDims({ vocab: 151936, hidden: 2048, intermediate: 6144, layers: 24, heads: 32, kvHeads: 4, headDim: 'hidden/heads', maxPositions: 32768 }),
+  attributeMap: { num_local_experts: 'num_experts' },
   slidingWindow: { kind: 'none' },
   refused: [NO_SLIDING_MOE],
 };
@@ -493,10 +497,31 @@ const MIXTRAL: ArchRow = {
   ...MISTRAL,
   modelType: 'mixtral',
   configClass: 'MixtralConfig',
+  attributeMap: { num_experts: 'num_local_experts' },
   dims: hfDims({ vocab: 32000, hidden: 4096, intermediate: 14336, layers: 32, heads: 32, kvHeads: 8, headDim: 'hidden/heads', maxPositions: 4096 * 32 }),
   norm: { ...LLAMA_FAMILY.norm, eps: key('rms_norm_eps', 1e-5) },
   positions: { ...LLAMA_FAMILY.positions, theta: { keys: ['rope_theta'], default: 1e6 } },
   slidingWindow: { kind: 'sliding', size: key('sliding_window', null), enabled: null, layers: 'all' },
+};
+
+/**
+ * OlmoeConfig (OlmoeForCausalLM): llama's pre-norm block (input_layernorm, post_attention_layernorm), RMSNorms over
+ * the whole q and k projections before rotary (OlmoeAttention: q_norm over hidden, k_norm over kv_heads × head_dim,
+ * like olmo2), head_dim always hidden / heads (no head_dim field), eps 1e-5, θ 10000, untied head. Every layer is
+ * sparse (64 experts of intermediate_size, top 8; src/model/moe.ts). clip_qkv, which clamps q/k/v after the norms, is
+ * refused when set (the released OLMoE checkpoints leave it null).
+ */
+const OLMOE: ArchRow = {
+  ...LLAMA_FAMILY,
+  modelType: 'olmoe',
+  configClass: 'OlmoeConfig',
+  attributeMap: { num_local_experts: 'num_experts' },
+  dims: { ...hfDims({ vocab: 50304, hidden: 2048, intermediate: 2048, layers: 16, heads: 16, kvHeads: 'num_heads', headDim: 'hidden/heads', maxPositions: 4096 }), headDim: null },
+  norm: { ...LLAMA_FAMILY.norm, eps: key('rms_norm_eps', 1e-5) },
+  attention: { ...LLAMA_FAMILY.attention, qkNormScope: 'projection' },
+  names: { ...LLAMA_NAMES, qkNorm: { q: 'model.layers.{i}.self_attn.q_norm', k: 'model.layers.{i}.self_attn.k_norm' } },
+  linears: llamaLinears({ qkv: ATTENTION_BIAS, o: ATTENTION_BIAS, mlp: false }),
+  refused: [{ kind: 'must_be_null', key: 'clip_qkv', why: 'clamping q/k/v' }],
 };
 
 // ---- LayerNorm families with their own naming ----
@@ -694,4 +719,4 @@ export const TOWER_ROWS: readonly TowerRow[] = [
 ];
 
 /** Every supported architecture, keyed by config.json model_type (the order is the one error messages list). */
-export const ARCH_ROWS: readonly ArchRow[] = [LLAMA, MISTRAL, QWEN2, QWEN3, OPT, GPT2, GPT_NEOX, PHI3, GEMMA, GEMMA2, GEMMA3_TEXT, OLMO2, SMOLLM3, QWEN3_MOE, MIXTRAL, QWEN2_MOE];
+export const ARCH_ROWS: readonly ArchRow[] = [LLAMA, MISTRAL, QWEN2, QWEN3, OPT, GPT2, GPT_NEOX, PHI3, GEMMA, GEMMA2, GEMMA3_TEXT, OLMO2, SMOLLM3, QWEN3_MOE, MIXTRAL, QWEN2_MOE, OLMOE];

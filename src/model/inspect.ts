@@ -7,7 +7,8 @@
 // Every tensor is also counted for NaN / ±Inf (the folder should be opened with `nonFinite: 'allow'`, else the first
 // non-finite value read is an error): a corrupt or diverged checkpoint shows which tensors are hit and how badly.
 
-import { basename } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import type { ArchSpec, LinearRole, NormSpec, RopePositions } from './arch.js';
 import type { ModelFolder, QuantizedWeight } from './model-folder.js';
 import { countNonFinite, DTYPE_BYTES, toFloat32, viewAs, type DType } from '../io/dtype.js';
@@ -173,6 +174,72 @@ export interface InspectReport {
   readonly quantization: QuantizationSummary | null;
   /** Tensors holding NaN or ±Inf (only those; empty for a healthy checkpoint) and the total count of such values. */
   readonly nonFinite: { readonly values: number; readonly tensors: readonly NonFiniteTensor[] };
+  /** Mixture-of-experts models: every expert's sparsity and calibration token counts; null for dense models. */
+  readonly experts: ExpertsSummary | null;
+}
+
+/** One expert of one MoE layer: its three linears together, and what the prune run's report says it saw. */
+export interface ExpertRow {
+  readonly layer: number;
+  /** Expert index, or "shared" (qwen2_moe's shared expert). */
+  readonly expert: number | 'shared';
+  readonly parameters: number;
+  readonly sparsity: number;
+  /** From topiary/report.json; null when the folder has none (or the run gathered no statistics for it). */
+  readonly routedTokens: number | null;
+  readonly statisticTokens: number | null;
+  readonly starved: boolean | null;
+}
+
+export interface ExpertsSummary {
+  /** Layers whose experts the files hold fused (transformers v5's gate_up_proj / down_proj). */
+  readonly fusedLayers: readonly number[];
+  /** The run's --moe-calibration and starvation threshold (topiary/report.json), or why they are unknown. */
+  readonly calibration: { readonly mode: string; readonly starvedBelow: number } | { readonly unknown: string };
+  readonly rows: readonly ExpertRow[];
+}
+
+interface ReportExpert { layer: number; expert: number | 'shared'; routedTokens: number; statisticTokens: number; starved: boolean }
+
+/** The moe section of the prune run's topiary/report.json, as far as it can be read (inspect only reports it). */
+async function reportedExperts(dir: string): Promise<{ mode: string; starvedBelow: number; experts: ReportExpert[] } | { unknown: string }> {
+  const path = join(dir, 'topiary', 'report.json');
+  let text: string;
+  try { text = await readFile(path, 'utf8'); } catch { return { unknown: 'no topiary/report.json (not a Topiary output): token counts unknown' }; }
+  let moe: unknown;
+  try { moe = (JSON.parse(text) as { moe?: unknown }).moe; } catch { return { unknown: 'topiary/report.json is not valid JSON: token counts unknown' }; }
+  if (typeof moe !== 'object' || moe === null) return { unknown: 'topiary/report.json has no moe section: token counts unknown' };
+  const m = moe as { calibration?: unknown; starvedBelow?: unknown; experts?: unknown };
+  const ok = (e: unknown): e is ReportExpert => {
+    const x = e as Partial<ReportExpert> | null;
+    return typeof x === 'object' && x !== null && Number.isSafeInteger(x.layer) && (x.expert === 'shared' || Number.isSafeInteger(x.expert))
+      && Number.isSafeInteger(x.routedTokens) && Number.isSafeInteger(x.statisticTokens) && typeof x.starved === 'boolean';
+  };
+  if (typeof m.calibration !== 'string' || typeof m.starvedBelow !== 'number' || !Array.isArray(m.experts) || !m.experts.every(ok)) {
+    return { unknown: 'topiary/report.json has a malformed moe section: token counts unknown' };
+  }
+  return { mode: m.calibration, starvedBelow: m.starvedBelow, experts: m.experts };
+}
+
+async function expertsSummary(folder: ModelFolder, linears: readonly LinearReport[]): Promise<ExpertsSummary | null> {
+  const moeLayers = folder.arch.layers.filter((l) => l.moe !== null);
+  if (moeLayers.length === 0) return null;
+  const byName = new Map(linears.map((l) => [l.name, l]));
+  const reported = await reportedExperts(folder.dir);
+  const counts = 'unknown' in reported ? null : reported.experts;
+  const rows: ExpertRow[] = [];
+  for (const layer of moeLayers) {
+    const moe = layer.moe!;
+    for (const x of [...(moe.shared ? [moe.shared] : []), ...moe.experts]) {
+      const parts = [x.gate, x.up, x.down].map((l) => byName.get(l.weight)!);
+      const numel = parts.reduce((a, l) => a + l.numel, 0), zeros = parts.reduce((a, l) => a + l.zeros, 0);
+      const expert = x.index === null ? 'shared' as const : x.index;
+      const c = counts?.find((e) => e.layer === layer.index && e.expert === expert) ?? null;
+      rows.push({ layer: layer.index, expert, parameters: numel, sparsity: numel === 0 ? 0 : zeros / numel, routedTokens: c?.routedTokens ?? null, statisticTokens: c?.statisticTokens ?? null, starved: c?.starved ?? null });
+    }
+  }
+  const calibration = 'unknown' in reported ? reported : counts!.length === 0 ? { unknown: 'the run gathered no expert statistics (magnitude pruning needs no calibration)' } : { mode: reported.mode, starvedBelow: reported.starvedBelow };
+  return { fusedLayers: folder.fused.layers.map((l) => l.layer), calibration, rows };
 }
 
 /** Which kind a tensor name is in this architecture. */
@@ -374,6 +441,7 @@ export async function inspectModel(folder: ModelFolder): Promise<InspectReport> 
     linearSparsity: linearNumel === 0 ? 0 : linearZeros / linearNumel,
     quantization,
     nonFinite: { values: nonFinite.reduce((a, t) => a + t.nan + t.inf, 0), tensors: nonFinite },
+    experts: await expertsSummary(folder, linears),
   };
 }
 
@@ -395,6 +463,20 @@ function table(header: readonly string[], rows: readonly (readonly string[])[], 
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
   const fmt = (r: readonly string[]) => r.map((v, c) => (rightAlign.has(c) ? v.padStart(widths[c]!) : v.padEnd(widths[c]!))).join('  ').trimEnd();
   return [fmt(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(fmt)];
+}
+
+function formatExperts(x: ExpertsSummary, pct: (v: number) => string): string[] {
+  const layers = new Set(x.rows.map((r) => r.layer)).size;
+  const layout = x.fusedLayers.length === 0 ? 'one matrix per expert' : `fused (mlp.experts.gate_up_proj / down_proj) in layers ${x.fusedLayers.join(', ')}`;
+  const cal = 'unknown' in x.calibration ? x.calibration.unknown : `--moe-calibration ${x.calibration.mode}, starved below ${x.calibration.starvedBelow} tokens (topiary/report.json)`;
+  const n = (v: number | null) => (v === null ? '-' : String(v));
+  return [
+    '',
+    `Experts: ${x.rows.length} in ${layers} MoE layers, stored ${layout}; calibration: ${cal}`,
+    ...table(['layer', 'expert', 'parameters', 'sparsity', 'routed tokens', 'statistic tokens', 'starved'], x.rows.map((r) => [
+      String(r.layer), String(r.expert), String(r.parameters), pct(r.sparsity), n(r.routedTokens), n(r.statisticTokens), r.starved === null ? '-' : r.starved ? 'yes' : 'no',
+    ]), new Set([0, 1, 2, 3, 4, 5])),
+  ];
 }
 
 /** The human-readable report `topiary inspect` prints. */
@@ -438,6 +520,7 @@ export function formatInspect(r: InspectReport): string {
       ...REPORTED_PATTERNS.map((p) => { const v = l.nm[`${p.n}:${p.m}`]; return v === null ? 'n/a' : v ? 'yes' : 'no'; }),
       ...storageCells(l),
     ]), new Set([3, ...(q === null ? [] : [4 + REPORTED_PATTERNS.length + 1])])),
+    ...(r.experts === null ? [] : formatExperts(r.experts, pct)),
     ...(r.nonFinite.tensors.length === 0 ? [] : [
       '',
       ...table(['non-finite tensor', 'file', 'NaN', 'Inf'], r.nonFinite.tensors.map((t) => [t.name, t.file, String(t.nan), String(t.inf)]), new Set([2, 3])),

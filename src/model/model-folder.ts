@@ -22,8 +22,9 @@ import { declaredLayerCount, describeArchitecture, expectedTensors } from './reg
 import { SafetensorsFile, type ReaderOptions, type TensorInfo } from '../io/safetensors-reader.js';
 import { isObject } from '../io/config-reader.js';
 import { describeFileType, InputFileError, readJsonFile } from '../io/input-file.js';
-import { DTYPE_BYTES, fromFloat32, isFloatDType, type DType } from '../io/dtype.js';
+import { DTYPE_BYTES, fromFloat32, isFloatDType, toFloat32, type DType } from '../io/dtype.js';
 import { INDEX_FILE_NAME, SINGLE_FILE_NAME } from '../io/safetensors-writer.js';
+import { fusedLayout, type FusedLayout } from './fused-experts.js';
 import { QuantFormatError } from '../formats/quantized-linear.js';
 import { QuantizedModelReader, type LinearStorage, type StorageKind } from '../formats/quantized-model.js';
 import type { QuantizationInfo } from '../formats/quantization-config.js';
@@ -182,11 +183,19 @@ export class ModelFolder {
     private readonly reader: QuantizedModelReader,
     /** Quantized / sparse linears by dense name `X.weight`. */
     private readonly quantized: ReadonlyMap<string, QuantizedWeight>,
+    /** MoE layers stored in transformers v5's fused 3-D expert layout (src/model/fused-experts.ts). */
+    readonly fused: FusedLayout,
   ) {
     const hidden = new Map<string, string>();
     for (const q of quantized.values()) for (const t of q.storage.tensors) hidden.set(t, q.name);
     this.hiddenBy = hidden;
+    const parts = new Map<string, readonly string[]>();
+    for (const l of fused.layers) for (const t of l.tensors) parts.set(t.name, t.parts);
+    this.fusedParts = parts;
   }
+
+  /** Fused tensor name -> its per-expert linears, in the fused tensor's order. */
+  private readonly fusedParts: ReadonlyMap<string, readonly string[]>;
 
   /** `options.nonFinite`: 'allow' to read tensors holding NaN / ±Inf (default: refuse them when read). */
   static async open(dir: string, options: { readonly nonFinite?: 'refuse' | 'allow' } = {}): Promise<ModelFolder> {
@@ -219,10 +228,10 @@ export class ModelFolder {
       checkLayerCount(configPath, config, probe, stored.keys());
       // The stored names pick a multimodal tower's naming (Gemma 3: before / after transformers v5).
       const arch = describeArchitecture(config, configPath, stored);
-      const locations = resolvePrefixless(arch, stored);
+      const { locations, fused } = resolveFusedExperts(dir, arch, resolvePrefixless(arch, stored));
       const reader = asFolderError(dir, locations, () => QuantizedModelReader.create(config, storedSource(locations), quantizeConfig !== undefined ? { quantizeConfig } : {}));
       const quantized = await describeQuantized(dir, arch, locations, reader);
-      const folder = new ModelFolder(dir, config, arch, shards, locations, reader.info, reader, quantized);
+      const folder = new ModelFolder(dir, config, arch, shards, locations, reader.info, reader, quantized, fused);
       folder.checkExpected();
       return folder;
     } catch (e) {
@@ -240,7 +249,9 @@ export class ModelFolder {
     const out: string[] = [];
     for (const name of this.locations.keys()) {
       const owner = this.hiddenBy.get(name);
-      if (owner === undefined) out.push(name);
+      const parts = this.fusedParts.get(name);
+      if (parts !== undefined) out.push(...parts);
+      else if (owner === undefined) out.push(name);
       else if (this.quantized.get(owner)!.storage.tensors[0] === name) out.push(owner);
     }
     return out;
@@ -263,10 +274,17 @@ export class ModelFolder {
 
   /** Whether the dense model has this tensor (a quantized linear's `X.weight` does; its stored parts are not listed). */
   has(name: string): boolean {
-    return this.quantized.has(name) || (this.locations.has(name) && !this.hiddenBy.has(name));
+    return this.quantized.has(name) || this.fused.slices.has(name) || (this.locations.has(name) && !this.hiddenBy.has(name));
   }
 
   info(name: string): TensorLocation {
+    const slice = this.fused.slices.get(name);
+    if (slice) {
+      const whole = this.storedInfo(slice.fused);
+      const size = DTYPE_BYTES[whole.dtype], numel = slice.shape[0] * slice.shape[1];
+      const fileBegin = whole.fileBegin + slice.offset * size;
+      return { ...whole, name, shape: slice.shape, numel, fileBegin, fileEnd: fileBegin + numel * size };
+    }
     const q = this.quantized.get(name);
     if (q) {
       const first = this.storedInfo(q.storage.tensors[0]!);
@@ -293,6 +311,11 @@ export class ModelFolder {
 
   /** Raw bytes as stored; for a quantized linear, its dequantized weight encoded in `dtypeOf(name)`. */
   async readBytes(name: string): Promise<Uint8Array> {
+    const slice = this.fused.slices.get(name);
+    if (slice) {
+      const t = this.info(name), whole = this.storedInfo(slice.fused);
+      return this.locations.get(slice.fused)!.shard.readPartBytes(whole.storedName, t.fileBegin - whole.fileBegin, t.fileEnd - t.fileBegin);
+    }
     const q = this.quantized.get(name);
     if (q) return fromFloat32(q.dtype, await this.readFloat32(name));
     const loc = this.info(name);
@@ -310,6 +333,7 @@ export class ModelFolder {
    * layouts exact), in the layout a dense checkpoint stores it: [out, in], or [in, out] for GPT-2's Conv1D.
    */
   async readFloat32(name: string): Promise<Float32Array> {
+    if (this.fused.slices.has(name)) return toFloat32(this.info(name).dtype, await this.readBytes(name));
     const q = this.quantized.get(name);
     if (!q) {
       const loc = this.info(name);
@@ -333,6 +357,7 @@ export class ModelFolder {
   /** Every tensor the ArchSpec names must exist with its shape and a floating dtype (quantized ones: dequantized). */
   private checkExpected(): void {
     for (const [name, shape] of expectedTensors(this.arch)) {
+      if (this.fused.slices.has(name)) continue; // the fused tensors' shapes and dtypes were checked when resolved
       const q = this.quantized.get(name);
       if (q) {
         if (q.shape.length !== shape.length || q.shape.some((d, i) => d !== shape[i])) {
@@ -525,6 +550,35 @@ async function openWeights(dir: string, shards: SafetensorsFile[], options: Read
  * OPT `decoder.layers...` for `model.decoder.layers...`). transformers loads them by adding the prefix; so do we:
  * the canonical name maps to the stored one.
  */
+/**
+ * Finds the MoE layers stored fused (transformers v5: `mlp.experts.gate_up_proj` [E, 2I, H], `mlp.experts.down_proj`
+ * [E, H, I]) and checks their shapes and dtypes; Mixtral's router, there under `mlp.gate.weight`, is filed under the
+ * ArchSpec's `block_sparse_moe.gate.weight` (and written back under its stored name by the dense export).
+ */
+function resolveFusedExperts(dir: string, arch: ArchSpec, locations: Locations): { locations: Locations; fused: FusedLayout } {
+  const fused = fusedLayout(arch, (n) => locations.has(n));
+  if (fused.layers.length === 0) return { locations, fused };
+  const out: Locations = new Map(locations);
+  for (const l of fused.layers) {
+    const moe = arch.layers[l.layer]!.moe!;
+    const both = moe.experts.find((x) => locations.has(x.gate.weight) || locations.has(x.down.weight));
+    if (both) throw new ModelFolderError(dir, `layer ${l.layer} holds its experts both fused (${moe.fused.gateUp}) and one matrix per expert (${both.gate.weight}); keep one layout`);
+    for (const t of l.tensors) {
+      const loc = locations.get(t.name)!;
+      const info = loc.shard.info(loc.storedName);
+      if (info.shape.length !== t.shape.length || info.shape.some((d, i) => d !== t.shape[i])) {
+        throw new ModelFolderError(loc.shard.path, `has shape [${info.shape.join(', ')}], expected [${t.shape.join(', ')}] (experts × out × in) from config.json`, loc.storedName);
+      }
+      if (!isFloatDType(info.dtype)) throw new ModelFolderError(loc.shard.path, `has dtype ${info.dtype}; fused expert weights must be F32, F16, BF16 or F64`, loc.storedName);
+    }
+    if (l.router.stored !== l.router.canonical) {
+      const loc = out.get(l.router.stored);
+      if (loc) { out.delete(l.router.stored); out.set(l.router.canonical, loc); }
+    }
+  }
+  return { locations: out, fused };
+}
+
 function resolvePrefixless(arch: ArchSpec, locations: Locations): Locations {
   const prefix = `${arch.names.embed.split('.')[0]}.`;
   if (locations.has(arch.names.embed) || !locations.has(arch.names.embed.slice(prefix.length))) return locations;

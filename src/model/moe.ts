@@ -38,6 +38,21 @@ export interface MoeSpec {
   readonly router: string;
   readonly experts: readonly ExpertSpec[];
   readonly shared: SharedExpertSpec | null;
+  /** Where transformers v5 keeps these experts when it writes them fused (src/model/fused-experts.ts). */
+  readonly fused: FusedExpertNames;
+}
+
+/**
+ * The fused 3-D layout of transformers v5 (`@use_experts_implementation` Experts modules, conversion_mapping.py's
+ * MergeModulelist(dim=0) + Concatenate(dim=1)): `gateUp` [E, 2I, H] holds expert e's gate rows then its up rows
+ * (forward: linear(x, gate_up_proj[e]).chunk(2, dim=-1)), `down` [E, H, I] its down weight, both [out, in] per expert
+ * and without a `.weight` suffix; `router` is the router weight's name there (Mixtral: `mlp.gate.weight`, renamed from
+ * `block_sparse_moe.gate.weight`).
+ */
+export interface FusedExpertNames {
+  readonly gateUp: string;
+  readonly down: string;
+  readonly router: string;
 }
 
 /** Where a family keeps its MoE fields (config keys with the config class's defaults) and its tensor names. */
@@ -58,7 +73,11 @@ export interface MoeRow {
   readonly router: string;
   readonly expert: { readonly path: string; readonly gate: string; readonly up: string; readonly down: string };
   readonly shared: { readonly path: string; readonly intermediate: Key<number>; readonly gate: string } | null;
+  /** Module paths of the fused layout: the experts module (`.gate_up_proj`, `.down_proj` inside) and the router. */
+  readonly fused: { readonly experts: string; readonly router: string };
 }
+
+const QWEN_FUSED = { experts: 'model.layers.{i}.mlp.experts', router: 'model.layers.{i}.mlp.gate' } as const;
 
 const QWEN_SPARSE = { step: { key: 'decoder_sparse_step', default: 1 }, mlpOnly: 'mlp_only_layers' } as const;
 const QWEN_EXPERT = { path: 'model.layers.{i}.mlp.experts.{e}', gate: 'gate_proj', up: 'up_proj', down: 'down_proj' } as const;
@@ -74,6 +93,7 @@ const QWEN3_MOE: MoeRow = {
   router: 'model.layers.{i}.mlp.gate',
   expert: QWEN_EXPERT,
   shared: null,
+  fused: QWEN_FUSED,
 };
 
 /** Qwen2MoeConfig: 60 experts, top 4, moe_intermediate_size 1408, a shared expert (5632) behind a sigmoid gate. */
@@ -87,6 +107,7 @@ const QWEN2_MOE: MoeRow = {
   router: 'model.layers.{i}.mlp.gate',
   expert: QWEN_EXPERT,
   shared: { path: 'model.layers.{i}.mlp.shared_expert', intermediate: { key: 'shared_expert_intermediate_size', default: 5632 }, gate: 'model.layers.{i}.mlp.shared_expert_gate' },
+  fused: QWEN_FUSED,
 };
 
 /** MixtralConfig: 8 local experts, top 2, always renormalized; w1 = gate, w3 = up, w2 = down, width intermediate_size. */
@@ -100,9 +121,29 @@ const MIXTRAL: MoeRow = {
   router: 'model.layers.{i}.block_sparse_moe.gate',
   expert: { path: 'model.layers.{i}.block_sparse_moe.experts.{e}', gate: 'w1', up: 'w3', down: 'w2' },
   shared: null,
+  // v5 renames block_sparse_moe to mlp (WeightRenaming(".block_sparse_moe.gate", ".mlp.gate")) when fusing.
+  fused: QWEN_FUSED,
 };
 
-export const MOE_ROWS: ReadonlyMap<string, MoeRow> = new Map([QWEN3_MOE, QWEN2_MOE, MIXTRAL].map((r) => [r.modelType, r]));
+/**
+ * OlmoeConfig: 64 experts of intermediate_size (2048; OLMoE-1B-7B sets 1024), top 8, norm_topk_prob false by default,
+ * every layer sparse, Qwen's tensor names (mlp.gate, mlp.experts.{e}.gate_proj/up_proj/down_proj). OlmoeTopKRouter:
+ * softmax over all experts, then top-k, then the optional renormalization — the same order as Qwen's.
+ */
+const OLMOE: MoeRow = {
+  modelType: 'olmoe',
+  numExperts: { key: 'num_experts', default: 64 },
+  topK: { key: 'num_experts_per_tok', default: 8 },
+  normTopk: { key: 'norm_topk_prob', default: false },
+  expertIntermediate: 'intermediate',
+  sparseLayers: 'all',
+  router: 'model.layers.{i}.mlp.gate',
+  expert: QWEN_EXPERT,
+  shared: null,
+  fused: QWEN_FUSED,
+};
+
+export const MOE_ROWS: ReadonlyMap<string, MoeRow> = new Map([QWEN3_MOE, QWEN2_MOE, MIXTRAL, OLMOE].map((r) => [r.modelType, r]));
 
 function expertLinears(path: string, names: { gate: string; up: string; down: string }, hidden: number, I: number, index: number | null): ExpertSpec {
   const lin = (role: 'gate' | 'up' | 'down', name: string): LinearSpec => ({
@@ -148,6 +189,7 @@ export function moeLayer(modelType: string, r: ConfigReader, i: number, numLayer
     router: `${at(row.router)}.weight`,
     experts,
     shared,
+    fused: { gateUp: `${at(row.fused.experts)}.gate_up_proj`, down: `${at(row.fused.experts)}.down_proj`, router: `${at(row.fused.router)}.weight` },
   };
 }
 

@@ -111,6 +111,11 @@ function buildArchitecture(row: ArchRow, r: ConfigReader): ArchSpec {
       r.fail(`"${refusal.key}": ${refusal.refused} ${refusal.why === null ? '' : `(${refusal.why}) `}is not supported`);
     }
   }
+  for (const refusal of row.refused) {
+    if (refusal.kind === 'must_be_null' && r.has(refusal.key)) {
+      r.fail(`"${refusal.key}": ${JSON.stringify(r.config[refusal.key])} (${refusal.why}) is not supported`);
+    }
+  }
   const hidden = r.int(row.dims.hidden.key, row.dims.hidden.default);
   const dims = readDims(row, r, hidden);
   const act = row.mlp.activation;

@@ -42,6 +42,11 @@ export interface PruneJob {
   readonly memory?: MemoryRequest;
   /** MoE models: expert statistics from the routed tokens (default) or from all tokens. */
   readonly moeCalibration?: MoeCalibration;
+  /**
+   * MoE models: experts whose statistics are held and solved at once (default MOE_EXPERT_BATCH); a layer with more
+   * experts runs its calibration forward once per batch, so its statistics memory stays that of one batch.
+   */
+  readonly moeExpertBatch?: number;
   /** Made lazily: magnitude-only jobs need no calibration data. */
   readonly calibration: (folder: ModelFolder, saveTo: string) => Promise<Calibration>;
   readonly commandLine: readonly string[];

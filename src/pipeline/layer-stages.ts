@@ -10,6 +10,7 @@
 
 import type { LimitFunction } from 'p-limit';
 import { layerSlots, type BlockRunner, type WeightSlot } from '../forward/block-graph.js';
+import type { FusedExpertWriter } from '../export/fused-writer.js';
 import type { Engine } from '../engine/engine.js';
 import type { LayerSpec, LinearInput, LinearSpec } from '../model/arch.js';
 import type { ModelFolder } from '../model/model-folder.js';
@@ -27,7 +28,10 @@ import type { LinearTask } from './prune-plan.js';
 import { solveTask, statisticsOf, type InputStatistics } from './methods.js';
 import { forEachBatch, WriteBehind, type ActivationStore } from './activation-store.js';
 import { linearReport, type LinearReport } from './report.js';
-import { ExpertTokenCounts, expertStatisticsHook, isSharedInput, noteExperts, resolveStarved, statKey, type MoeCalibrationLog, type StatKey } from './moe-stages.js';
+import {
+  ExpertTokenCounts, expertStatisticsHook, isSharedInput, MOE_EXPERT_BATCH, noteExperts, resolveStarved, sayStarved, solveRounds, statKey,
+  type MoeCalibrationLog, type SolveRound, type StatKey,
+} from './moe-stages.js';
 
 /** Seconds per phase, as the report gives them. */
 export interface PhaseSeconds {
@@ -53,6 +57,8 @@ export interface RunState {
   readonly runner: BlockRunner;
   readonly exporter: QuantizedExporter;
   readonly out: OutputFolder;
+  /** Dense exports of fused-expert sources: puts the solved experts back into their fused tensors. */
+  readonly fusedWriter: FusedExpertWriter;
   /** null: a job that needs no calibration data (magnitude only, not quantizing). */
   readonly activations: Activations | null;
   /** Limits concurrent tensor reads. */
@@ -100,11 +106,39 @@ export async function loadLayer(run: RunState, layer: LayerSpec, tasks: readonly
   return { layer, slots, tasks, weights };
 }
 
-/** Statistics of each distinct linear input, from the dense block (the reference's hooks). */
-export async function collectStatistics(run: RunState, ls: LayerState): Promise<LayerStatistics> {
+const ONE_ROUND = (ls: LayerState): SolveRound => ({ experts: null, shared: true, tasks: ls.tasks });
+
+/**
+ * Collects the statistics and solves the layer: in one round, or — a MoE layer with more experts needing statistics
+ * than --moe-expert-batch — one calibration pass and solve per batch of experts (moe-stages.ts solveRounds), so that
+ * only one batch's Hessians and factors are alive at a time. Reports keep the layer's task order either way.
+ */
+export async function collectAndSolve(run: RunState, ls: LayerState): Promise<SolvedLayer> {
+  const rounds = solveRounds(ls.layer, ls.tasks, (t) => statisticsOf(t, quantizes(run, t.linear)).length > 0, run.job.moeExpertBatch ?? MOE_EXPERT_BATCH);
+  const reports: LinearReport[] = [];
+  const quantResults = new Map<string, QuantResult>();
+  const first = run.reports.length;
+  for (const round of rounds) {
+    const stats = await collectStatistics(run, ls, rounds.length === 1 ? ONE_ROUND(ls) : round);
+    const solved = await solveLayer(run, ls, stats, round.tasks);
+    reports.push(...solved.reports);
+    for (const [k, v] of solved.quantResults) quantResults.set(k, v);
+  }
+  if (ls.layer.moe && run.moe) sayStarved(run.moe, ls.layer, run.job.log);
+  if (rounds.length > 1) {
+    const order = new Map(ls.tasks.map((t, i) => [t.linear.weight, i]));
+    const byTask = (a: LinearReport, b: LinearReport) => order.get(a.tensor)! - order.get(b.tensor)!;
+    reports.sort(byTask);
+    run.reports.splice(first, run.reports.length - first, ...run.reports.slice(first).sort(byTask));
+  }
+  return { reports, quantResults };
+}
+
+/** Statistics of each distinct linear input of the round's tasks, from the dense block (the reference's hooks). */
+export async function collectStatistics(run: RunState, ls: LayerState, round: SolveRound = ONE_ROUND(ls)): Promise<LayerStatistics> {
   const hessians = new Map<StatKey, HessianAccumulator>();
   const wanda = new Map<StatKey, WandaStats>();
-  for (const t of ls.tasks) {
+  for (const t of round.tasks) {
     const { inFeatures: cols } = t.linear;
     const input = statKey(ls.layer, t.linear);
     for (const need of statisticsOf(t, quantizes(run, t.linear))) {
@@ -115,7 +149,7 @@ export async function collectStatistics(run: RunState, ls: LayerState): Promise<
   const keys = [...hessians.keys(), ...wanda.keys()];
   const capture = new Set<LinearInput>(keys.filter(isSharedInput));
   const counts = new ExpertTokenCounts();
-  const experts = ls.layer.moe && run.moe && keys.some((k) => !isSharedInput(k)) ? expertStatisticsHook(run.moe.calibration, hessians, wanda, counts) : null;
+  const experts = ls.layer.moe && run.moe && keys.some((k) => !isSharedInput(k)) ? expertStatisticsHook(run.moe.calibration, hessians, wanda, counts, round) : null;
   const data = run.activations;
   if (data === null || (capture.size === 0 && experts === null)) return { hessians, wanda };
   const { store, T, batch } = data;
@@ -134,7 +168,7 @@ export async function collectStatistics(run: RunState, ls: LayerState): Promise<
     run.seconds.statistics += (performance.now() - ts) / 1000;
   });
   run.runner.unload();
-  if (experts && run.moe) noteExperts(run.moe, ls.layer, counts, run.job.log);
+  if (experts && run.moe) noteExperts(run.moe, ls.layer, counts, round);
   return { hessians, wanda };
 }
 
@@ -151,7 +185,7 @@ export class LinearSolveError extends Error {
   }
 }
 
-export async function solveLayer(run: RunState, ls: LayerState, stats: LayerStatistics): Promise<SolvedLayer> {
+export async function solveLayer(run: RunState, ls: LayerState, stats: LayerStatistics, tasks: readonly LinearTask[] = ls.tasks): Promise<SolvedLayer> {
   const { job, engine, exporter, folder } = run;
   const prepared = new Map<StatKey, PreparedHessian>();
   const statsOf = (input: StatKey): InputStatistics => ({
@@ -173,7 +207,7 @@ export async function solveLayer(run: RunState, ls: LayerState, stats: LayerStat
   });
   const reports: LinearReport[] = [];
   const quantResults = new Map<string, QuantResult>();
-  for (const planned of ls.tasks) {
+  for (const planned of tasks) {
     // A starved expert's linear is solved data-free (moe-stages.ts); every other task as planned.
     const { task: t, stats: inputStats } = resolveStarved(run.moe, ls.layer, planned, statsOf(statKey(ls.layer, planned.linear)), engine, job.percdamp);
     const l = t.linear;
@@ -243,12 +277,14 @@ export async function writeLayer(run: RunState, ls: LayerState, solved: SolvedLa
       await exporter.writeLinear(out, linear, q);
     } else {
       const dtype = folder.dtypeOf(s.tensor);
+      const name = run.fusedWriter.outputName(s.tensor);
       if (isFloatDType(dtype)) {
         const w = ls.weights.get(s.tensor);
         if (!w) throw new Error(`internal: ${s.tensor} is not among layer ${ls.layer.index}'s tensors`);
-        await out.addFloat32(s.tensor, dtype, folder.info(s.tensor).shape, w);
+        if (run.fusedWriter.takes(s.tensor)) await run.fusedWriter.add(out, s.tensor, w);
+        else await out.addFloat32(name, dtype, folder.info(s.tensor).shape, w);
       } else {
-        await out.addBytes(s.tensor, dtype, folder.info(s.tensor).shape, await folder.readBytes(s.tensor));
+        await out.addBytes(name, dtype, folder.info(s.tensor).shape, await folder.readBytes(s.tensor));
       }
     }
     run.written.add(s.tensor);

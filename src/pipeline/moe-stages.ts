@@ -26,6 +26,50 @@ import type { LinearTask } from './prune-plan.js';
 
 export const MOE_CALIBRATIONS: readonly MoeCalibration[] = ['routed', 'all'];
 
+/**
+ * Experts per statistics batch by default. Qwen3-30B-A3B (hidden 2048, expert width 768): an expert's two Hessian
+ * accumulators (double-buffered) and inverse factors take ≈ 3 · 4 B · (2048² + 768²) ≈ 57 MB, so 32 experts hold
+ * ≈ 1.8 GB instead of 7.3 GB for all 128, at the cost of 4 calibration passes over the layer instead of 1; Mixtral (8)
+ * and OLMoE (64, width 1024) need 1 and 2. scripts/bench-moe.ts measures it.
+ */
+export const MOE_EXPERT_BATCH = 32;
+
+/** One round of a layer's solve: the expert statistics it collects (prefixes `e3`, `shared`) and the tasks it solves. */
+export interface SolveRound {
+  /** null: every statistic of the layer in one round (dense layers, or a MoE layer with few enough experts). */
+  readonly experts: ReadonlySet<string> | null;
+  /** Whether this round also collects the shared inputs (attention, shared expert) and solves their linears. */
+  readonly shared: boolean;
+  readonly tasks: readonly LinearTask[];
+}
+
+/**
+ * A layer's tasks in rounds of at most `size` routed experts (the experts that need statistics). Attention and the
+ * shared expert go with the last round: every expert's statistics depend only on the dense attention (mlp_in, the
+ * routing) and on its own gate/up (mlp_act), so solving earlier rounds' experts before a later round's calibration
+ * pass changes nothing the later round measures, and the attention must stay dense until the last pass.
+ */
+export function solveRounds(layer: LayerSpec, tasks: readonly LinearTask[], needsStatistics: (t: LinearTask) => boolean, size: number): SolveRound[] {
+  const moe = layer.moe;
+  const routed = (t: LinearTask): string | null => {
+    const x = moe ? expertOf(moe, t.linear) : null;
+    return x === null || x.index === null ? null : prefix(x);
+  };
+  const withStats = [...new Set(tasks.filter(needsStatistics).map(routed).filter((p): p is string => p !== null))];
+  if (!moe || withStats.length <= size) return [{ experts: null, shared: true, tasks }];
+  const rounds: SolveRound[] = [];
+  for (let i = 0; i < withStats.length; i += size) {
+    const batch = new Set(withStats.slice(i, i + size));
+    const last = i + size >= withStats.length;
+    // Tasks of experts needing no statistics (magnitude) and the non-expert tasks are solved in the last round.
+    rounds.push({ experts: batch, shared: last, tasks: tasks.filter((t) => { const p = routed(t); return p !== null && batch.has(p); }) });
+  }
+  const inRounds = new Set(rounds.flatMap((r) => r.tasks));
+  const last = rounds[rounds.length - 1]!;
+  rounds[rounds.length - 1] = { ...last, tasks: [...last.tasks, ...tasks.filter((t) => !inRounds.has(t))] };
+  return rounds;
+}
+
 /** The statistics key of a linear's input: the LinearInput for shared inputs, `e3:mlp_in` / `shared:mlp_act` for experts. */
 export type StatKey = string;
 
@@ -97,13 +141,15 @@ function prefix(x: ExpertSpec): string {
  * (only those some task asked for). Each block run counts as one sample of the running means (the routed rows do not
  * split into whole sequences); OBS and Wanda's per-row ranking are invariant to that scale.
  */
-export function expertStatisticsHook(mode: MoeCalibration, hessians: ReadonlyMap<StatKey, HessianAccumulator>, wanda: ReadonlyMap<StatKey, WandaStats>, counts: ExpertTokenCounts): MoeCapture {
+export function expertStatisticsHook(mode: MoeCalibration, hessians: ReadonlyMap<StatKey, HessianAccumulator>, wanda: ReadonlyMap<StatKey, WandaStats>, counts: ExpertTokenCounts, round: SolveRound): MoeCapture {
   return {
     mode,
     onExpert: async (b) => {
+      const p = prefix(b.expert);
+      // Each expert is counted in the one round that collects its statistics (the shared expert: the last round).
+      if (round.experts !== null && !(b.expert.index === null ? round.shared : round.experts.has(p))) return;
       counts.add(b);
       if (b.rows === 0) return;
-      const p = prefix(b.expert);
       for (const [input, X] of [['mlp_in', b.mlpIn], ['mlp_act', b.mlpAct]] as const) {
         await hessians.get(`${p}:${input}`)?.addBatch(X, 1, b.rows);
         wanda.get(`${p}:${input}`)?.addBatch(X, 1, b.rows);
@@ -112,18 +158,25 @@ export function expertStatisticsHook(mode: MoeCalibration, hessians: ReadonlyMap
   };
 }
 
-/** Records the layer's expert counts in the log and names the starved experts in one log line. */
-export function noteExperts(log: MoeCalibrationLog, layer: LayerSpec, counts: ExpertTokenCounts, say: ((m: string) => void) | undefined): void {
+/** Records the counts of the round's experts in the log (the whole layer, in expert order, once its last round is in). */
+export function noteExperts(log: MoeCalibrationLog, layer: LayerSpec, counts: ExpertTokenCounts, round: SolveRound): void {
   const moe = layer.moe;
   if (!moe) return;
-  const starved: string[] = [];
   for (const x of [...(moe.shared ? [moe.shared] : []), ...moe.experts]) {
     const p = prefix(x);
+    if (round.experts !== null && !(x.index === null ? round.shared : round.experts.has(p))) continue;
     const rows = counts.rows.get(p) ?? 0;
-    const entry: ExpertCalibration = { layer: layer.index, expert: expertName(x), routedTokens: counts.routed.get(p) ?? 0, statisticTokens: rows, starved: rows < log.threshold };
-    log.experts.push(entry);
-    if (entry.starved) starved.push(`${entry.expert} (${rows})`);
+    log.experts.push({ layer: layer.index, expert: expertName(x), routedTokens: counts.routed.get(p) ?? 0, statisticTokens: rows, starved: rows < log.threshold });
   }
+  if (!round.shared) return;
+  const order = (e: ExpertCalibration) => (e.expert === 'shared' ? -1 : e.expert);
+  const mine = log.experts.filter((e) => e.layer === layer.index).sort((a, b) => order(a) - order(b));
+  log.experts.splice(log.experts.length - mine.length, mine.length, ...mine);
+}
+
+/** Names the layer's starved experts in one log line. */
+export function sayStarved(log: MoeCalibrationLog, layer: LayerSpec, say: ((m: string) => void) | undefined): void {
+  const starved = log.experts.filter((e) => e.layer === layer.index && e.starved).map((e) => `${e.expert} (${e.statisticTokens})`);
   if (starved.length > 0) {
     say?.(`layer ${layer.index}: experts ${starved.join(', ')} saw fewer than ${log.threshold} calibration tokens: magnitude pruning and round-to-nearest for their linears`);
   }

@@ -18,6 +18,7 @@ import { checkOutputPath, OutputFolder } from '../export/output-folder.js';
 import { checkOutputTarget, PROGRESS_FILE, readManifest, REPORT_FILE, settleLeftovers, TOPIARY_DIR } from '../export/output-guard.js';
 import { readProgress, ResumeError, runFingerprint, writeProgress, type ProgressRecord } from './resume.js';
 import { QuantizedExporter } from '../export/quantized-export.js';
+import { FusedExpertWriter } from '../export/fused-writer.js';
 import type { Calibration } from '../calib/calibration.js';
 import type { PruneJob } from './job.js';
 import type { ArchSpec } from '../model/arch.js';
@@ -27,7 +28,7 @@ import type { LinearTask } from './prune-plan.js';
 import { needsCalibration } from './methods.js';
 import { owlOutlierRatios } from './owl-scan.js';
 import { owlLayerSparsities } from '../prune/owl.js';
-import { collectStatistics, loadLayer, propagate, solveLayer, writeLayer, type Activations, type RunState } from './layer-stages.js';
+import { collectAndSolve, loadLayer, propagate, writeLayer, type Activations, type RunState } from './layer-stages.js';
 import type { LinearReport, OwlLayer, PruneReport } from './report.js';
 import type { PruneSpec } from '../obs/types.js';
 import { MoeCalibrationLog, starvedBelow } from './moe-stages.js';
@@ -153,7 +154,7 @@ export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
     const tasksByLayer = new Map<number, LinearTask[]>();
     for (const t of tasks) tasksByLayer.set(t.layer, [...(tasksByLayer.get(t.layer) ?? []), t]);
     const run: RunState = {
-      job, folder, engine, exporter, out, activations, runner, read: pLimit(4),
+      job, folder, engine, exporter, out, activations, runner, read: pLimit(4), fusedWriter: new FusedExpertWriter(folder, job.format === 'dense'),
       reports: [...(progress?.reports ?? [])], written: new Set(progress?.written ?? []),
       seconds: { ...(progress?.seconds ?? { forward: 0, statistics: 0, solve: 0, io: 0 }) },
       moe: isMoe ? new MoeCalibrationLog(job.moeCalibration ?? 'routed', starvedBelow(arch.hidden)) : null,
@@ -163,8 +164,7 @@ export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
     for (const layer of arch.layers) {
       if (layer.index < layersDone) continue;
       const ls = await loadLayer(run, layer, tasksByLayer.get(layer.index) ?? []);
-      const stats = await collectStatistics(run, ls);
-      const solved = await solveLayer(run, ls, stats);
+      const solved = await collectAndSolve(run, ls);
       await propagate(run, ls);
       await writeLayer(run, ls, solved);
       // A kill from here on resumes after this layer.
@@ -181,8 +181,10 @@ export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
     for (const name of folder.tensorNames) {
       if (run.written.has(name)) continue;
       const info = folder.info(name);
-      await out.addBytes(name, info.dtype, info.shape, await folder.readBytes(name));
+      if (run.fusedWriter.takes(name)) await run.fusedWriter.add(out, name, await folder.readFloat32(name));
+      else await out.addBytes(run.fusedWriter.outputName(name), info.dtype, info.shape, await folder.readBytes(name));
     }
+    run.fusedWriter.finish();
     const config = exporter.amendConfig({ ...folder.config });
     await out.writeJson('config.json', config);
     for (const [name, value] of exporter.sideFiles()) await out.writeJson(name, value);

@@ -75,6 +75,24 @@ describe('MoE architectures', () => {
     assert.throws(() => describeArchitecture(makeConfig({ ...small, arch: 'qwen3_moe', out: 'x', config: { use_sliding_window: true } }), 'c.json'), /use_sliding_window/);
   });
 
+  it('olmoe: q/k norms over the whole projections, OlmoeConfig defaults, experts of intermediate_size, clip_qkv refused', () => {
+    const arch = describeArchitecture(makeConfig({ ...small, arch: 'olmoe', kvHeads: 2, out: 'x' }), 'c');
+    assert.equal(arch.attention.qkNormScope, 'projection');
+    const shapes = expectedTensors(arch);
+    // OlmoeAttention: q_norm = RMSNorm(hidden), k_norm = RMSNorm(hidden / heads × kv_heads) = 32 / 4 × 2.
+    assert.deepEqual(shapes.get('model.layers.1.self_attn.q_norm.weight'), [32]);
+    assert.deepEqual(shapes.get('model.layers.1.self_attn.k_norm.weight'), [16]);
+    assert.deepEqual(shapes.get('model.layers.1.mlp.gate.weight'), [4, 32]);
+    assert.deepEqual(shapes.get('model.layers.1.mlp.experts.3.gate_proj.weight'), [24, 32]);
+    assert.ok(arch.layers.every((l) => l.moe !== null), 'every OLMoE layer is sparse');
+    // A bare config: OlmoeConfig's defaults (64 experts, top 8, no renormalization, eps 1e-5, θ 10000, 16 heads).
+    const bare = describeArchitecture({ model_type: 'olmoe', hidden_size: 64, num_hidden_layers: 1, intermediate_size: 8, vocab_size: 10 }, 'c');
+    const m = bare.layers[0]!.moe!;
+    assert.deepEqual([m.numExperts, m.topK, m.normTopk, bare.norm.eps, bare.numHeads, bare.headDim, bare.names.lmHead === bare.names.embed], [64, 8, false, 1e-5, 16, 4, false]);
+    assert.equal(bare.positions.kind === 'rope' ? bare.positions.theta : null, 10000);
+    assert.throws(() => describeArchitecture(makeConfig({ ...small, arch: 'olmoe', out: 'x', config: { clip_qkv: 8 } }), 'c.json'), /c\.json: "clip_qkv": 8 \(clamping q\/k\/v\) is not supported/);
+  });
+
   it('routing by hand: softmax, top-k, renormalization', () => {
     // Token 0 logits [0, ln 2, ln 3]: p = [1, 2, 3]/6; top-2 = experts 2 (3/6) and 1 (2/6); renormalized 3/5, 2/5.
     // Token 1 logits [ln 4, 0, 0]: p = [4, 1, 1]/6; top-2 = 0 and 1 (tie with 2 goes to the lower index).
@@ -101,6 +119,8 @@ describe('MoE forward vs the float64 reference', () => {
     { name: 'qwen3_moe with a dense layer (mlp_only_layers), top 3 of 6 without renormalization', o: { ...base, arch: 'qwen3_moe', config: { mlp_only_layers: [0], num_experts: 6, num_experts_per_tok: 3, norm_topk_prob: false } } },
     { name: 'mixtral (GQA, 4 experts top 2), bf16', o: { ...base, arch: 'mixtral', kvHeads: 2, dtype: 'bf16' } },
     { name: 'qwen2_moe (shared expert + sigmoid gate, q/k/v bias)', o: { ...base, arch: 'qwen2_moe' } },
+    { name: 'olmoe (whole-projection q/k norms, GQA, 6 experts top 2, no renormalization)', o: { ...base, arch: 'olmoe', kvHeads: 2, config: { num_experts: 6 } } },
+    { name: 'olmoe with norm_topk_prob, top 3 of 5, f16', o: { ...base, arch: 'olmoe', dtype: 'f16', config: { num_experts: 5, num_experts_per_tok: 3, norm_topk_prob: true } } },
   ];
   for (const c of cases) {
     it(c.name, async () => {

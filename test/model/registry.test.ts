@@ -318,7 +318,7 @@ test('clear errors: unknown model_type lists the supported ones; bad fields name
     for (const t of ['llama', 'mistral', 'qwen2', 'qwen3', 'opt', 'gpt2', 'gpt_neox', 'phi3', 'gemma']) assert.ok(e.message.includes(t));
     return true;
   });
-  assert.deepEqual([...SUPPORTED_MODEL_TYPES].sort(), ['gemma', 'gemma2', 'gemma3', 'gemma3_text', 'gpt2', 'gpt_neox', 'llama', 'mistral', 'mixtral', 'olmo2', 'opt', 'phi3', 'qwen2', 'qwen2_moe', 'qwen3', 'qwen3_moe', 'smollm3']);
+  assert.deepEqual([...SUPPORTED_MODEL_TYPES].sort(), ['gemma', 'gemma2', 'gemma3', 'gemma3_text', 'gpt2', 'gpt_neox', 'llama', 'mistral', 'mixtral', 'olmo2', 'olmoe', 'opt', 'phi3', 'qwen2', 'qwen2_moe', 'qwen3', 'qwen3_moe', 'smollm3']);
   assert.throws(() => describeArchitecture({}, 'c'), /c: "model_type" is missing/);
   assert.throws(() => describeArchitecture({ model_type: 'toString' }, 'c'), /model_type "toString" is not supported/);
   assert.throws(() => describeArchitecture({ ...llamaConfig, hidden_size: -4 }, 'c'), /c: "hidden_size" must be a positive integer, got -4/);
@@ -544,4 +544,15 @@ test('gemma3: transformers v5 naming (model.language_model.…, lm_head) where t
     assert.equal(old.names.lmHead, 'language_model.lm_head.weight');
     assert.equal(old.layers[0]!.linears[0]!.weight, 'language_model.model.layers.0.self_attn.q_proj.weight');
   }
+});
+
+test('MoE config classes\' attribute_map: the other expert-count spelling is read, and wins when both are present', () => {
+  const base = { hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 40, max_position_embeddings: 128, num_experts_per_tok: 2 };
+  const experts = (c: Record<string, unknown>): number | undefined => describeArchitecture(c, 'c').layers[0]!.moe?.numExperts;
+  // MixtralConfig: attribute_map = {"num_experts": "num_local_experts"}.
+  assert.equal(experts({ ...base, model_type: 'mixtral', num_experts: 4 }), 4);
+  assert.equal(experts({ ...base, model_type: 'mixtral', num_local_experts: 6, num_experts: 4 }), 4);
+  // Qwen3MoeConfig / OlmoeConfig: attribute_map = {"num_local_experts": "num_experts"}.
+  assert.equal(experts({ ...base, model_type: 'qwen3_moe', moe_intermediate_size: 16, num_local_experts: 4 }), 4);
+  assert.equal(experts({ ...base, model_type: 'olmoe', num_local_experts: 4, num_experts: 6 }), 4);
 });
