@@ -1,10 +1,11 @@
 // `topiary inspect <model> [--json]`: architecture, parameter counts, dtypes, shards and per-linear sparsity / N:M
 // pattern of a local model folder, plus the quantization scheme and per-linear stored format of a GPTQ or
-// compressed-tensors folder (see src/model/inspect.ts for what is computed).
+// compressed-tensors folder (see src/model/inspect.ts for what is computed, src/cli/inspect-format.ts for the text).
 
 import type { Command } from 'commander';
 import { ModelFolder } from '../model/model-folder.js';
-import { formatInspect, inspectModel } from '../model/inspect.js';
+import { inspectModel } from '../model/inspect.js';
+import { formatInspect } from './inspect-format.js';
 import { modelArgument } from './model-arg.js';
 import { formatRunRecord, readRunRecord } from './run-record.js';
 

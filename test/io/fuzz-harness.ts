@@ -13,7 +13,8 @@
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ModelFolder, ModelFolderError } from '../../src/model/model-folder.js';
-import { formatInspect, inspectModel } from '../../src/model/inspect.js';
+import { inspectModel } from '../../src/model/inspect.js';
+import { formatInspect } from '../../src/cli/inspect-format.js';
 import { SafetensorsError } from '../../src/io/safetensors-reader.js';
 import { SafetensorsWriter } from '../../src/io/safetensors-writer.js';
 import { InputFileError } from '../../src/io/input-file.js';

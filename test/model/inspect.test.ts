@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { ModelFolder } from '../../src/model/model-folder.js';
-import { formatInspect, inspectModel, type InspectReport, type LinearReport } from '../../src/model/inspect.js';
+import { inspectModel, type InspectReport, type LinearSummary } from '../../src/model/inspect.js';
+import { formatInspect } from '../../src/cli/inspect-format.js';
 import { REPO_ROOT } from '../shared-data.js';
 import { Rng, tempDir } from '../io/st-bytes.js';
 import { TINY_GPT2, TINY_LLAMA, writeTinyModel } from './tiny-model.js';
@@ -46,7 +47,7 @@ function llamaFill(name: string, shape: readonly number[]): Float32Array | undef
   }
 }
 
-function byName(r: InspectReport): Map<string, LinearReport> {
+function byName(r: InspectReport): Map<string, LinearSummary> {
   return new Map(r.linears.map((l) => [l.name, l]));
 }
 

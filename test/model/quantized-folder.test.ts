@@ -13,7 +13,8 @@ import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ModelFolder, ModelFolderError } from '../../src/model/model-folder.js';
-import { formatInspect, inspectModel, type InspectReport, type LinearReport } from '../../src/model/inspect.js';
+import { inspectModel, type InspectReport, type LinearSummary } from '../../src/model/inspect.js';
+import { formatInspect } from '../../src/cli/inspect-format.js';
 import { writeSafetensorsFile, type TensorToWrite } from '../../src/io/safetensors-writer.js';
 import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits, toFloat32 } from '../../src/io/dtype.js';
 import type { LinearSpec } from '../../src/model/arch.js';
@@ -268,7 +269,7 @@ function storedBytes(ts: readonly EncodedTensor[]): number {
   return ts.reduce((a, t) => a + t.bytes.byteLength, 0);
 }
 
-function checkLinearReports(b: Built, r: InspectReport): Map<string, LinearReport> {
+function checkLinearReports(b: Built, r: InspectReport): Map<string, LinearSummary> {
   const byName = new Map(r.linears.map((l) => [l.name, l]));
   assert.equal(r.linears.length, 35);
   let zeros = 0;
