@@ -10,6 +10,7 @@ import type { Calibration } from '../calib/calibration.js';
 import type { LinearTask } from './prune-plan.js';
 import type { LinearReport } from './report.js';
 import type { MemoryRequest } from './memory-plan.js';
+import type { RefineMethod } from '../prune/refine.js';
 
 export interface QuantRequest extends QuantSpec {
   readonly actOrder: boolean;
@@ -37,6 +38,8 @@ export interface PruneJob {
   readonly keepUnquantized?: (weightName: string) => boolean;
   /** Default uniform. */
   readonly profile?: SparsityProfile;
+  /** Training-free refinement after the SparseGPT / Wanda solves (src/prune/refine.ts); default none. */
+  readonly refine?: RefineMethod;
   readonly format: ExportFormat;
   readonly device: Device;
   /** Sequences per block run (default: about 4096 tokens' worth). */
