@@ -6,10 +6,14 @@
 #   a generated llama (random weights, stories260K's tokenizer; its perplexity is near-random, so the table gives the
 #     layer objective Σ ½·tr((W−Ŵ)H(W−Ŵ)ᵀ) over all linears before and after the refinement instead).
 # Times are wall seconds of the prune command (2 shared CPU cores: compare within one run of this script only).
-# Usage: bash scripts/eval-refine.sh [data root, default ../shared]   (after npm run build; ~40 min on 2 busy cores)
+# Usage: bash scripts/eval-refine.sh [data root, default ../shared] [all|stories|dense|0.5|0.6|0.7|2:4|generated]
+#   (after npm run build; ~70 min on 2 busy cores for all). Each part's rows go to eval/records-refine/PART.rows; the
+#   table is assembled from the rows files there, so one part can be rerun (or several run side by side) alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED="${1:-../shared}"
+PART="${2:-all}"
+R="eval/records-refine"; mkdir -p "$R"
 M="$SHARED/models/stories260K"
 O="$(mktemp -d)"; trap 'rm -rf "$O"' EXIT
 CLI="node dist/src/cli/main.js"
@@ -27,22 +31,33 @@ report_cells() {
 }
 
 ppl() { # model dir, dataset
-  $CLI eval "$1" --dataset "$2" --seqlen 256 --data-dir "$SHARED/datasets" --quiet --json "$O/e.json" > /dev/null
-  node -e 'console.log(require(process.argv[1]).ppl.toFixed(2))' "$O/e.json"
+  local j; j="$O/$(basename "$1")-$2.json"
+  $CLI eval "$1" --dataset "$2" --seqlen 256 --data-dir "$SHARED/datasets" --quiet --json "$j" > /dev/null
+  node -e 'console.log(require(process.argv[1]).ppl.toFixed(2))' "$j"
 }
 
 TARGETS=("--sparsity 0.5" "--sparsity 0.6" "--sparsity 0.7" "--nm 2:4")
 label() { case "$1" in "--nm 2:4") echo "2:4";; *) echo "${1#--sparsity } ";; esac; }
 
-rows="| dense | — | — | — | $(ppl "$M" tinystories) | $(ppl "$M" wikitext2) | — | — | — | — |"$'\n'
-for T in "${TARGETS[@]}"; do for meth in sparsegpt wanda; do for P in uniform owl; do for R in none admm; do
-  out="$O/run"; rm -rf "$out"
-  # shellcheck disable=SC2086
-  $CLI prune "$M" --method $meth $T --profile $P --refine $R "${COMMON[@]}" --out "$out" > /dev/null
-  rows="$rows| $meth | $(label "$T") | $P | $R | $(ppl "$out" tinystories) | $(ppl "$out" wikitext2) | $(report_cells "$out") |"$'\n'
-  printf "%s" "$rows" | tail -1 >&2
-done; done; done; done
+# Part files: stories-dense.rows, stories-0.5.rows, …, stories-2of4.rows, generated.rows.
+if [ "$PART" = all ] || [ "$PART" = stories ] || [ "$PART" = dense ]; then
+  echo "| dense | — | — | — | $(ppl "$M" tinystories) | $(ppl "$M" wikitext2) | — | — | — | — |" > "$R/stories-dense.rows"
+fi
+for T in "${TARGETS[@]}"; do
+  L="$(label "$T" | tr -d ' ')"; F="${L/:/of}" # 2:4 → 2of4 in file names (the tokenizer loader reads "a:b" paths as URLs)
+  if [ "$PART" != all ] && [ "$PART" != stories ] && [ "$PART" != "$L" ]; then continue; fi
+  rows=""
+  for meth in sparsegpt wanda; do for P in uniform owl; do for REF in none admm; do
+    out="$O/run-$F"; rm -rf "$out"
+    # shellcheck disable=SC2086
+    $CLI prune "$M" --method $meth $T --profile $P --refine $REF "${COMMON[@]}" --out "$out" > /dev/null
+    rows="$rows| $meth | $(label "$T") | $P | $REF | $(ppl "$out" tinystories) | $(ppl "$out" wikitext2) | $(report_cells "$out") |"$'\n'
+    printf "%s" "$rows" | tail -1 >&2
+  done; done; done
+  printf "%s" "$rows" > "$R/stories-$F.rows"
+done
 
+if [ "$PART" = all ] || [ "$PART" = generated ]; then
 G="$O/gen"
 node dist/scripts/gen-model.js --arch llama --hidden 128 --layers 4 --heads 4 --intermediate 344 --vocab 512 --seed 0 --tokenizer-from "$M" --out "$G" > /dev/null
 grows=""
@@ -53,7 +68,12 @@ for T in "${TARGETS[@]}"; do for meth in sparsegpt wanda; do for P in uniform ow
   grows="$grows| $meth | $(label "$T") | $P | $(report_cells "$out") |"$'\n'
   printf "%s" "$grows" | tail -1 >&2
 done; done; done
+printf "%s" "$grows" > "$R/generated.rows"
+fi
 
+for f in stories-dense stories-0.5 stories-0.6 stories-0.7 stories-2of4 generated; do
+  if [ ! -f "$R/$f.rows" ]; then echo "eval-refine: $R/$f.rows is missing (run that part); eval/refine.md not written" >&2; exit 0; fi
+done
 {
   echo "# Mask refinement (\`--refine admm\`) vs SparseGPT, Wanda and OWL"
   echo
@@ -66,12 +86,12 @@ done; done; done
   echo
   echo "| method | target | profile | refine | TinyStories ppl | WikiText-2 ppl | objective | change | prune s | refine s |"
   echo "|---|---|---|---|---:|---:|---:|---:|---:|---:|"
-  printf "%s" "$rows"
+  cat "$R/stories-dense.rows" "$R/stories-0.5.rows" "$R/stories-0.6.rows" "$R/stories-0.7.rows" "$R/stories-2of4.rows"
   echo
   echo "## Generated llama (hidden 128, 4 layers, intermediate 344, random weights)"
   echo
   echo "| method | target | profile | objective | change | prune s | refine s |"
   echo "|---|---|---|---:|---:|---:|---:|"
-  printf "%s" "$grows"
+  cat "$R/generated.rows"
 } > eval/refine.md
 cat eval/refine.md
