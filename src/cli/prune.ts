@@ -27,6 +27,7 @@ import { defaultBatch } from '../forward/forward.js';
 import { needsCalibration } from '../pipeline/methods.js';
 import { chooseBackend, DEFAULT_MEMORY_FRACTION, OFFLOAD_CHOICES, type MemoryRequest } from '../pipeline/memory-plan.js';
 import { THREADS_FLAG, THREADS_HELP } from './threads.js';
+import { REFINE_METHODS } from '../prune/refine.js';
 
 interface CommonFlags {
   out?: string;
@@ -70,6 +71,7 @@ interface PruneFlags extends CommonFlags {
   profile: string;
   owlM: string;
   owlLambda: string;
+  refine: string;
 }
 
 /** `--profile`, `--owl-m`, `--owl-lambda` (defaults M = 5, λ = 0.08: luuyin/OWL's README settings for LLaMA). */
@@ -255,6 +257,12 @@ async function runJob(job: PruneJob, evalSets: string[], f: CommonFlags, label: 
   const t = result.report.totals;
   process.stdout.write(`wrote ${result.outDir}: ${t.prunedLinears}/${t.linears} linears changed, linear sparsity ${(t.linearSparsity * 100).toFixed(2)}%` +
     `${t.choleskyRetries ? `, ${t.choleskyRetries} Cholesky retries (see ${REPORT_FILE})` : ''}, ${result.report.seconds['total']!.toFixed(1)} s\n`);
+  const refined = result.report.linears.flatMap((l) => (l.refine ? [l.refine] : []));
+  if (refined.length > 0) {
+    const before = refined.reduce((a, r) => a + r.objectiveBefore, 0), after = refined.reduce((a, r) => a + r.objectiveAfter, 0);
+    process.stdout.write(`refine ${job.refine}: layer objective Σ ½·tr(ΔHΔᵀ) ${before.toPrecision(5)} → ${after.toPrecision(5)}`
+      + ` (${before > 0 ? ((after / before - 1) * 100).toFixed(1) : '0.0'} %) over ${refined.length} linears, ${(result.report.seconds['refine'] ?? 0).toFixed(1)} s\n`);
+  }
   if (evalSets.length > 0) {
     await evaluateDatasets(result.outDir, evalSets, {
       device: job.device,
@@ -279,7 +287,8 @@ export function register(program: Command): void {
       .option('--min-layer-keep <f>', 'with --scope global: share of its weights every linear keeps at least', '0.1')
       .option('--profile <p>', 'uniform (every layer at the target) | owl (outlier-weighted layer budgets, same mean)', 'uniform')
       .option('--owl-m <M>', 'with --profile owl: a metric entry above M × its layer\'s mean is an outlier', '5')
-      .option('--owl-lambda <λ>', 'with --profile owl: layer sparsities spread over target ± λ', '0.08'),
+      .option('--owl-lambda <λ>', 'with --profile owl: layer sparsities spread over target ± λ', '0.08')
+      .option('--refine <r>', 'none | admm (after sparsegpt/wanda: ALPS-style ADMM + back-solve on the layer objective with H)', 'none'),
   ).action(async (model: string, f: PruneFlags) => {
     const method = parseMethod(f.method);
     if ((f.sparsity === undefined) === (f.nm === undefined)) throw new PlanError('give exactly one of --sparsity S and --nm N:M');
@@ -304,6 +313,10 @@ export function register(program: Command): void {
     const minKeep = Number(f.minLayerKeep);
     if (!(minKeep > 0 && minKeep <= 1)) throw new PlanError(`--min-layer-keep ${f.minLayerKeep}: a share in (0, 1]`);
     const profile = parseProfile(f);
+    const refine = REFINE_METHODS.find((r) => r === f.refine);
+    if (refine === undefined) throw new PlanError(`--refine ${f.refine}: choose ${REFINE_METHODS.join(' or ')}`);
+    if (refine !== 'none' && method === 'magnitude' && recipe === undefined) throw new PlanError(`--refine ${refine} applies after --method sparsegpt or wanda (it refines against the calibration Hessian, which magnitude does not read)`);
+    if (refine !== 'none' && f.wbits !== undefined) throw new PlanError(`--refine ${refine} with --wbits: refinement moves weights off the quantization grid; prune with --refine first, then \`topiary quantize\` the result`);
     if (profile.kind === 'owl' && global) throw new PlanError('--profile owl with --scope global: choose one way of spreading the sparsity');
     const plan = (folder: ModelFolder): LinearTask[] => planLinears(folder.arch, {
       method, target, maskRule, blocksize, ...(ignore ? { ignore } : {}), ...(recipe ? { recipe } : {}),
@@ -311,7 +324,7 @@ export function register(program: Command): void {
     const { job, evalSets } = await buildJob(model, f, global && target.kind === 'unstructured'
       ? (folder) => globalMagnitudeTasks(folder, plan(folder), target.sparsity, minKeep, (m) => { if (!f.quiet) process.stderr.write(`${m}\n`); })
       : plan, maskRule, quantIgnore === null ? NO_EXCLUSION : { flag: '--quant-ignore', test: (w) => quantIgnore.test(w) });
-    await runJob({ ...job, profile }, evalSets, f, 'prune');
+    await runJob({ ...job, profile, refine }, evalSets, f, 'prune');
   });
 
   addCommonOptions(

@@ -10,6 +10,7 @@ import type { Calibration } from '../calib/calibration.js';
 import type { LinearTask } from './prune-plan.js';
 import type { LinearReport } from './report.js';
 import type { MemoryRequest } from './memory-plan.js';
+import type { RefineMethod } from '../prune/refine.js';
 
 /** How sparsity is spread over the layers: as planned, or OWL's outlier-weighted budgets (hyper-parameters M, λ). */
 export type SparsityProfile = { readonly kind: 'uniform' } | { readonly kind: 'owl'; readonly m: number; readonly lambda: number };
@@ -33,6 +34,8 @@ export interface PruneJob {
   readonly keepUnquantized?: (weightName: string) => boolean;
   /** Default uniform. */
   readonly profile?: SparsityProfile;
+  /** Training-free refinement after the SparseGPT / Wanda solves (src/prune/refine.ts); default none. */
+  readonly refine?: RefineMethod;
   readonly format: ExportFormat;
   readonly device: Device;
   /** Sequences per block run (default: about 4096 tokens' worth). */

@@ -25,9 +25,10 @@ import type { OutputFolder } from '../export/output-folder.js';
 import type { QuantizedExporter } from '../export/quantized-export.js';
 import type { PruneJob } from './job.js';
 import type { LinearTask } from './prune-plan.js';
-import { solveTask, statisticsOf, type InputStatistics } from './methods.js';
+import { refines, solveTask, statisticsOf, type InputStatistics } from './methods.js';
+import { admmRefine } from '../prune/refine.js';
 import { forEachBatch, WriteBehind, type ActivationStore } from './activation-store.js';
-import { linearReport, type LinearReport } from './report.js';
+import { linearReport, type LinearReport, type RefineReport } from './report.js';
 import {
   ExpertTokenCounts, expertStatisticsHook, isSharedInput, MOE_EXPERT_BATCH, noteExperts, resolveStarved, sayStarved, solveRounds, statKey,
   type MoeCalibrationLog, type SolveRound, type StatKey,
@@ -38,6 +39,8 @@ export interface PhaseSeconds {
   forward: number;
   statistics: number;
   solve: number;
+  /** `--refine` after the solves (also counted in each linear's seconds, not in `solve`). */
+  refine: number;
   io: number;
 }
 
@@ -141,7 +144,7 @@ export async function collectStatistics(run: RunState, ls: LayerState, round: So
   for (const t of round.tasks) {
     const { inFeatures: cols } = t.linear;
     const input = statKey(ls.layer, t.linear);
-    for (const need of statisticsOf(t, quantizes(run, t.linear))) {
+    for (const need of statisticsOf(t, quantizes(run, t.linear), run.job.refine ?? 'none')) {
       if (need === 'hessian' && !hessians.has(input)) hessians.set(input, new HessianAccumulator(run.engine, cols));
       if (need === 'wanda' && !wanda.has(input)) wanda.set(input, new WandaStats(cols));
     }
@@ -204,6 +207,11 @@ export async function solveLayer(run: RunState, ls: LayerState, stats: LayerStat
       if (!w) throw new Error(`internal: no Wanda statistic was collected for input ${input}`);
       return w.scalerRow;
     },
+    hessian: () => {
+      const acc = stats.hessians.get(input);
+      if (!acc) throw new Error(`internal: no Hessian was collected for input ${input}`);
+      return acc.H;
+    },
   });
   const reports: LinearReport[] = [];
   const quantResults = new Map<string, QuantResult>();
@@ -217,7 +225,7 @@ export async function solveLayer(run: RunState, ls: LayerState, stats: LayerStat
     const rows = l.outFeatures, cols = l.inFeatures;
     const W = toRowsCols(stored, l);
     const ts = performance.now();
-    const res = await solveTask(t, {
+    let res = await solveTask(t, {
       engine, W, rows, cols, maskRule: job.maskRule, blocksize: job.blocksize, percdamp: job.percdamp,
       quant: quantizes(run, l) ? job.quant : null, stats: inputStats,
     }).catch((e: unknown) => {
@@ -225,11 +233,20 @@ export async function solveLayer(run: RunState, ls: LayerState, stats: LayerStat
       if (e instanceof SolverInputError || e instanceof NotPositiveDefiniteError) throw new LinearSolveError(l.weight, ls.layer.index, folder.info(l.weight).file, e.message);
       throw e;
     });
-    const seconds = (performance.now() - ts) / 1000;
+    const solveSeconds = (performance.now() - ts) / 1000;
     if (res && res.choleskyRetries > 0) {
       job.log?.(`${l.weight}: the Cholesky factorization needed ${res.choleskyRetries} retries with 10× damping (λ = ${res.dampUsed.toPrecision(3)})`);
     }
-    run.seconds.solve += seconds;
+    run.seconds.solve += solveSeconds;
+    const refine = job.refine ?? 'none';
+    let refined: RefineReport | null = null;
+    if (res && t.kind === 'prune' && refines(t, refine) && !res.quant) {
+      const r = await admmRefine(engine, W, rows, cols, inputStats.hessian(), res.W, res.mask, t.target, { percdamp: job.percdamp });
+      run.seconds.refine += r.seconds;
+      refined = { method: refine, objectiveBefore: r.objectiveBefore, objectiveAfter: r.objectiveAfter };
+      res = { ...res, W: r.W, mask: r.mask };
+    }
+    const seconds = (performance.now() - ts) / 1000;
     let solvedW = res?.W;
     if (res?.quant) {
       // Dense and packed exports dequantize to the same values: W from the grid as stored.
@@ -239,7 +256,7 @@ export async function solveLayer(run: RunState, ls: LayerState, stats: LayerStat
     }
     const finalW = solvedW ? (isFloatDType(dtype) ? roundTo(dtype, solvedW) : solvedW) : W;
     if (res) ls.weights.set(l.weight, fromRowsCols(finalW, l));
-    const rep = linearReport(t, finalW, rows, cols, res, seconds, exporter.describe(l));
+    const rep = linearReport(t, finalW, rows, cols, res, seconds, exporter.describe(l), refined);
     reports.push(rep);
     job.onLinear?.(t, rep);
   }

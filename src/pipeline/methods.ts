@@ -12,6 +12,7 @@ import { magnitudePrune } from '../prune/magnitude.js';
 import { gptqQuantize } from '../quant/gptq.js';
 import { gptqSwitches, type QuantScheme } from '../formats/quant-scheme.js';
 import type { SolverQuant } from '../obs/obs-policies.js';
+import type { RefineMethod } from '../prune/refine.js';
 import type { LinearTask, Method } from './prune-plan.js';
 
 /** A statistic of a linear's input gathered in the calibration pass: H = (2/n)·Σ XᵀX, or Wanda's scaler_row ‖X_j‖₂². */
@@ -23,6 +24,8 @@ export interface InputStatistics {
   readonly factor: () => Promise<PreparedHessian>;
   /** Wanda's scaler_row [cols]. */
   readonly scalerRow: () => Float32Array;
+  /** H [cols, cols] as accumulated (undamped; `--refine` reads it, not modified). */
+  readonly hessian: () => Float32Array;
 }
 
 /** Everything a solver needs besides the method's own target. */
@@ -80,10 +83,15 @@ export const METHOD_REGISTRY: { readonly [M in Method]: MethodEntry } = {
   },
 };
 
-/** The statistics a task needs: its method's, plus H when the linear is quantized (GPTQ). */
-export function statisticsOf(task: LinearTask, quantized: boolean): readonly Statistic[] {
+/** Whether `--refine` applies to a task: pruned by SparseGPT or Wanda (magnitude reads no calibration data). */
+export function refines(task: LinearTask, refine: RefineMethod): boolean {
+  return refine !== 'none' && task.kind === 'prune' && (task.method === 'sparsegpt' || task.method === 'wanda');
+}
+
+/** The statistics a task needs: its method's, plus H when the linear is quantized (GPTQ) or refined. */
+export function statisticsOf(task: LinearTask, quantized: boolean, refine: RefineMethod = 'none'): readonly Statistic[] {
   const needs: Statistic[] = task.kind === 'prune' ? [...METHOD_REGISTRY[task.method].needs] : [];
-  if (quantized && !needs.includes('hessian')) needs.push('hessian');
+  if ((quantized || refines(task, refine)) && !needs.includes('hessian')) needs.push('hessian');
   return needs;
 }
 

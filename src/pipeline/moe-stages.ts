@@ -210,6 +210,7 @@ export function resolveStarved(log: MoeCalibrationLog | null, layer: LayerSpec, 
       return identity;
     },
     scalerRow: () => { throw new Error('internal: a starved expert is pruned by magnitude, which needs no scaler_row'); },
+    hessian: () => { throw new Error('internal: a starved expert is pruned by magnitude, which --refine leaves as it is'); },
   };
   const next: LinearTask = task.kind === 'prune'
     ? { ...task, method: 'magnitude', rule: `${task.rule}; ${why}: magnitude${task.method === 'magnitude' ? '' : ` instead of ${task.method}`}, round-to-nearest if quantized` }

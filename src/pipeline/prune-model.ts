@@ -156,7 +156,7 @@ export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
     const run: RunState = {
       job, folder, engine, exporter, out, activations, runner, read: pLimit(4), fusedWriter: new FusedExpertWriter(folder, job.format === 'dense'),
       reports: [...(progress?.reports ?? [])], written: new Set(progress?.written ?? []),
-      seconds: { ...(progress?.seconds ?? { forward: 0, statistics: 0, solve: 0, io: 0 }) },
+      seconds: { refine: 0, ...(progress?.seconds ?? { forward: 0, statistics: 0, solve: 0, io: 0 }) },
       moe: isMoe ? new MoeCalibrationLog(job.moeCalibration ?? 'routed', starvedBelow(arch.hidden)) : null,
     };
     run.moe?.experts.push(...(progress?.moeExperts ?? []));

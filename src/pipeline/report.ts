@@ -31,6 +31,14 @@ export interface LinearReport {
   readonly deadColumns: number;
   readonly quantization: string | null;
   readonly seconds: number;
+  /** `--refine`: the layer objective ½·tr((W − Ŵ)H(W − Ŵ)ᵀ) of the solver's result and of the refined one; null: not refined. */
+  readonly refine: RefineReport | null;
+}
+
+export interface RefineReport {
+  readonly method: string;
+  readonly objectiveBefore: number;
+  readonly objectiveAfter: number;
 }
 
 /** One decoder layer's OWL budget: its outlier ratio (%) and the target its pruned linears got ("61.2 %" or "3:8"). */
@@ -69,7 +77,7 @@ export interface PruneReport {
   readonly versions: RuntimeVersions;
 }
 
-export function linearReport(task: LinearTask, W: Float32Array, rows: number, cols: number, res: SolverResult | null, seconds: number, quantization: string | null): LinearReport {
+export function linearReport(task: LinearTask, W: Float32Array, rows: number, cols: number, res: SolverResult | null, seconds: number, quantization: string | null, refine: RefineReport | null = null): LinearReport {
   const zeroAt = new Uint8Array(W.length);
   let zeros = 0;
   for (let i = 0; i < W.length; i++) if (W[i] === 0) { zeroAt[i] = 1; zeros++; }
@@ -99,5 +107,6 @@ export function linearReport(task: LinearTask, W: Float32Array, rows: number, co
     deadColumns: res ? res.deadColumns.length : 0,
     quantization,
     seconds,
+    refine,
   };
 }

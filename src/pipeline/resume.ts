@@ -40,7 +40,7 @@ export interface ProgressRecord {
   readonly packedModules: readonly string[];
   /** MoE: the experts' token counts of the layers done (null for dense models). */
   readonly moeExperts: readonly ExpertCalibration[] | null;
-  readonly seconds: { readonly forward: number; readonly statistics: number; readonly solve: number; readonly io: number };
+  readonly seconds: { readonly forward: number; readonly statistics: number; readonly solve: number; readonly refine?: number; readonly io: number };
 }
 
 /** The flags that only change how a run talks or where it may put things, not what it writes. */
@@ -74,7 +74,7 @@ export async function runFingerprint(job: PruneJob, folder: ModelFolder, calibra
   h.update(JSON.stringify(commandFingerprint(job.commandLine)));
   h.update(JSON.stringify({
     tasks: job.tasks, maskRule: job.maskRule, blocksize: job.blocksize, percdamp: job.percdamp, quant: job.quant, format: job.format,
-    device: job.device, batch: job.batch ?? null, maxShardBytes: job.maxShardBytes ?? null, profile: job.profile ?? { kind: 'uniform' },
+    device: job.device, batch: job.batch ?? null, maxShardBytes: job.maxShardBytes ?? null, profile: job.profile ?? { kind: 'uniform' }, ...(job.refine && job.refine !== 'none' ? { refine: job.refine } : {}),
     keepUnquantized: job.tasks.map((t) => t.linear.weight).filter((w) => job.keepUnquantized?.(w) ?? false),
   }));
   if (calibration) {
