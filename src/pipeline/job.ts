@@ -37,6 +37,11 @@ export interface PruneJob {
   readonly keepUnquantized?: (weightName: string) => boolean;
   /** Default uniform. */
   readonly profile?: SparsityProfile;
+  /**
+   * OWL's per-layer outlier ratios measured on these same windows and this M by an earlier run (`topiary sweep` reuses
+   * the first OWL run's); absent: the dense pass measures them.
+   */
+  readonly owlRatios?: readonly number[];
   readonly format: ExportFormat;
   readonly device: Device;
   /** Sequences per block run (default: about 4096 tokens' worth). */
