@@ -28,8 +28,11 @@ function isRefine(v: unknown): v is RefineRecord {
     && 'objectiveBefore' in v && typeof v.objectiveBefore === 'number' && 'objectiveAfter' in v && typeof v.objectiveAfter === 'number';
 }
 
-/** The refinement of a linear, null when it was not refined or the report predates the field. */
-export function refineOf(l: LinearReport): RefineRecord | null {
+/**
+ * The refinement of a linear (a LinearReport as read from JSON), null when it was not refined, the report predates
+ * the field, or the record is malformed.
+ */
+export function refineOf(l: object): RefineRecord | null {
   const v: unknown = 'refine' in l ? l.refine : null;
   return isRefine(v) ? v : null;
 }
@@ -130,18 +133,21 @@ export function reportCharts(report: PruneReport): Chart[] {
   }
   const refined = linears.flatMap((l, index) => {
     const r = refineOf(l);
-    return r === null ? [] : [{ index, tensor: l.tensor, method: r.method, before: r.objectiveBefore, after: r.objectiveAfter }];
+    return r === null ? [] : [{ index, tensor: l.tensor, label: `${l.layer} ${l.role}`, method: r.method, before: r.objectiveBefore, after: r.objectiveAfter }];
   });
+  // Short axis labels ("3 mlp.down") where they are unique, the tensor names otherwise.
+  const unique = new Set(refined.map((r) => r.label)).size === refined.length;
   if (refined.length > 0) {
     const points = refined.flatMap((r) => [
-      { tensor: r.tensor, index: r.index, stage: 'before refinement', objective: r.before },
-      { tensor: r.tensor, index: r.index, stage: 'after refinement', objective: r.after },
+      { tensor: r.tensor, label: unique ? r.label : r.tensor, index: r.index, stage: 'before refinement', objective: r.before },
+      { tensor: r.tensor, label: unique ? r.label : r.tensor, index: r.index, stage: 'after refinement', objective: r.after },
     ]);
-    const x = { field: 'tensor', type: 'nominal', title: 'linear', sort: { field: 'index' }, axis: refined.length > 40 ? { labels: false, ticks: false } : { labelAngle: -60, labelLimit: 220 } } as const;
+    const x = { field: 'label', type: 'nominal', title: 'linear (layer, role)', sort: { field: 'index' }, axis: refined.length > 80 ? { labels: false, ticks: false } : { labelAngle: -60, labelLimit: 220 } } as const;
     const y = { field: 'objective', type: 'quantitative', title: 'layer objective ‖WX − ŴX‖²', scale: { type: 'log' } } as const;
     charts.push({
       id: 'refine', title: 'OBS objective before / after refinement',
-      note: `Refinement (${[...new Set(refined.map((r) => r.method))].join(', ')}) of ${refined.length} linears; the objective never rises.`,
+      note: `Refinement (${[...new Set(refined.map((r) => r.method))].join(', ')}) of ${refined.length} linears: summed objective ` +
+        `${refined.reduce((t, r) => t + r.before, 0).toPrecision(4)} before, ${refined.reduce((t, r) => t + r.after, 0).toPrecision(4)} after.`,
       spec: { $schema: SCHEMA, data: { values: points.map((p) => ({ ...p })) }, width: Math.max(300, Math.min(900, 12 * refined.length)), height: 240,
         layer: [
           { mark: { type: 'line', color: '#bbb' }, encoding: { x, y, detail: { field: 'tensor', type: 'nominal' } } },
