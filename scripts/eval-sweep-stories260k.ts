@@ -34,7 +34,7 @@ try {
   // The table names the folder it was written to; here that is a temporary one.
   const md = readFileSync(join(out, 'sweep.md'), 'utf8').replaceAll(out, 'OUT').replaceAll(f.model, '<stories260K>');
   writeFileSync(join(ROOT, 'eval', 'sweep-stories260k.md'),
-    md.replace(/^# (.*)\n/, `# $1\n\nMade by \`node dist/scripts/eval-sweep-stories260k.js\`; the plot is \`eval/sweep-stories260k.svg\`.\n`));
+    md.replace(/^# (.*)\n/, `# $1\n\nMade by \`node dist/scripts/eval-sweep-stories260k.js\`; the plot is \`eval/sweep-stories260k.svg\`. The prune seconds are\nwall-clock on whatever machine ran it (here two cores shared with other jobs; alone a 50 % SparseGPT prune takes ~4 s).\n`));
   copyFileSync(join(out, 'sweep.svg'), join(ROOT, 'eval', 'sweep-stories260k.svg'));
 } finally {
   rmSync(work, { recursive: true, force: true });
