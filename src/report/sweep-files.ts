@@ -55,6 +55,7 @@ export function sweepPlotSpec(result: SweepResult): TopLevelSpec {
   const y = { field: 'ppl', type: 'quantitative', title: 'perplexity (log scale)', scale: { type: 'log' } } as const;
   const x = { field: 'sparsity', type: 'quantitative', title: 'sparsity', axis: { format: '.0%' }, scale: { zero: false } } as const;
   const color = { field: 'series', type: 'nominal', title: 'method / profile' } as const;
+  const hasNm = values.some((v) => v.pattern !== 'unstructured' && v.pattern !== 'dense');
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: `Perplexity against sparsity: ${result.model.split('/').filter(Boolean).pop() ?? result.model}`,
@@ -68,14 +69,16 @@ export function sweepPlotSpec(result: SweepResult): TopLevelSpec {
         { transform: [{ filter: "datum.pattern === 'dense'" }], mark: { type: 'rule', strokeDash: [4, 4], color: '#555' }, encoding: { y } },
         {
           transform: [{ filter: "datum.pattern === 'dense'" }],
-          mark: { type: 'text', align: 'left', baseline: 'bottom', dx: 4, dy: -2, color: '#555', x: 0 },
-          encoding: { y, text: { value: 'dense' } },
+          // At the right end, where the curves are far above the dense perplexity (at the left they meet it).
+          mark: { type: 'text', align: 'right', baseline: 'bottom', dx: -4, dy: -2, color: '#555' },
+          encoding: { x: { value: 'width' }, y, text: { value: 'dense' } },
         },
         { transform: [{ filter: "datum.pattern === 'unstructured'" }], mark: { type: 'line', point: true }, encoding: { x, y, color } },
         {
           transform: [{ filter: "datum.pattern !== 'unstructured' && datum.pattern !== 'dense'" }],
           mark: { type: 'point', filled: true, size: 80 },
-          encoding: { x, y, color, shape: { field: 'pattern', type: 'nominal', title: 'N:M', scale: { range: ['square', 'diamond', 'triangle-up', 'cross'] } } },
+          // No N:M legend when the sweep has no N:M setting (the empty layer would still draw its title).
+          encoding: { x, y, color, shape: { field: 'pattern', type: 'nominal', legend: hasNm ? { title: 'N:M' } : null, scale: { range: ['square', 'diamond', 'triangle-up', 'cross'] } } },
         },
       ],
     },
