@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `topiary` command line: one subcommand per job (inspect, eval, prune, quantize). Each subcommand lives in its
+// The `topiary` command line: one subcommand per job (inspect, eval, prune, quantize, sweep, report). Each subcommand lives in its
 // own module under src/cli/ and registers itself on the program here. Errors print one clear line and exit non-zero.
 
 import { Command } from 'commander';
@@ -23,6 +23,8 @@ applyThreadsBeforeAction(program);
 (await import('./inspect.js')).register(program);
 (await import('./eval.js')).register(program);
 (await import('./prune.js')).register(program);
+(await import('./sweep.js')).register(program);
+(await import('./report-html.js')).register(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   const msg = describeError(e);

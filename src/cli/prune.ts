@@ -28,6 +28,8 @@ import { needsCalibration } from '../pipeline/methods.js';
 import { chooseBackend, DEFAULT_MEMORY_FRACTION, OFFLOAD_CHOICES, type MemoryRequest } from '../pipeline/memory-plan.js';
 import { THREADS_FLAG, THREADS_HELP } from './threads.js';
 import { REFINE_METHODS } from '../prune/refine.js';
+import { checkReportTarget, writeReportHtml } from './report-html.js';
+import { readReport } from '../report/report-page.js';
 
 interface CommonFlags {
   out?: string;
@@ -72,6 +74,7 @@ interface PruneFlags extends CommonFlags {
   owlM: string;
   owlLambda: string;
   refine: string;
+  reportHtml?: string;
 }
 
 /** `--profile`, `--owl-m`, `--owl-lambda` (defaults M = 5, λ = 0.08: luuyin/OWL's README settings for LLaMA). */
@@ -288,8 +291,10 @@ export function register(program: Command): void {
       .option('--profile <p>', 'uniform (every layer at the target) | owl (outlier-weighted layer budgets, same mean)', 'uniform')
       .option('--owl-m <M>', 'with --profile owl: a metric entry above M × its layer\'s mean is an outlier', '5')
       .option('--owl-lambda <λ>', 'with --profile owl: layer sparsities spread over target ± λ', '0.08')
-      .option('--refine <r>', 'none | admm (after sparsegpt/wanda: ALPS-style ADMM + back-solve on the layer objective with H)', 'none'),
+      .option('--refine <r>', 'none | admm (after sparsegpt/wanda: ALPS-style ADMM + back-solve on the layer objective with H)', 'none')
+      .option('--report-html <file>', 'also write the run\'s report as one self-contained HTML page of charts (as `topiary report`)'),
   ).action(async (model: string, f: PruneFlags) => {
+    if (f.reportHtml !== undefined) await checkReportTarget(f.reportHtml, Boolean(f.force), '--report-html');
     const method = parseMethod(f.method);
     if ((f.sparsity === undefined) === (f.nm === undefined)) throw new PlanError('give exactly one of --sparsity S and --nm N:M');
     const target: PruneSpec = f.nm !== undefined ? parseNM(f.nm) : parseSparsity(f.sparsity!);
@@ -325,6 +330,7 @@ export function register(program: Command): void {
       ? (folder) => globalMagnitudeTasks(folder, plan(folder), target.sparsity, minKeep, (m) => { if (!f.quiet) process.stderr.write(`${m}\n`); })
       : plan, maskRule, quantIgnore === null ? NO_EXCLUSION : { flag: '--quant-ignore', test: (w) => quantIgnore.test(w) });
     await runJob({ ...job, profile, refine }, evalSets, f, 'prune');
+    if (f.reportHtml !== undefined) await writeReportHtml((await readReport(resolve(job.out))).report, f.reportHtml, Boolean(f.force), '--report-html');
   });
 
   addCommonOptions(

@@ -200,6 +200,16 @@ export class OutputFolder implements ActiveOutput {
   }
 }
 
+/**
+ * Another partial folder (e.g. `topiary sweep`'s) removed on Ctrl-C / SIGTERM / SIGHUP like a partial output folder,
+ * until the returned function is called (after its commit, or after it was removed on failure).
+ */
+export function removeOnSignal(dir: string): () => void {
+  const entry: ActiveOutput = { committing: false, abortNow: () => rmSync(dir, { recursive: true, force: true }) };
+  active.add(entry);
+  return () => { active.delete(entry); };
+}
+
 const SIGNAL_NUMBERS: Readonly<Record<string, number>> = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 };
 let pendingSignal: NodeJS.Signals | null = null;
 

@@ -36,6 +36,11 @@ export interface PruneJob {
   readonly profile?: SparsityProfile;
   /** Training-free refinement after the SparseGPT / Wanda solves (src/prune/refine.ts); default none. */
   readonly refine?: RefineMethod;
+  /**
+   * OWL's per-layer outlier ratios measured on these same windows and this M by an earlier run (`topiary sweep` reuses
+   * the first OWL run's); absent: the dense pass measures them.
+   */
+  readonly owlRatios?: readonly number[];
   readonly format: ExportFormat;
   readonly device: Device;
   /** Sequences per block run (default: about 4096 tokens' worth). */

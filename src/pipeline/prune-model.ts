@@ -130,7 +130,7 @@ export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
     const runner = new BlockRunner(engine, arch);
     let tasks = job.tasks;
     let owlLayers: OwlLayer[] | null = null;
-    let owlRatios: readonly number[] | null = progress?.owlRatios ?? null;
+    let owlRatios: readonly number[] | null = progress?.owlRatios ?? job.owlRatios ?? null;
     if (calibration) {
       const nseq = calibration.nsamples, T = calibration.seqlen;
       const shape: CalibrationShape = { nseq, T, batch: job.batch ?? defaultBatch(T, nseq) };
