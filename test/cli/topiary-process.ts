@@ -1,7 +1,7 @@
 // Test helper: the compiled `topiary` CLI run as a child process (datasets from the shared folder), its exit code and
 // both streams returned instead of thrown.
 
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { REPO_ROOT, sharedPath } from '../shared-data.js';
@@ -17,4 +17,10 @@ export async function topiary(args: string[]): Promise<{ code: number; stdout: s
     const err = e as { code?: number; stdout?: string; stderr?: string };
     return { code: err.code ?? -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
   }
+}
+
+/** The same, synchronously, with `status` as spawnSync gives it (null when killed by a signal). */
+export function topiarySync(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, TOPIARY_DEBUG: '' } });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }

@@ -6,12 +6,12 @@
 
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { BlockRunner } from '../../src/forward/block-graph.js';
 import { Engine } from '../../src/engine/engine.js';
-import { forward, readLayerWeights } from '../../src/forward/forward.js';
-import type { ArchSpec, LinearInput } from '../../src/model/arch.js';
+import { forward } from '../../src/forward/forward.js';
+import type { ArchSpec } from '../../src/model/arch.js';
 import type { GenerateOptions } from '../../scripts/gen-model.js';
 import { referenceForward, type TensorMap } from '../reference-forward.js';
+import { assertBlockMatchesReference } from './block-parity.js';
 import { allTensors, maxAbs, maxAbsDiff, tempModel, tokenIds } from '../engine/helpers.js';
 
 const TOL = 1e-4;
@@ -115,22 +115,7 @@ describe('new families vs the reference', () => {
         assert.ok(gap > 1e-3, `the family's feature changes the logits by only ${gap}`);
 
         // Layer 0 alone, attention in query chunks of 3 rows, with every linear input captured.
-        const runner = new BlockRunner(engine, arch, { attnChunk: 3 });
-        runner.load(0, await readLayerWeights(m.folder, 0));
-        const H = arch.hidden;
-        const x = new Float32Array(2 * T * H);
-        for (let b = 0; b < 2; b++) x.set(ref.hidden[b]![0]!, b * T * H);
-        const caps: LinearInput[] = ['attn_in', 'attn_out', 'mlp_in', 'mlp_act'];
-        const out = await runner.forward(x, 2, T, new Set(caps));
-        for (let b = 0; b < 2; b++) {
-          assert.ok(maxAbsDiff(out.out.subarray(b * T * H, (b + 1) * T * H), ref.hidden[b]![1]!) < TOL, 'block output');
-          for (const cap of caps) {
-            const want = ref.captured[b]![0]!.get(cap)!;
-            const F = want.length / T;
-            const d = maxAbsDiff(out.captured.get(cap)!.subarray(b * T * F, (b + 1) * T * F), want);
-            assert.ok(d < TOL, `${cap} differs by ${d}`);
-          }
-        }
+        await assertBlockMatchesReference(engine, arch, m.folder, ref, 0, T, TOL);
       } finally {
         await m.dispose();
       }

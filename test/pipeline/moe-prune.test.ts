@@ -5,27 +5,21 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { REPO_ROOT, modelDir } from '../shared-data.js';
+import { modelDir } from '../shared-data.js';
 import { generateModel } from '../../scripts/gen-model.js';
 import { ModelFolder } from '../../src/model/model-folder.js';
 import { SafetensorsFile } from '../../src/io/safetensors-reader.js';
 import { writeSafetensorsFile } from '../../src/io/safetensors-writer.js';
 import { referenceForward } from '../reference-forward.js';
 import { allTensors } from '../engine/helpers.js';
+import { topiarySync as topiary } from '../cli/topiary-process.js';
 
-const CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
 const work = mkdtempSync(join(tmpdir(), 'topiary-moe-'));
 process.on('exit', () => rmSync(work, { recursive: true, force: true }));
 const CALIB = ['--calib', 'tinystories', '--nsamples', '8', '--seqlen', '32'];
-
-function topiary(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, TOPIARY_DEBUG: '' } });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 interface ExpertEntry { layer: number; expert: number | 'shared'; routedTokens: number; statisticTokens: number; starved: boolean }
 interface Report {

@@ -8,23 +8,17 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { REPO_ROOT, modelDir } from '../shared-data.js';
+import { modelDir } from '../shared-data.js';
 import { ModelFolder } from '../../src/model/model-folder.js';
 import { generateModel, type GenerateOptions } from '../../scripts/gen-model.js';
+import { topiarySync as topiary } from '../cli/topiary-process.js';
 
-const CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
 const TOKENIZER = modelDir('stories260K');
 const work = mkdtempSync(join(tmpdir(), 'topiary-prune-variants-'));
 process.on('exit', () => rmSync(work, { recursive: true, force: true }));
-
-function topiary(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, TOPIARY_DEBUG: '' } });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 function evalPpl(dir: string, name: string): number {
   const json = join(work, `${name}.json`);

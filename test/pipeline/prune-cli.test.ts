@@ -12,16 +12,12 @@ import { REPO_ROOT, modelDir } from '../shared-data.js';
 import { ModelFolder } from '../../src/model/model-folder.js';
 import { SafetensorsFile } from '../../src/io/safetensors-reader.js';
 import { writeSafetensorsFile } from '../../src/io/safetensors-writer.js';
+import { topiarySync as topiary } from '../cli/topiary-process.js';
 
 const CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
 const MODEL = modelDir('stories260K');
 const work = mkdtempSync(join(tmpdir(), 'topiary-prune-'));
 process.on('exit', () => rmSync(work, { recursive: true, force: true }));
-
-function topiary(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, TOPIARY_DEBUG: '' } });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 const CALIB = ['--calib', 'tinystories', '--nsamples', '16', '--seqlen', '128', '--quiet'];
 

@@ -6,26 +6,20 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { REPO_ROOT, modelDir } from '../shared-data.js';
+import { modelDir } from '../shared-data.js';
 import { ModelFolder } from '../../src/model/model-folder.js';
 import { loadCalibrationTokens } from '../../src/calib/calibration.js';
 import type { PruneReport } from '../../src/pipeline/report.js';
 import { referenceForward } from '../reference-forward.js';
 import { allTensors } from '../engine/helpers.js';
+import { topiarySync as topiary } from '../cli/topiary-process.js';
 
-const CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
 const MODEL = modelDir('stories260K');
 const work = mkdtempSync(join(tmpdir(), 'topiary-refine-'));
 process.on('exit', () => rmSync(work, { recursive: true, force: true }));
-
-function topiary(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, TOPIARY_DEBUG: '' } });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 const CALIB = ['--calib', 'tinystories', '--nsamples', '16', '--seqlen', '128', '--quiet'];
 
