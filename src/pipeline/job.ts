@@ -10,6 +10,7 @@ import type { Calibration } from '../calib/calibration.js';
 import type { LinearTask } from './prune-plan.js';
 import type { LinearReport } from './report.js';
 import type { MemoryRequest } from './memory-plan.js';
+import type { ActivationDType } from './activation-store.js';
 
 export interface QuantRequest extends QuantSpec {
   readonly actOrder: boolean;
@@ -44,6 +45,8 @@ export interface PruneJob {
   readonly maxShardBytes?: number;
   /** Where the calibration activations live (--max-memory / --offload); absent: in memory, no limit checked. */
   readonly memory?: MemoryRequest;
+  /** Storage dtype of the calibration activations between layers (--activation-dtype); default float32. */
+  readonly activationDType?: ActivationDType;
   /** MoE models: expert statistics from the routed tokens (default) or from all tokens. */
   readonly moeCalibration?: MoeCalibration;
   /** Made lazily: magnitude-only jobs need no calibration data. */

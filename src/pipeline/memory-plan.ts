@@ -1,8 +1,9 @@
 // How much RAM a prune job will want, estimated before it starts, and where its calibration activations live
 // (memory or disk) under --max-memory / --offload. All sizes are bytes of float32 (4 each):
 //
-//   seq          = T·hidden·4                                   one sequence of activations
-//   activations  = memory: nseq·seq | disk: min(2·batch, nseq)·seq (the prefetched batch + the batch being written)
+//   seq          = T·hidden·4                                   one sequence of activations as the block sees them
+//   activations  = memory: nseq·T·hidden·v | disk: min(2·batch, nseq)·seq (the prefetched batch + the batch being
+//                  written), v = the storage dtype's bytes per value (--activation-dtype: 4, or 2 for bf16 / fp16)
 //   per layer (the largest layer counts):
 //     weights    = 4·Σ layer tensors + 3·4·largest linear         (float32 copies; W in [out, in], solved W, rounded W)
 //     hessians   = Σ distinct inputs needing H: 2·cols²·4         (HessianAccumulator keeps H and a spare)
@@ -45,6 +46,8 @@ export interface CalibrationShape {
   readonly T: number;
   /** Sequences per block run. */
   readonly batch: number;
+  /** Bytes per stored activation value (--activation-dtype); default 4 (float32). */
+  readonly valueBytes?: number;
 }
 
 export interface MemoryEstimate {
@@ -105,7 +108,7 @@ function layerBytes(arch: ArchSpec, layer: LayerSpec, tasks: readonly LinearTask
 /** The estimate above for one backend; `quantizing`: the job quantizes (every linear is counted as needing H). */
 export function estimateMemory(arch: ArchSpec, shape: CalibrationShape, tasks: readonly LinearTask[], quantizing: boolean, backend: OffloadBackend): MemoryEstimate {
   const seq = shape.T * arch.hidden * F32;
-  const activations = backend === 'memory' ? shape.nseq * seq : Math.min(2 * shape.batch, shape.nseq) * seq;
+  const activations = backend === 'memory' ? shape.nseq * shape.T * arch.hidden * (shape.valueBytes ?? F32) : Math.min(2 * shape.batch, shape.nseq) * seq;
   let worst = { weights: 0, hessians: 0, factors: 0, wanda: 0, block: 0 };
   let worstSum = -1;
   for (const layer of arch.layers) {
