@@ -6,7 +6,9 @@
 //                  written), v = the storage dtype's bytes per value (--activation-dtype: 4, or 2 for bf16 / fp16)
 //   per layer (the largest layer counts):
 //     weights    = 4·Σ layer tensors + 3·4·largest linear         (float32 copies; W in [out, in], solved W, rounded W)
-//     hessians   = Σ distinct inputs needing H: 2·cols²·4         (HessianAccumulator keeps H and a spare)
+//     hessians   = Σ distinct inputs needing H: cols²·4           (HessianAccumulator updates its one H in place)
+//                  + 2·4·largest slab                            (the engine's two slab intermediates while it does;
+//                                                                  slab = tileRows(cols)·cols values, obs/hessian.ts)
 //     factors    = Σ same inputs: cols²·4 + 3·largest cols²·8     (the kept inverse factors + float64 scratch of one)
 //     wanda      = Σ distinct inputs needing it: 2·cols·4
 //     block      = 2·batch·seq + Σ captured inputs batch·T·cols·4 + Σ every linear's output batch·T·out·4
@@ -23,6 +25,7 @@ import type { ArchSpec, LayerSpec, LinearInput } from '../model/arch.js';
 import { layerSlots } from '../forward/block-graph.js';
 import { DEFAULT_ATTN_CHUNK } from '../forward/block-graph.js';
 import { formatBytes } from '../io/byte-size.js';
+import { tileRows } from '../obs/hessian.js';
 import type { LinearTask } from './prune-plan.js';
 import { statisticsOf } from './methods.js';
 import type { OffloadBackend } from './activation-store.js';
@@ -97,7 +100,7 @@ function layerBytes(arch: ArchSpec, layer: LayerSpec, tasks: readonly LinearTask
   const maxCols = Math.max(0, ...hCols.values());
   return {
     weights: F32 * tensors + 3 * F32 * largest,
-    hessians: sum(hCols, (c) => 2 * c * c * F32),
+    hessians: hCols.size > 0 ? sum(hCols, (c) => c * c * F32) + 2 * F32 * Math.max(...[...hCols.values()].map((c) => tileRows(c) * c)) : 0,
     factors: hCols.size > 0 ? sum(hCols, (c) => c * c * F32) + 3 * maxCols * maxCols * F64 : 0,
     wanda: sum(wCols, (c) => 2 * c * F32),
     block: 2 * batch * T * arch.hidden * F32 + sum(captured, (c) => batch * T * c * F32) + batch * T * outputs * F32
