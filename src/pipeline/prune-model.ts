@@ -157,6 +157,7 @@ export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
       reports: [...(progress?.reports ?? [])], written: new Set(progress?.written ?? []),
       seconds: { ...(progress?.seconds ?? { forward: 0, statistics: 0, solve: 0, io: 0 }) },
       moe: isMoe ? new MoeCalibrationLog(job.moeCalibration ?? 'routed', starvedBelow(arch.hidden)) : null,
+      ledger: job.memoryLedger ?? null,
     };
     run.moe?.experts.push(...(progress?.moeExperts ?? []));
 
