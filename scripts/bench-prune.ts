@@ -32,8 +32,9 @@ import { generateModel } from './gen-model.js';
 import { ModelFolder } from '../src/model/model-folder.js';
 import { parseByteSize } from '../src/io/byte-size.js';
 import { MemoryLedger, MEMORY_OWNERS, OWNER_LABEL } from '../src/pipeline/memory-ledger.js';
-import { OFFLOAD_CHOICES, type MemoryRequest } from '../src/pipeline/memory-plan.js';
-import { ACTIVATION_DTYPES } from '../src/pipeline/activation-store.js';
+import { chooseBackend, OFFLOAD_CHOICES, type MemoryRequest } from '../src/pipeline/memory-plan.js';
+import { ACTIVATION_DTYPES, activationBytes } from '../src/pipeline/activation-store.js';
+import { defaultBatch } from '../src/forward/forward.js';
 import { matmulRate } from './matmul-rate.js';
 import type { ArchSpec } from '../src/model/arch.js';
 
@@ -136,6 +137,8 @@ async function main(): Promise<void> {
     for (const name of (await readdir(join(dir, 'out'))).filter((n) => n.endsWith('.safetensors')).sort()) h.update(await readFile(join(dir, 'out', name)));
     const weightsSha = h.digest('hex');
     const peak = ledger.peak;
+    // The job's own estimate for the backend it chose (memory-plan.ts), beside the measurement.
+    const estimate = chooseBackend(arch, { nseq: f.nseq, T: f.seq, batch: defaultBatch(f.seq, f.nseq), valueBytes: activationBytes(activationDType) }, tasks, false, memory).estimate;
     const tracked = MEMORY_OWNERS.reduce((a, o) => a + peak.owners[o], 0);
     const fl = flops(arch, f.nseq, f.seq, blocksize);
     const sec = report.seconds;
@@ -149,7 +152,7 @@ async function main(): Promise<void> {
     const totalFlops = rows.reduce((a, r) => a + r[2], 0);
     const bound = totalFlops / (rate * 1e9);
     if (f.json) {
-      process.stdout.write(`${JSON.stringify({ wall, seconds: sec, rate, bound, peakRssMiB: maxRss / 2 ** 20, ledgerPeak: peak, weightsSha, logs, genSeconds })}\n`);
+      process.stdout.write(`${JSON.stringify({ wall, seconds: sec, rate, bound, peakRssMiB: maxRss / 2 ** 20, ledgerPeak: peak, weightsSha, logs, genSeconds, estimate })}\n`);
       return;
     }
     const out: string[] = [];
