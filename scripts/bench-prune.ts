@@ -105,10 +105,11 @@ async function main(): Promise<void> {
       : await generateModel({ arch: 'llama', hidden: f.hidden, layers: f.layers, heads: f.heads, kvHeads: f.kvHeads, intermediate: f.intermediate, vocab: f.vocab, dtype: 'bf16', seed: 0, out: model });
     const genSeconds = (performance.now() - t0) / 1000;
     const vocab = arch.vocab;
-    // Random calibration ids (a generated model has no tokenizer); seeded LCG.
+    // Random calibration ids (a generated model has no tokenizer); seeded LCG, its top bits (the low bits of an LCG mod
+    // 2³² repeat every 2^k values: with a power-of-two vocabulary the windows repeated after 16 of 256 tokens).
     const ids = new Int32Array(f.nseq * f.seq);
     let s = 12345;
-    for (let i = 0; i < ids.length; i++) { s = (Math.imul(s, 1103515245) + 12345) >>> 0; ids[i] = s % vocab; }
+    for (let i = 0; i < ids.length; i++) { s = (Math.imul(s, 1103515245) + 12345) >>> 0; ids[i] = Math.floor((s / 2 ** 32) * vocab); }
     const tokens = join(dir, 'topiary', 'calibration.safetensors');
     await mkdir(join(dir, 'topiary'), { recursive: true });
     await writeSafetensorsFile(tokens, [{ name: 'input_ids', dtype: 'I32', shape: [f.nseq, f.seq], bytes: new Uint8Array(ids.buffer) }], { corpus: 'random' });
