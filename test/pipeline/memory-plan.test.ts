@@ -43,6 +43,17 @@ test('estimate of stories260K, 8 × 16 tokens, batch 2, sparsegpt: every term as
   assert.deepEqual(estimateMemory(a, shape, tasks, false, 'disk'), { backend: 'disk', activations: 16384, ...layer, embedding: 163840, total: 1784448 });
 });
 
+// bfloat16 storage: the in-memory activations take 2 bytes a value (8·16·64·2 = 16384), the rest is unchanged (the
+// batches in flight and the block run in float32).
+test('estimate with 16-bit activation storage: half the resident activations, the same working set', async () => {
+  const a = await arch();
+  const tasks = planLinears(a, { method: 'sparsegpt', target: { kind: 'unstructured', sparsity: 0.5 }, maskRule: 'exact', blocksize: 128 });
+  const shape = { nseq: 8, T: 16, batch: 2, valueBytes: 2 };
+  assert.equal(estimateMemory(a, shape, tasks, false, 'memory').activations, 16384);
+  assert.equal(estimateMemory(a, shape, tasks, false, 'memory').total, 16384 + 1768064);
+  assert.equal(estimateMemory(a, shape, tasks, false, 'disk').activations, 16384);
+});
+
 // Wanda needs no Hessian: only the scaler rows (2·4·cols per input: 8·(64·3 + 172) = 2912) and no factors.
 test('estimate for wanda: no Hessians or factors, the scaler rows instead', async () => {
   const a = await arch();
@@ -82,6 +93,10 @@ test('topiary prune --offload memory above --max-memory: refused with the figure
     const bad = spawnSync(process.execPath, [CLI, 'prune', MODEL, '--method', 'magnitude', '--sparsity', '0.5', '--offload', 'ram', '--out', out], { encoding: 'utf8' });
     assert.equal(bad.status, 1);
     assert.equal(bad.stderr, 'topiary: --offload ram: choose memory, disk, auto\n');
+    const dt = spawnSync(process.execPath, [CLI, 'prune', MODEL, '--method', 'magnitude', '--sparsity', '0.5', '--activation-dtype', 'float8', '--out', out], { encoding: 'utf8' });
+    assert.equal(dt.status, 1);
+    assert.equal(dt.stderr, 'topiary: --activation-dtype float8: choose float32, bfloat16, float16\n');
+    assert.equal(existsSync(out), false);
     const size = spawnSync(process.execPath, [CLI, 'prune', MODEL, '--method', 'magnitude', '--sparsity', '0.5', '--max-memory', 'lots', '--out', out], { encoding: 'utf8' });
     assert.equal(size.status, 1);
     assert.match(size.stderr, /^topiary: --max-memory lots: expected a size/);
