@@ -72,7 +72,7 @@ const TABLE_HEAD = [
   '|---|---|---:|---:|---:|---|---|',
 ];
 
-async function layers(work: string, layerCounts: readonly number[]): Promise<string[]> {
+async function layers(work: string, layerCounts: readonly number[], emit: (lines: readonly string[]) => void): Promise<string[]> {
   const nseq = 4, seq = 256;
   const lines = [
     `### Peak RSS and wall against depth (hidden 2048, intermediate 2048, 16/8 heads, vocab 4096, bf16; ${nseq} × ${seq} tokens)`,
@@ -85,13 +85,14 @@ async function layers(work: string, layerCounts: readonly number[]): Promise<str
     const mem = bench(model, nseq, seq, ['--offload', 'memory']);
     const disk = bench(model, nseq, seq, ['--offload', 'disk']);
     lines.push(row(`${L} layers`, 'memory', mem, null), row(`${L} layers`, 'disk', disk, mem));
+    emit(lines);
     process.stderr.write(`layers ${L}: memory ${mem.peakRssMiB.toFixed(0)} MiB ${mem.wall.toFixed(1)} s, disk ${disk.peakRssMiB.toFixed(0)} MiB ${disk.wall.toFixed(1)} s\n`);
     rmSync(model, { recursive: true, force: true });
   }
   return lines;
 }
 
-async function calib(work: string, sizes: readonly number[]): Promise<string[]> {
+async function calib(work: string, sizes: readonly number[], emit: (lines: readonly string[]) => void): Promise<string[]> {
   const seq = 256;
   const model = join(work, 'calib');
   await gen({ hidden: 1024, layers: 2, heads: 16, kvHeads: 8, intermediate: 1024, vocab: 4096, out: model });
@@ -105,6 +106,7 @@ async function calib(work: string, sizes: readonly number[]): Promise<string[]> 
     const disk = bench(model, n, seq, ['--offload', 'disk']);
     const act = `${n} × ${seq} (${mib(n * seq * 1024 * 4)} MiB)`;
     lines.push(row(act, 'memory', mem, null), row(act, 'disk', disk, mem));
+    emit(lines);
     process.stderr.write(`calib ${n}: memory ${mem.peakRssMiB.toFixed(0)} MiB ${mem.wall.toFixed(1)} s, disk ${disk.peakRssMiB.toFixed(0)} MiB ${disk.wall.toFixed(1)} s\n`);
   }
   return lines;
@@ -232,8 +234,10 @@ async function main(): Promise<void> {
   try {
     for (const s of f.sections.split(',')) {
       const t0 = performance.now();
-      const lines = s === 'layers' ? await layers(work, ints(f.layers))
-        : s === 'calib' ? await calib(work, ints(f.calib))
+      // Rows so far go into eval/scale.md as they come, so a run stopped early keeps what it measured.
+      const emit = (rows: readonly string[]) => { if (f.write) writeSection(s, [...rows, '', `(partial: the rows measured so far, ${new Date().toISOString().slice(0, 16)} UTC)`]); };
+      const lines = s === 'layers' ? await layers(work, ints(f.layers), emit)
+        : s === 'calib' ? await calib(work, ints(f.calib), emit)
           : s === 'accept' ? await accept(work, f.kills, f.acceptNseq)
             : s === 'llama1b' ? await llama1b(work, f.llamaLayers, f.llamaNseq, f.llamaSeq)
               : null;
