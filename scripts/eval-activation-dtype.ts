@@ -3,13 +3,17 @@
 //   stories260K                 128 × 256 TinyStories calibration windows (seed 0);
 //   a generated llama           random weights (scripts/gen-model.ts, seed 0) with stories260K's tokenizer, so the
 //                               same windows and corpora apply;
-// perplexity on TinyStories and WikiText-2 at seqlen 256 (every chunk), and how many weights the mask or the value
-// changed against the float32-storage run (all runs by the CLI, side by side in one invocation).
+// perplexity on TinyStories and WikiText-2 at seqlen 256 (stories260K: every chunk; the generated model: the first
+// --gen-chunks chunks, as its evaluation is ~30× slower), and how many weights the mask or the value changed against
+// the float32-storage run (all runs by the CLI; the three dtypes of one model side by side in one invocation).
+// Each model's rows are kept in eval/records-activation-dtype/<model>.json and the table is built from all records,
+// so one model can be rerun alone (--models).
 //
-//   node dist/scripts/eval-activation-dtype.js [--shared ../shared] [--gen-hidden 256 --gen-layers 4]
+//   node dist/scripts/eval-activation-dtype.js [--shared ../shared] [--models stories260k,generated]
+//     [--gen-hidden 128 --gen-layers 2 --gen-chunks 128]
 
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,10 +31,26 @@ function topiary(args: readonly string[]): void {
   if (r.status !== 0) throw new Error(`topiary ${args.join(' ')} failed:\n${r.stderr}`);
 }
 
-function ppl(dir: string, dataset: string, dataDir: string, work: string): number {
+function ppl(dir: string, dataset: string, dataDir: string, work: string, chunks: number | null): { ppl: number; chunks: number } {
   const json = join(work, 'eval.json');
-  topiary(['eval', dir, '--dataset', dataset, '--seqlen', '256', '--data-dir', dataDir, '--quiet', '--json', json]);
-  return (JSON.parse(readFileSync(json, 'utf8')) as { ppl: number }).ppl;
+  topiary(['eval', dir, '--dataset', dataset, '--seqlen', '256', '--data-dir', dataDir, '--quiet', '--json', json, ...(chunks === null ? [] : ['--nsamples', String(chunks)])]);
+  const r = JSON.parse(readFileSync(json, 'utf8')) as { ppl: number; nsamples: number };
+  return { ppl: r.ppl, chunks: r.nsamples };
+}
+
+interface Row {
+  readonly activations: string;
+  readonly ppl: readonly number[];
+  readonly chunks: readonly number[];
+  readonly mask: number | null;
+  readonly value: number | null;
+  readonly total: number | null;
+}
+
+interface ModelRecord {
+  readonly name: string;
+  readonly shape: string;
+  readonly rows: readonly Row[];
 }
 
 /** Over the decoder linears: weights whose kept/pruned state differs, and weights whose value differs at all. */
@@ -57,55 +77,78 @@ async function compare(a: string, b: string): Promise<{ mask: number; value: num
 
 const f = new Command('eval-activation-dtype')
   .option('--shared <dir>', 'the shared data folder', join(ROOT, '..', 'shared'))
-  .option('--gen-hidden <n>', 'generated model: hidden size', (v) => Number.parseInt(v, 10), 256)
-  .option('--gen-layers <n>', 'generated model: decoder layers', (v) => Number.parseInt(v, 10), 4)
+  .option('--models <list>', 'stories260k,generated', 'stories260k,generated')
+  .option('--gen-hidden <n>', 'generated model: hidden size', (v) => Number.parseInt(v, 10), 128)
+  .option('--gen-layers <n>', 'generated model: decoder layers', (v) => Number.parseInt(v, 10), 2)
+  .option('--gen-chunks <n>', 'generated model: evaluation chunks per dataset', (v) => Number.parseInt(v, 10), 128)
   .parse(process.argv)
-  .opts<{ shared: string; genHidden: number; genLayers: number }>();
+  .opts<{ shared: string; models: string; genHidden: number; genLayers: number; genChunks: number }>();
 
+const RECORDS = join(ROOT, 'eval', 'records-activation-dtype');
+const ORDER = ['stories260k', 'generated'];
+const prune = ['--method', 'sparsegpt', '--sparsity', '0.5', '--calib', 'tinystories', '--nsamples', '128', '--seqlen', '256', '--seed', '0', '--quiet'];
+mkdirSync(RECORDS, { recursive: true });
 const work = mkdtempSync(join(tmpdir(), 'topiary-activation-dtype-'));
 try {
   const dataDir = join(f.shared, 'datasets');
   const stories = join(f.shared, 'models', 'stories260K');
-  const generated = join(work, 'generated');
-  const h = f.genHidden;
-  await generateModel({ arch: 'llama', hidden: h, layers: f.genLayers, heads: 8, kvHeads: 4, intermediate: Math.round((h * 8) / 3 / 16) * 16, vocab: 512, dtype: 'f32', seed: 0, out: generated, tokenizerFrom: stories });
-  const models = [
-    { name: 'stories260K', dir: stories, shape: 'llama, hidden 64, 5 layers, F32' },
-    { name: `generated llama (hidden ${h}, ${f.genLayers} layers)`, dir: generated, shape: `random weights, seed 0, hidden ${h}, intermediate ${Math.round((h * 8) / 3 / 16) * 16}, 8/4 heads, ${f.genLayers} layers, F32, stories260K tokenizer` },
-  ];
-  const prune = ['--method', 'sparsegpt', '--sparsity', '0.5', '--calib', 'tinystories', '--nsamples', '128', '--seqlen', '256', '--seed', '0', '--data-dir', dataDir, '--quiet'];
-  const lines = [
-    '# Activation storage dtype (`--activation-dtype`) and perplexity',
-    '',
-    'Made by `node dist/scripts/eval-activation-dtype.js`. SparseGPT 50 % unstructured, 128 × 256 TinyStories calibration',
-    'windows (seed 0); perplexity on every 256-token chunk of TinyStories and WikiText-2. The calibration activations',
-    'between layers are stored in the given dtype (rounded to nearest even when written, widened to float32 for the',
-    'block runs); the block math, the Hessians and the solver stay float32. "mask ≠" / "value ≠": decoder-linear',
-    'weights whose kept/pruned state / whose value differs from the float32-storage run of the same model.',
-    '',
-    '| model | activations | TinyStories ppl | WikiText-2 ppl | mask ≠ | value ≠ |',
-    '|---|---|---:|---:|---:|---:|',
-  ];
-  for (const m of models) {
-    const dense = DATASETS.map((d) => ppl(m.dir, d, dataDir, work));
-    lines.push(`| ${m.name} | dense (not pruned) | ${dense[0]!.toFixed(4)} | ${dense[1]!.toFixed(4)} | – | – |`);
+  for (const id of f.models.split(',').filter(Boolean)) { // --models '' only rebuilds the table
+    if (!ORDER.includes(id)) throw new Error(`--models: unknown model ${id} (${ORDER.join(', ')})`);
+    let dir = stories, name = 'stories260K', shape = 'llama, hidden 64, 5 layers, F32', chunks: number | null = null;
+    if (id === 'generated') {
+      const h = f.genHidden, inter = Math.round((h * 8) / 3 / 16) * 16;
+      dir = join(work, 'generated');
+      await generateModel({ arch: 'llama', hidden: h, layers: f.genLayers, heads: 8, kvHeads: 4, intermediate: inter, vocab: 512, dtype: 'f32', seed: 0, out: dir, tokenizerFrom: stories });
+      name = `generated llama (hidden ${h}, ${f.genLayers} layers)`;
+      shape = `random weights (scripts/gen-model.ts, seed 0), hidden ${h}, intermediate ${inter}, 8/4 heads, ${f.genLayers} layers, F32, stories260K's tokenizer; evaluated on the first ${f.genChunks} chunks of each dataset`;
+      chunks = f.genChunks;
+    }
+    const evalAll = (d: string) => DATASETS.map((ds) => ppl(d, ds, dataDir, work, chunks));
+    const dense = evalAll(dir);
+    const rows: Row[] = [{ activations: 'dense (not pruned)', ppl: dense.map((e) => e.ppl), chunks: dense.map((e) => e.chunks), mask: null, value: null, total: null }];
     const outs: string[] = [];
     for (const dt of DTYPES) {
-      const out = join(work, `${m.name.replace(/\W+/g, '-')}-${dt}`);
-      topiary(['prune', m.dir, ...prune, '--activation-dtype', dt, '--out', out]);
+      const out = join(work, `${id}-${dt}`);
+      topiary(['prune', dir, ...prune, '--data-dir', dataDir, '--activation-dtype', dt, '--out', out]);
       outs.push(out);
-      const p = DATASETS.map((d) => ppl(out, d, dataDir, work));
+      const p = evalAll(out);
       const c = dt === 'float32' ? null : await compare(outs[0]!, out);
-      const pct = (n: number, of: number) => `${n.toLocaleString('en-US')} (${((100 * n) / of).toFixed(3)} %)`;
-      lines.push(`| ${m.name} | ${dt} | ${p[0]!.toFixed(4)} | ${p[1]!.toFixed(4)} | ${c ? pct(c.mask, c.total) : '–'} | ${c ? pct(c.value, c.total) : '–'} |`);
-      process.stderr.write(`${m.name} ${dt}: ${p.map((x) => x.toFixed(4)).join(' ')}\n`);
+      rows.push({ activations: dt, ppl: p.map((e) => e.ppl), chunks: p.map((e) => e.chunks), mask: c?.mask ?? null, value: c?.value ?? null, total: c?.total ?? null });
+      process.stderr.write(`${name} ${dt}: ${p.map((x) => x.ppl.toFixed(4)).join(' ')}\n`);
     }
+    const rec: ModelRecord = { name, shape, rows };
+    writeFileSync(join(RECORDS, `${id}.json`), `${JSON.stringify(rec, null, 2)}\n`);
   }
-  lines.push('', 'Models:', ...models.map((m) => `- ${m.name}: ${m.shape}`), '');
-  lines.push(`Command per run: \`topiary prune <model> ${prune.filter((a) => a !== dataDir && a !== '--data-dir').join(' ')} --activation-dtype <dtype> --out <dir>\`, then`);
-  lines.push('`topiary eval <dir> --dataset tinystories|wikitext2 --seqlen 256`.');
-  writeFileSync(join(ROOT, 'eval', 'activation-dtype.md'), `${lines.join('\n')}\n`);
-  process.stdout.write(`${lines.join('\n')}\n`);
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
+
+const lines = [
+  '# Activation storage dtype (`--activation-dtype`) and perplexity',
+  '',
+  'Made by `node dist/scripts/eval-activation-dtype.js` (records in `eval/records-activation-dtype/`). SparseGPT 50 %',
+  'unstructured, 128 × 256 TinyStories calibration windows (seed 0); perplexity at seqlen 256 on TinyStories and',
+  'WikiText-2 (chunks evaluated in brackets). The calibration activations between layers are stored in the given dtype',
+  '(rounded to nearest even when written, widened to float32 for the block runs); the block math, the Hessians and the',
+  'solver stay float32. "mask ≠" / "value ≠": decoder-linear weights whose kept/pruned state / whose value differs from',
+  'the float32-storage run of the same model.',
+  '',
+  '| model | activations | TinyStories ppl | WikiText-2 ppl | mask ≠ | value ≠ |',
+  '|---|---|---:|---:|---:|---:|',
+];
+const models: ModelRecord[] = [];
+for (const id of ORDER) {
+  const path = join(RECORDS, `${id}.json`);
+  if (!existsSync(path)) continue;
+  const m = JSON.parse(readFileSync(path, 'utf8')) as ModelRecord;
+  models.push(m);
+  const pct = (n: number | null, of: number | null) => (n === null || of === null ? '–' : `${n.toLocaleString('en-US')} (${((100 * n) / of).toFixed(3)} %)`);
+  for (const r of m.rows) {
+    lines.push(`| ${m.name} | ${r.activations} | ${r.ppl[0]!.toFixed(4)} (${r.chunks[0]}) | ${r.ppl[1]!.toFixed(4)} (${r.chunks[1]}) | ${pct(r.mask, r.total)} | ${pct(r.value, r.total)} |`);
+  }
+}
+lines.push('', 'Models:', ...models.map((m) => `- ${m.name}: ${m.shape}`), '');
+lines.push(`Command per run: \`topiary prune <model> ${prune.join(' ')} --activation-dtype <dtype> --out <dir>\`, then`);
+lines.push('`topiary eval <dir> --dataset tinystories|wikitext2 --seqlen 256 [--nsamples N]`.');
+writeFileSync(join(ROOT, 'eval', 'activation-dtype.md'), `${lines.join('\n')}\n`);
+process.stdout.write(`${lines.join('\n')}\n`);
