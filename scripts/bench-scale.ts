@@ -11,7 +11,7 @@
 //                the given layers and windows, --max-memory below the in-memory run's peak.
 // Prints markdown tables and puts each section into eval/scale.md (between its section markers; the others stay).
 //
-//   node dist/scripts/bench-scale.js [--sections layers,calib,accept,llama1b] [--layers 2,4,8,16]
+//   node dist/scripts/bench-scale.js [--sections layers,calib,accept,llama1b] [--layers 2,4,8,16] [--backends memory,disk]
 //     [--calib 8,32,128] [--kills 2] [--accept-nseq 8192] [--llama-layers 16 --llama-nseq 4 --llama-seq 512] [--no-write]
 
 import { spawn, spawnSync } from 'node:child_process';
@@ -72,7 +72,7 @@ const TABLE_HEAD = [
   '|---|---|---:|---:|---:|---|---|',
 ];
 
-async function layers(work: string, layerCounts: readonly number[], emit: (lines: readonly string[]) => void): Promise<string[]> {
+async function layers(work: string, layerCounts: readonly number[], emit: (lines: readonly string[]) => void, backends: readonly string[]): Promise<string[]> {
   const nseq = 4, seq = 256;
   const lines = [
     `### Peak RSS and wall against depth (hidden 2048, intermediate 2048, 16/8 heads, vocab 4096, bf16; ${nseq} × ${seq} tokens)`,
@@ -82,11 +82,12 @@ async function layers(work: string, layerCounts: readonly number[], emit: (lines
   for (const L of layerCounts) {
     const model = join(work, `layers-${L}`);
     await gen({ hidden: 2048, layers: L, heads: 16, kvHeads: 8, intermediate: 2048, vocab: 4096, out: model });
-    const mem = bench(model, nseq, seq, ['--offload', 'memory']);
-    const disk = bench(model, nseq, seq, ['--offload', 'disk']);
-    lines.push(row(`${L} layers`, 'memory', mem, null), row(`${L} layers`, 'disk', disk, mem));
+    const mem = backends.includes('memory') ? bench(model, nseq, seq, ['--offload', 'memory']) : null;
+    const disk = backends.includes('disk') ? bench(model, nseq, seq, ['--offload', 'disk']) : null;
+    if (mem) lines.push(row(`${L} layers`, 'memory', mem, null));
+    if (disk) lines.push(row(`${L} layers`, 'disk', disk, mem));
     emit(lines);
-    process.stderr.write(`layers ${L}: memory ${mem.peakRssMiB.toFixed(0)} MiB ${mem.wall.toFixed(1)} s, disk ${disk.peakRssMiB.toFixed(0)} MiB ${disk.wall.toFixed(1)} s\n`);
+    process.stderr.write(`layers ${L}: ${[mem && `memory ${mem.peakRssMiB.toFixed(0)} MiB ${mem.wall.toFixed(1)} s`, disk && `disk ${disk.peakRssMiB.toFixed(0)} MiB ${disk.wall.toFixed(1)} s`].filter(Boolean).join(', ')}\n`);
     rmSync(model, { recursive: true, force: true });
   }
   return lines;
@@ -221,6 +222,7 @@ async function main(): Promise<void> {
     .option('--sections <list>', 'layers,calib,accept,llama1b', 'layers,calib,accept')
     .option('--layers <list>', 'decoder layers of the depth sweep', '2,4,8,16')
     .option('--calib <list>', 'windows of the calibration sweep', '8,32,128')
+    .option('--backends <list>', 'backends of the depth sweep', 'memory,disk')
     .option('--kills <n>', 'SIGKILLs in the acceptance check', (v) => Number.parseInt(v, 10), 2)
     .option('--accept-nseq <n>', 'windows of 256 tokens in the acceptance check (8192: 1 GiB)', (v) => Number.parseInt(v, 10), 8192)
     .option('--llama-layers <n>', 'Llama-3.2-1B shape: layers', (v) => Number.parseInt(v, 10), 16)
@@ -228,7 +230,7 @@ async function main(): Promise<void> {
     .option('--llama-seq <n>', 'Llama-3.2-1B shape: tokens per window', (v) => Number.parseInt(v, 10), 512)
     .option('--no-write', 'print only, leave eval/scale.md alone')
     .parse(process.argv)
-    .opts<{ sections: string; layers: string; calib: string; kills: number; acceptNseq: number; llamaLayers: number; llamaNseq: number; llamaSeq: number; write: boolean }>();
+    .opts<{ sections: string; backends: string; layers: string; calib: string; kills: number; acceptNseq: number; llamaLayers: number; llamaNseq: number; llamaSeq: number; write: boolean }>();
   const work = mkdtempSync(join(tmpdir(), 'topiary-bench-scale-'));
   mkdirSync(work, { recursive: true });
   try {
@@ -236,7 +238,7 @@ async function main(): Promise<void> {
       const t0 = performance.now();
       // Rows so far go into eval/scale.md as they come, so a run stopped early keeps what it measured.
       const emit = (rows: readonly string[]) => { if (f.write) writeSection(s, [...rows, '', `(partial: the rows measured so far, ${new Date().toISOString().slice(0, 16)} UTC)`]); };
-      const lines = s === 'layers' ? await layers(work, ints(f.layers), emit)
+      const lines = s === 'layers' ? await layers(work, ints(f.layers), emit, f.backends.split(','))
         : s === 'calib' ? await calib(work, ints(f.calib), emit)
           : s === 'accept' ? await accept(work, f.kills, f.acceptNseq)
             : s === 'llama1b' ? await llama1b(work, f.llamaLayers, f.llamaNseq, f.llamaSeq)
