@@ -7,6 +7,7 @@
 //   writeLayer         the layer's tensors out (linears possibly quantized / packed)
 // After writeLayer a layer is finished for good: its tensors are in the output and the activations hold the next
 // layer's inputs, which is where a progress record for resuming would go.
+// With a memory ledger in the job (benchmarks), each stage also states the bytes it holds per owner (memory-ledger.ts).
 
 import type { LimitFunction } from 'p-limit';
 import { layerSlots, type BlockRunner, type WeightSlot } from '../forward/block-graph.js';
@@ -101,6 +102,7 @@ export async function loadLayer(run: RunState, layer: LayerSpec, tasks: readonly
   const weights = new Map<string, Float32Array>(await Promise.all(slots.map((s) => run.read(async () => [s.tensor, await run.folder.readFloat32(s.tensor)] as const))));
   run.seconds.io += (performance.now() - t0) / 1000;
   run.ledger?.set('weights', bytesOf(weights.values()));
+  run.ledger?.set('activations', run.activations?.store.residentBytes ?? 0);
   run.ledger?.sample(`load, layer ${layer.index}`);
   return { layer, slots, tasks, weights };
 }
