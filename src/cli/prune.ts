@@ -25,6 +25,7 @@ import { checkSequenceLength } from '../model/sequence-length.js';
 import { freemem } from 'node:os';
 import { defaultBatch } from '../forward/forward.js';
 import { needsCalibration } from '../pipeline/methods.js';
+import { ACTIVATION_DTYPES, activationBytes } from '../pipeline/activation-store.js';
 import { chooseBackend, DEFAULT_MEMORY_FRACTION, OFFLOAD_CHOICES, type MemoryRequest } from '../pipeline/memory-plan.js';
 import { THREADS_FLAG, THREADS_HELP } from './threads.js';
 import { REFINE_METHODS } from '../prune/refine.js';
@@ -56,6 +57,7 @@ interface CommonFlags {
   quiet?: boolean;
   maxMemory?: string;
   offload: string;
+  activationDtype: string;
   moeCalibration: string;
   moeExpertBatch?: string;
 }
@@ -142,6 +144,7 @@ function addCommonOptions(cmd: Command): Command {
     .option('--max-memory <size>', `RAM the run may plan for: activations + one layer's working set (default ${DEFAULT_MEMORY_FRACTION * 100} % of the free RAM)`)
     .option('--offload <where>', 'calibration activations: memory|disk|auto (auto: disk when the estimate exceeds --max-memory)', 'auto')
     .option('--moe-expert-batch <n>', 'MoE models: experts whose statistics are held and solved at once; more experts per layer cost one calibration pass per batch (default: 32)')
+    .option('--activation-dtype <dtype>', 'storage dtype of the calibration activations between layers: float32|bfloat16|float16 (read back as float32)', 'float32')
     .option('--moe-calibration <m>', 'MoE models: expert statistics from the tokens routed to each expert (routed) or from every token (all)', 'routed')
     .option('--eval <datasets>', 'after writing, perplexity on these datasets (comma-separated)')
     .option('--quiet', 'no progress output');
@@ -195,6 +198,8 @@ async function buildJob(modelArg: string, f: CommonFlags, tasksFor: (folder: Mod
   if (moeCalibration === undefined) throw new PlanError(`--moe-calibration ${f.moeCalibration}: choose ${MOE_CALIBRATIONS.join(' or ')}`);
   const offload = OFFLOAD_CHOICES.find((c) => c === f.offload);
   if (offload === undefined) throw new PlanError(`--offload ${f.offload}: choose ${OFFLOAD_CHOICES.join(', ')}`);
+  const activationDType = ACTIVATION_DTYPES.find((d) => d === f.activationDtype);
+  if (activationDType === undefined) throw new PlanError(`--activation-dtype ${f.activationDtype}: choose ${ACTIVATION_DTYPES.join(', ')}`);
   const memory: MemoryRequest = {
     offload,
     ...(f.maxMemory !== undefined
@@ -223,14 +228,14 @@ async function buildJob(modelArg: string, f: CommonFlags, tasksFor: (folder: Mod
     // again with the windows actually loaded, e.g. from --calib-tokens).
     if (f.calibTokens === undefined && needsCalibration(tasks, quant !== null)) {
       const batch = f.batch !== undefined ? int(f.batch, '--batch', 1) : defaultBatch(seqlen, nsamples);
-      chooseBackend(arch, { nseq: nsamples, T: seqlen, batch }, tasks, quant !== null, memory);
+      chooseBackend(arch, { nseq: nsamples, T: seqlen, batch, valueBytes: activationBytes(activationDType) }, tasks, quant !== null, memory);
     }
   } finally {
     await folder.close();
   }
 
   const job: PruneJob = {
-    modelDir, out: f.out, force: Boolean(f.force), resume: Boolean(f.resume), tasks, maskRule, blocksize, percdamp, quant, format, device, keepUnquantized: exclusion.test, memory, moeCalibration,
+    modelDir, out: f.out, force: Boolean(f.force), resume: Boolean(f.resume), tasks, maskRule, blocksize, percdamp, quant, format, device, keepUnquantized: exclusion.test, memory, activationDType, moeCalibration,
     ...(f.batch !== undefined ? { batch: int(f.batch, '--batch', 1) } : {}),
     ...(f.moeExpertBatch !== undefined ? { moeExpertBatch: int(f.moeExpertBatch, '--moe-expert-batch', 1) } : {}),
     ...(f.maxShardSize !== undefined ? { maxShardBytes: parseByteSize(f.maxShardSize, '--max-shard-size') } : {}),

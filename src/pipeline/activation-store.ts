@@ -1,22 +1,68 @@
-// The calibration activations between decoder layers, behind one interface: nseq sequences of [T, hidden] float32,
-// read a batch of sequences at a time from the current generation (the inputs of the layer being processed) and
-// written a batch at a time into the next generation (its outputs), which swap() makes current.
-//   memory: one Float32Array per sequence in RAM (the pipeline's original behaviour);
+// The calibration activations between decoder layers, behind one interface: nseq sequences of [T, hidden], read a
+// batch of sequences at a time from the current generation (the inputs of the layer being processed) and written a
+// batch at a time into the next generation (its outputs), which swap() makes current.
+//   memory: one array per sequence in RAM (the pipeline's original behaviour);
 //   disk:   two files under the output's partial folder (removed with it), one per generation, used in turn; each
 //           batch is one positioned read or write, so RAM holds only the batches in flight.
+// Storage dtype (--activation-dtype): float32 (default, the values as the block computed them) or bfloat16 / float16
+// (half the bytes; each value rounded to nearest even when written, widened back to float32 when read, so the block
+// always runs in float32 and only the stored copy loses precision).
 // forEachBatch reads the next batch while the caller works on the current one (plain promises, no polling).
 
 import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../io/dtype.js';
 
 export type OffloadBackend = 'memory' | 'disk';
 
+export type ActivationDType = 'float32' | 'bfloat16' | 'float16';
+export const ACTIVATION_DTYPES: readonly ActivationDType[] = ['float32', 'bfloat16', 'float16'];
+
+/** Bytes one stored activation value takes. */
+export function activationBytes(dtype: ActivationDType): number {
+  return dtype === 'float32' ? 4 : 2;
+}
+
+let f16Table: Float32Array | null = null;
+/** Every half-precision bit pattern widened to float32, built once (decoding is then one table lookup per value). */
+function f16ToF32Table(): Float32Array {
+  if (!f16Table) {
+    f16Table = new Float32Array(65536);
+    for (let b = 0; b < 65536; b++) f16Table[b] = f16BitsToF32(b);
+  }
+  return f16Table;
+}
+
+/** float32 values → stored bytes (float32: a view of x, no copy). */
+export function encodeActivations(dtype: ActivationDType, x: Float32Array): Uint8Array {
+  if (dtype === 'float32') return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+  const o = new Uint16Array(x.length);
+  if (dtype === 'bfloat16') for (let i = 0; i < x.length; i++) o[i] = f32ToBf16Bits(x[i]!);
+  else for (let i = 0; i < x.length; i++) o[i] = f32ToF16Bits(x[i]!);
+  return new Uint8Array(o.buffer);
+}
+
+/** Stored bytes (a whole number of 16-bit values, 2-byte aligned) → float32, written into `out` at value offset `at`. */
+export function decodeActivationsInto(dtype: Exclude<ActivationDType, 'float32'>, bytes: Uint8Array, out: Float32Array, at: number): void {
+  const s = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
+  if (dtype === 'bfloat16') {
+    const ou = new Uint32Array(out.buffer, out.byteOffset + at * 4, s.length);
+    for (let i = 0; i < s.length; i++) ou[i] = s[i]! << 16;
+  } else {
+    const t = f16ToF32Table();
+    for (let i = 0; i < s.length; i++) out[at + i] = t[s[i]!]!;
+  }
+}
+
 export interface ActivationStore {
   readonly backend: OffloadBackend;
+  readonly dtype: ActivationDType;
   readonly nseq: number;
-  /** float32 values per sequence (T · hidden). */
+  /** Values per sequence (T · hidden). */
   readonly seqValues: number;
-  /** Sequences s0 … s0+B−1 of the current generation, concatenated [B, T, hidden]. */
+  /** Bytes the store itself keeps in RAM now (memory: every sequence; disk: none between calls). */
+  readonly residentBytes: number;
+  /** Sequences s0 … s0+B−1 of the current generation as float32, concatenated [B, T, hidden]. */
   read(s0: number, B: number): Promise<Float32Array>;
   /**
    * Writes x [B, T, hidden] as sequences s0 … s0+B−1 of the next generation. A sequence may be written only after
@@ -52,11 +98,21 @@ function checkRange(store: ActivationStore, s0: number, B: number, what: string)
  */
 export class MemoryActivationStore implements ActivationStore {
   readonly backend = 'memory';
+  /** float32: the arrays as written (the original behaviour). */
   private readonly seqs: (Float32Array | null)[];
+  /** 16-bit dtypes: each sequence's encoded bytes. */
+  private readonly encoded: (Uint8Array | null)[];
+  private held = 0;
 
   /** `mirror`: a disk store that receives every write too, so a killed run can be resumed from the disk copy. */
-  constructor(readonly nseq: number, readonly seqValues: number, private readonly mirror: DiskActivationStore | null = null) {
-    this.seqs = new Array<Float32Array | null>(nseq).fill(null);
+  constructor(readonly nseq: number, readonly seqValues: number, private readonly mirror: DiskActivationStore | null = null, readonly dtype: ActivationDType = 'float32') {
+    if (mirror && mirror.dtype !== dtype) throw new Error(`activation store: the mirror stores ${mirror.dtype}, this store ${dtype}`);
+    this.seqs = new Array<Float32Array | null>(dtype === 'float32' ? nseq : 0).fill(null);
+    this.encoded = new Array<Uint8Array | null>(dtype === 'float32' ? 0 : nseq).fill(null);
+  }
+
+  get residentBytes(): number {
+    return this.held;
   }
 
   checkpoint(): Promise<StoreCheckpoint> {
@@ -66,14 +122,20 @@ export class MemoryActivationStore implements ActivationStore {
 
   async read(s0: number, B: number): Promise<Float32Array> {
     checkRange(this, s0, B, 'read');
-    const at = (s: number): Float32Array => {
-      const x = this.seqs[s];
+    const at = <V>(list: readonly (V | null)[], s: number): V => {
+      const x = list[s];
       if (!x) throw new Error(`activation store: sequence ${s} was never written`);
       return x;
     };
-    if (B === 1) return at(s0);
+    const dtype = this.dtype;
+    if (dtype === 'float32') {
+      if (B === 1) return at(this.seqs, s0);
+      const x = new Float32Array(B * this.seqValues);
+      for (let b = 0; b < B; b++) x.set(at(this.seqs, s0 + b), b * this.seqValues);
+      return x;
+    }
     const x = new Float32Array(B * this.seqValues);
-    for (let b = 0; b < B; b++) x.set(at(s0 + b), b * this.seqValues);
+    for (let b = 0; b < B; b++) decodeActivationsInto(dtype, at(this.encoded, s0 + b), x, b * this.seqValues);
     return x;
   }
 
@@ -81,8 +143,20 @@ export class MemoryActivationStore implements ActivationStore {
     checkRange(this, s0, B, 'write');
     const n = this.seqValues;
     if (x.length !== B * n) throw new RangeError(`activation store: write of ${B} sequences needs ${B * n} values, got ${x.length}`);
-    for (let b = 0; b < B; b++) this.seqs[s0 + b] = B === 1 ? x : x.slice(b * n, (b + 1) * n);
-    await this.mirror?.write(s0, B, x);
+    const perSeq = n * activationBytes(this.dtype);
+    if (this.dtype === 'float32') {
+      for (let b = 0; b < B; b++) this.put(this.seqs, s0 + b, B === 1 ? x : x.slice(b * n, (b + 1) * n));
+      await this.mirror?.write(s0, B, x);
+      return;
+    }
+    const bytes = encodeActivations(this.dtype, x);
+    for (let b = 0; b < B; b++) this.put(this.encoded, s0 + b, bytes.subarray(b * perSeq, (b + 1) * perSeq));
+    await this.mirror?.writeEncoded(s0, B, bytes);
+  }
+
+  private put<V extends Float32Array | Uint8Array>(list: (V | null)[], s: number, v: V): void {
+    this.held += v.byteLength - (list[s]?.byteLength ?? 0);
+    list[s] = v;
   }
 
   async swap(): Promise<void> {
@@ -91,6 +165,8 @@ export class MemoryActivationStore implements ActivationStore {
 
   async close(): Promise<void> {
     this.seqs.fill(null);
+    this.encoded.fill(null);
+    this.held = 0;
     await this.mirror?.close();
   }
 }
@@ -106,9 +182,10 @@ async function openGenerationFiles(dir: string, flags: 'w+' | 'r+'): Promise<[Fi
   }
 }
 
-/** Two files, one per generation: sequence s at byte s·T·hidden·4 of each. */
+/** Two files, one per generation: sequence s at byte s·T·hidden·(bytes per value) of each. */
 export class DiskActivationStore implements ActivationStore {
   readonly backend = 'disk';
+  readonly residentBytes = 0;
   private current: 0 | 1 = 0;
 
   private constructor(
@@ -116,11 +193,12 @@ export class DiskActivationStore implements ActivationStore {
     readonly seqValues: number,
     private readonly dir: string,
     private readonly files: readonly [FileHandle, FileHandle],
+    readonly dtype: ActivationDType,
   ) {}
 
   /** Reopens the generation files of a killed run (its checkpoint says which is current), for a resume. */
-  static async reopen(dir: string, nseq: number, seqValues: number, cp: StoreCheckpoint): Promise<DiskActivationStore> {
-    const store = new DiskActivationStore(nseq, seqValues, dir, await openGenerationFiles(dir, 'r+'));
+  static async reopen(dir: string, nseq: number, seqValues: number, cp: StoreCheckpoint, dtype: ActivationDType = 'float32'): Promise<DiskActivationStore> {
+    const store = new DiskActivationStore(nseq, seqValues, dir, await openGenerationFiles(dir, 'r+'), dtype);
     store.current = cp.generation;
     return store;
   }
@@ -131,32 +209,41 @@ export class DiskActivationStore implements ActivationStore {
   }
 
   /** Creates `dir` (inside the output's partial folder) and its two generation files. */
-  static async create(dir: string, nseq: number, seqValues: number): Promise<DiskActivationStore> {
+  static async create(dir: string, nseq: number, seqValues: number, dtype: ActivationDType = 'float32'): Promise<DiskActivationStore> {
     await mkdir(dir, { recursive: true });
-    return new DiskActivationStore(nseq, seqValues, dir, await openGenerationFiles(dir, 'w+'));
+    return new DiskActivationStore(nseq, seqValues, dir, await openGenerationFiles(dir, 'w+'), dtype);
   }
-
 
   async read(s0: number, B: number): Promise<Float32Array> {
     checkRange(this, s0, B, 'read');
+    const seqBytes = this.seqValues * activationBytes(this.dtype);
     const x = new Float32Array(B * this.seqValues);
-    const bytes = new Uint8Array(x.buffer);
+    const dtype = this.dtype;
+    const bytes = dtype === 'float32' ? new Uint8Array(x.buffer) : new Uint8Array(B * seqBytes);
     const fh = this.files[this.current]!;
-    const at = s0 * this.seqValues * 4;
+    const at = s0 * seqBytes;
     for (let done = 0; done < bytes.length;) {
       const { bytesRead } = await fh.read(bytes, done, bytes.length - done, at + done);
-      if (bytesRead === 0) throw new Error(`activation store: ${this.dir} ends before sequence ${s0 + Math.floor(done / (this.seqValues * 4))} (never written?)`);
+      if (bytesRead === 0) throw new Error(`activation store: ${this.dir} ends before sequence ${s0 + Math.floor(done / seqBytes)} (never written?)`);
       done += bytesRead;
     }
+    if (dtype !== 'float32') decodeActivationsInto(dtype, bytes, x, 0);
     return x;
   }
 
   async write(s0: number, B: number, x: Float32Array): Promise<void> {
     checkRange(this, s0, B, 'write');
     if (x.length !== B * this.seqValues) throw new RangeError(`activation store: write of ${B} sequences needs ${B * this.seqValues} values, got ${x.length}`);
-    const bytes = new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+    await this.writeEncoded(s0, B, encodeActivations(this.dtype, x));
+  }
+
+  /** Sequences s0 … s0+B−1 of the next generation, already encoded in this store's dtype. */
+  async writeEncoded(s0: number, B: number, bytes: Uint8Array): Promise<void> {
+    checkRange(this, s0, B, 'write');
+    const seqBytes = this.seqValues * activationBytes(this.dtype);
+    if (bytes.length !== B * seqBytes) throw new RangeError(`activation store: write of ${B} sequences needs ${B * seqBytes} bytes, got ${bytes.length}`);
     const fh = this.files[this.current === 0 ? 1 : 0];
-    const at = s0 * this.seqValues * 4;
+    const at = s0 * seqBytes;
     for (let done = 0; done < bytes.length;) {
       const { bytesWritten } = await fh.write(bytes, done, bytes.length - done, at + done);
       done += bytesWritten;

@@ -11,6 +11,8 @@ import type { LinearTask } from './prune-plan.js';
 import type { LinearReport } from './report.js';
 import type { MemoryRequest } from './memory-plan.js';
 import type { RefineMethod } from '../prune/refine.js';
+import type { ActivationDType } from './activation-store.js';
+import type { MemoryLedger } from './memory-ledger.js';
 
 /** How sparsity is spread over the layers: as planned, or OWL's outlier-weighted budgets (hyper-parameters M, λ). */
 export type SparsityProfile = { readonly kind: 'uniform' } | { readonly kind: 'owl'; readonly m: number; readonly lambda: number };
@@ -48,6 +50,10 @@ export interface PruneJob {
   readonly maxShardBytes?: number;
   /** Where the calibration activations live (--max-memory / --offload); absent: in memory, no limit checked. */
   readonly memory?: MemoryRequest;
+  /** Benchmarks: records who holds the job's memory at its RSS peak (memory-ledger.ts). */
+  readonly memoryLedger?: MemoryLedger;
+  /** Storage dtype of the calibration activations between layers (--activation-dtype); default float32. */
+  readonly activationDType?: ActivationDType;
   /** MoE models: expert statistics from the routed tokens (default) or from all tokens. */
   readonly moeCalibration?: MoeCalibration;
   /**

@@ -7,6 +7,7 @@
 //   writeLayer         the layer's tensors out (linears possibly quantized / packed)
 // After writeLayer a layer is finished for good: its tensors are in the output and the activations hold the next
 // layer's inputs, which is where a progress record for resuming would go.
+// With a memory ledger in the job (benchmarks), each stage also states the bytes it holds per owner (memory-ledger.ts).
 
 import type { LimitFunction } from 'p-limit';
 import { layerSlots, type BlockRunner, type WeightSlot } from '../forward/block-graph.js';
@@ -33,6 +34,7 @@ import {
   ExpertTokenCounts, expertStatisticsHook, isSharedInput, MOE_EXPERT_BATCH, noteExperts, resolveStarved, sayStarved, solveRounds, statKey,
   type MoeCalibrationLog, type SolveRound, type StatKey,
 } from './moe-stages.js';
+import { bytesOf, type MemoryLedger } from './memory-ledger.js';
 
 /** Seconds per phase, as the report gives them. */
 export interface PhaseSeconds {
@@ -72,6 +74,8 @@ export interface RunState {
   readonly seconds: PhaseSeconds;
   /** MoE models: each expert's calibration tokens and the starved ones (null: a dense model). */
   readonly moe: MoeCalibrationLog | null;
+  /** Who holds how much memory (benchmarks); null: not tracked. */
+  readonly ledger: MemoryLedger | null;
 }
 
 /** One decoder layer in flight. */
@@ -106,6 +110,9 @@ export async function loadLayer(run: RunState, layer: LayerSpec, tasks: readonly
   const slots = [...layerSlots(run.folder.arch, layer).values()];
   const weights = new Map<string, Float32Array>(await Promise.all(slots.map((s) => run.read(async () => [s.tensor, await run.folder.readFloat32(s.tensor)] as const))));
   run.seconds.io += (performance.now() - t0) / 1000;
+  run.ledger?.set('weights', bytesOf(weights.values()));
+  run.ledger?.set('activations', run.activations?.store.residentBytes ?? 0);
+  run.ledger?.sample(`load, layer ${layer.index}`);
   return { layer, slots, tasks, weights };
 }
 
@@ -149,6 +156,9 @@ export async function collectStatistics(run: RunState, ls: LayerState, round: So
       if (need === 'wanda' && !wanda.has(input)) wanda.set(input, new WandaStats(cols));
     }
   }
+  const ledger = run.ledger;
+  ledger?.set('hessians', [...hessians.values()].reduce((a, h) => a + h.bytes, 0));
+  ledger?.set('wanda', [...wanda.values()].reduce((a, w) => a + w.scalerRow.byteLength * 2, 0));
   const keys = [...hessians.keys(), ...wanda.keys()];
   const capture = new Set<LinearInput>(keys.filter(isSharedInput));
   const counts = new ExpertTokenCounts();
@@ -159,8 +169,15 @@ export async function collectStatistics(run: RunState, ls: LayerState, round: So
   run.runner.load(ls.layer.index, ls.weights);
   await forEachBatch(store, batch, async (x, _s0, B) => {
     const tf = performance.now();
-    const { captured } = await run.runner.forward(x, B, T, capture, experts);
+    const { captured, out } = await run.runner.forward(x, B, T, capture, experts);
     run.seconds.forward += (performance.now() - tf) / 1000;
+    if (ledger) {
+      // The batch, its prefetched successor (same size but for a short last one) and the block output.
+      ledger.set('activations', store.residentBytes);
+      ledger.set('batches', (store.backend === 'disk' || B > 1 ? 2 * x.byteLength : 0) + out.byteLength);
+      ledger.set('captures', bytesOf(captured.values()));
+      ledger.sample(`statistics, layer ${ls.layer.index}`);
+    }
     const ts = performance.now();
     // One running-mean update per block run of B sequences (the reference's add_batch with tmp = B). The
     // batch depends only on the calibration windows, so the same windows give bit-identical results.
@@ -171,6 +188,8 @@ export async function collectStatistics(run: RunState, ls: LayerState, round: So
     run.seconds.statistics += (performance.now() - ts) / 1000;
   });
   run.runner.unload();
+  ledger?.set('captures', 0);
+  ledger?.set('batches', 0);
   if (experts && run.moe) noteExperts(run.moe, ls.layer, counts, round);
   return { hessians, wanda };
 }
@@ -199,6 +218,8 @@ export async function solveLayer(run: RunState, ls: LayerState, stats: LayerStat
         if (!acc) throw new Error(`internal: no Hessian was collected for input ${input}`);
         p = await prepareHessian(engine, acc.H, acc.cols, { percdamp: job.percdamp }); // timed with the linear's solve
         prepared.set(input, p);
+        run.ledger?.add('factors', p.factor.U.byteLength);
+        run.ledger?.sample(`factor, layer ${ls.layer.index}`);
       }
       return p;
     },
@@ -256,11 +277,17 @@ export async function solveLayer(run: RunState, ls: LayerState, stats: LayerStat
     }
     const finalW = solvedW ? (isFloatDType(dtype) ? roundTo(dtype, solvedW) : solvedW) : W;
     if (res) ls.weights.set(l.weight, fromRowsCols(finalW, l));
+    run.ledger?.set('weights', bytesOf(ls.weights.values()) + (W !== stored ? W.byteLength : 0));
+    run.ledger?.sample(`solve, layer ${ls.layer.index}`);
     const rep = linearReport(t, finalW, rows, cols, res, seconds, exporter.describe(l), refined);
     reports.push(rep);
     job.onLinear?.(t, rep);
   }
   run.reports.push(...reports);
+  // The statistics and factors die with this stage's scope.
+  run.ledger?.set('hessians', 0);
+  run.ledger?.set('wanda', 0);
+  run.ledger?.set('factors', 0);
   return { reports, quantResults };
 }
 
@@ -275,12 +302,19 @@ export async function propagate(run: RunState, ls: LayerState): Promise<void> {
   const behind = new WriteBehind(store);
   await forEachBatch(store, batch, async (x, s0, B) => {
     const { out } = await run.runner.forward(x, B, T);
+    if (run.ledger) {
+      run.ledger.set('activations', store.residentBytes);
+      // The batch, the prefetched one, this output and the previous one still being written.
+      run.ledger.set('batches', (store.backend === 'disk' || B > 1 ? 2 * x.byteLength : 0) + 2 * out.byteLength);
+      run.ledger.sample(`propagate, layer ${ls.layer.index}`);
+    }
     await behind.write(s0, B, out);
   });
   await behind.drain();
   await store.swap();
   run.seconds.forward += (performance.now() - tf) / 1000;
   run.runner.unload();
+  run.ledger?.set('batches', 0);
 }
 
 /** Writes the layer's tensors (linears possibly quantized / packed); the caller then drops the layer state. */
@@ -307,6 +341,8 @@ export async function writeLayer(run: RunState, ls: LayerState, solved: SolvedLa
     run.written.add(s.tensor);
   }
   run.seconds.io += (performance.now() - tw) / 1000;
+  run.ledger?.sample(`write, layer ${ls.layer.index}`);
+  run.ledger?.set('weights', 0);
 }
 
 /** [rows=out, cols=in] view of a linear's weight from its stored layout (GPT-2 Conv1D stores [in, out]). */

@@ -1,11 +1,14 @@
 // How much RAM a prune job will want, estimated before it starts, and where its calibration activations live
 // (memory or disk) under --max-memory / --offload. All sizes are bytes of float32 (4 each):
 //
-//   seq          = T·hidden·4                                   one sequence of activations
-//   activations  = memory: nseq·seq | disk: min(2·batch, nseq)·seq (the prefetched batch + the batch being written)
+//   seq          = T·hidden·4                                   one sequence of activations as the block sees them
+//   activations  = memory: nseq·T·hidden·v | disk: min(2·batch, nseq)·seq (the prefetched batch + the batch being
+//                  written), v = the storage dtype's bytes per value (--activation-dtype: 4, or 2 for bf16 / fp16)
 //   per layer (the largest layer counts):
 //     weights    = 4·Σ layer tensors + 3·4·largest linear         (float32 copies; W in [out, in], solved W, rounded W)
-//     hessians   = Σ distinct inputs needing H: 2·cols²·4         (HessianAccumulator keeps H and a spare)
+//     hessians   = Σ distinct inputs needing H: cols²·4           (HessianAccumulator updates its one H in place)
+//                  + 2·4·largest slab                            (the engine's two slab intermediates while it does;
+//                                                                  slab = tileRows(cols)·cols values, obs/hessian.ts)
 //     factors    = Σ same inputs: cols²·4 + 3·largest cols²·8     (the kept inverse factors + float64 scratch of one)
 //     wanda      = Σ distinct inputs needing it: 2·cols·4
 //     block      = 2·batch·seq + Σ captured inputs batch·T·cols·4 + Σ every linear's output batch·T·out·4
@@ -22,6 +25,7 @@ import type { ArchSpec, LayerSpec, LinearInput } from '../model/arch.js';
 import { layerSlots } from '../forward/block-graph.js';
 import { DEFAULT_ATTN_CHUNK } from '../forward/block-graph.js';
 import { formatBytes } from '../io/byte-size.js';
+import { tileRows } from '../obs/hessian.js';
 import type { LinearTask } from './prune-plan.js';
 import { statisticsOf } from './methods.js';
 import type { OffloadBackend } from './activation-store.js';
@@ -45,6 +49,8 @@ export interface CalibrationShape {
   readonly T: number;
   /** Sequences per block run. */
   readonly batch: number;
+  /** Bytes per stored activation value (--activation-dtype); default 4 (float32). */
+  readonly valueBytes?: number;
 }
 
 export interface MemoryEstimate {
@@ -94,7 +100,7 @@ function layerBytes(arch: ArchSpec, layer: LayerSpec, tasks: readonly LinearTask
   const maxCols = Math.max(0, ...hCols.values());
   return {
     weights: F32 * tensors + 3 * F32 * largest,
-    hessians: sum(hCols, (c) => 2 * c * c * F32),
+    hessians: hCols.size > 0 ? sum(hCols, (c) => c * c * F32) + 2 * F32 * Math.max(...[...hCols.values()].map((c) => tileRows(c) * c)) : 0,
     factors: hCols.size > 0 ? sum(hCols, (c) => c * c * F32) + 3 * maxCols * maxCols * F64 : 0,
     wanda: sum(wCols, (c) => 2 * c * F32),
     block: 2 * batch * T * arch.hidden * F32 + sum(captured, (c) => batch * T * c * F32) + batch * T * outputs * F32
@@ -105,7 +111,7 @@ function layerBytes(arch: ArchSpec, layer: LayerSpec, tasks: readonly LinearTask
 /** The estimate above for one backend; `quantizing`: the job quantizes (every linear is counted as needing H). */
 export function estimateMemory(arch: ArchSpec, shape: CalibrationShape, tasks: readonly LinearTask[], quantizing: boolean, backend: OffloadBackend): MemoryEstimate {
   const seq = shape.T * arch.hidden * F32;
-  const activations = backend === 'memory' ? shape.nseq * seq : Math.min(2 * shape.batch, shape.nseq) * seq;
+  const activations = backend === 'memory' ? shape.nseq * shape.T * arch.hidden * (shape.valueBytes ?? F32) : Math.min(2 * shape.batch, shape.nseq) * seq;
   let worst = { weights: 0, hessians: 0, factors: 0, wanda: 0, block: 0 };
   let worstSum = -1;
   for (const layer of arch.layers) {

@@ -22,7 +22,7 @@ import { FusedExpertWriter } from '../export/fused-writer.js';
 import type { Calibration } from '../calib/calibration.js';
 import type { PruneJob } from './job.js';
 import type { ArchSpec } from '../model/arch.js';
-import { DiskActivationStore, MemoryActivationStore, type ActivationStore } from './activation-store.js';
+import { activationBytes, DiskActivationStore, MemoryActivationStore, type ActivationStore } from './activation-store.js';
 import { chooseBackend, embeddingChunk, type CalibrationShape } from './memory-plan.js';
 import type { LinearTask } from './prune-plan.js';
 import { needsCalibration } from './methods.js';
@@ -133,10 +133,10 @@ export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
     let owlRatios: readonly number[] | null = progress?.owlRatios ?? job.owlRatios ?? null;
     if (calibration) {
       const nseq = calibration.nsamples, T = calibration.seqlen;
-      const shape: CalibrationShape = { nseq, T, batch: job.batch ?? defaultBatch(T, nseq) };
+      const shape: CalibrationShape = { nseq, T, batch: job.batch ?? defaultBatch(T, nseq), valueBytes: activationBytes(job.activationDType ?? 'float32') };
       const resumeStore = progress?.activations && layersDone < arch.numLayers ? progress.activations : null;
       store = resumeStore
-        ? await DiskActivationStore.reopen(join(out.tmp, ACTIVATIONS_DIR), nseq, T * arch.hidden, resumeStore)
+        ? await DiskActivationStore.reopen(join(out.tmp, ACTIVATIONS_DIR), nseq, T * arch.hidden, resumeStore, job.activationDType ?? 'float32')
         : await openStore(job, arch, shape, out.tmp);
       if (profile.kind === 'owl' && owlRatios === null) {
         // OWL's dense pass over the whole model first (it leaves the store at the last layer's inputs).
@@ -158,6 +158,7 @@ export async function pruneModel(job: PruneJob): Promise<PruneOutcome> {
       reports: [...(progress?.reports ?? [])], written: new Set(progress?.written ?? []),
       seconds: { refine: 0, ...(progress?.seconds ?? { forward: 0, statistics: 0, solve: 0, io: 0 }) },
       moe: isMoe ? new MoeCalibrationLog(job.moeCalibration ?? 'routed', starvedBelow(arch.hidden)) : null,
+      ledger: job.memoryLedger ?? null,
     };
     run.moe?.experts.push(...(progress?.moeExperts ?? []));
 
@@ -249,9 +250,10 @@ async function openStore(job: PruneJob, arch: ArchSpec, shape: CalibrationShape,
   const choice = job.memory ? chooseBackend(arch, shape, job.tasks, job.quant !== null, job.memory) : null;
   if (choice?.note) job.log?.(choice.note);
   const seqValues = shape.T * arch.hidden;
-  const disk = await DiskActivationStore.create(join(tmp, ACTIVATIONS_DIR), shape.nseq, seqValues);
+  const dtype = job.activationDType ?? 'float32';
+  const disk = await DiskActivationStore.create(join(tmp, ACTIVATIONS_DIR), shape.nseq, seqValues, dtype);
   // In memory, every write is mirrored to the generation files too, so a killed run can be resumed.
-  return choice?.backend === 'disk' ? disk : new MemoryActivationStore(shape.nseq, seqValues, disk);
+  return choice?.backend === 'disk' ? disk : new MemoryActivationStore(shape.nseq, seqValues, disk, dtype);
 }
 
 /** Layer 0's inputs into the store, embedded a chunk of sequences at a time (all at once in memory). */

@@ -74,7 +74,7 @@ export async function runFingerprint(job: PruneJob, folder: ModelFolder, calibra
   h.update(JSON.stringify(commandFingerprint(job.commandLine)));
   h.update(JSON.stringify({
     tasks: job.tasks, maskRule: job.maskRule, blocksize: job.blocksize, percdamp: job.percdamp, quant: job.quant, format: job.format,
-    device: job.device, batch: job.batch ?? null, maxShardBytes: job.maxShardBytes ?? null, profile: job.profile ?? { kind: 'uniform' }, ...(job.refine && job.refine !== 'none' ? { refine: job.refine } : {}),
+    device: job.device, batch: job.batch ?? null, activationDType: job.activationDType ?? 'float32', maxShardBytes: job.maxShardBytes ?? null, profile: job.profile ?? { kind: 'uniform' }, ...(job.refine && job.refine !== 'none' ? { refine: job.refine } : {}),
     keepUnquantized: job.tasks.map((t) => t.linear.weight).filter((w) => job.keepUnquantized?.(w) ?? false),
   }));
   if (calibration) {
