@@ -2,6 +2,7 @@
 // both streams returned instead of thrown.
 
 import { execFile, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { REPO_ROOT, sharedPath } from '../shared-data.js';
@@ -23,4 +24,11 @@ export async function topiary(args: string[]): Promise<{ code: number; stdout: s
 export function topiarySync(...args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, TOPIARY_DEBUG: '' } });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** `topiary eval DIR` on the first 4 TinyStories chunks of 64 tokens (a quick re-read check), its perplexity via --json. */
+export function quickTinyStoriesPpl(dir: string, json: string): number {
+  const r = topiarySync('eval', dir, '--dataset', 'tinystories', '--seqlen', '64', '--nsamples', '4', '--quiet', '--json', json);
+  if (r.status !== 0) throw new Error(`topiary eval ${dir} exited ${r.status}: ${r.stderr}`);
+  return (JSON.parse(readFileSync(json, 'utf8')) as { ppl: number }).ppl;
 }

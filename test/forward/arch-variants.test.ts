@@ -19,8 +19,8 @@ import { classifyTensors, inspectModel } from '../../src/model/inspect.js';
 import { formatInspect } from '../../src/cli/inspect-format.js';
 import type { GenerateOptions } from '../../scripts/gen-model.js';
 import { referenceForward, type TensorMap } from '../reference-forward.js';
-import { assertBlockMatchesReference } from './block-parity.js';
-import { allTensors, maxAbs, maxAbsDiff, tempModel, tokenIds } from '../engine/helpers.js';
+import { assertBlockMatchesReference, assertLogitsMatchReference } from './block-parity.js';
+import { allTensors, maxAbsDiff, tempModel, tokenIds } from '../engine/helpers.js';
 
 const TOL = 1e-4;
 
@@ -100,14 +100,7 @@ describe('architecture variants vs the reference', () => {
         c.check(arch, m.folder.tensorNames);
         const T = 8, seqs = tokenIds(2, T, base.vocab, 6);
         const weights: TensorMap = await allTensors(m.folder);
-        const ref = referenceForward(arch, weights, seqs);
-        const res = await forward(engine, m.folder, { ids: Int32Array.from(seqs.flat()), nseq: 2, T }, { keepLogits: true });
-        const V = arch.vocab;
-        for (let s = 0; s < 2; s++) {
-          const d = maxAbsDiff(res.logits!.subarray(s * T * V, (s + 1) * T * V), ref.logits[s]!);
-          assert.ok(d < TOL, `sequence ${s}: logits differ from the reference by ${d}`);
-        }
-        assert.ok(maxAbs(ref.logits[0]!) > 0.1);
+        const ref = await assertLogitsMatchReference(engine, arch, m.folder, weights, seqs, T, TOL);
         if (c.without !== null) {
           const gap = maxAbsDiff(referenceForward(c.without(arch), weights, seqs).logits[0]!, ref.logits[0]!);
           assert.ok(gap > 1e-3, `the variant changes the logits by only ${gap}`);

@@ -8,24 +8,19 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { modelDir } from '../shared-data.js';
 import { ModelFolder } from '../../src/model/model-folder.js';
 import { generateModel, type GenerateOptions } from '../../scripts/gen-model.js';
-import { topiarySync as topiary } from '../cli/topiary-process.js';
+import { quickTinyStoriesPpl, topiarySync as topiary } from '../cli/topiary-process.js';
 
 const TOKENIZER = modelDir('stories260K');
 const work = mkdtempSync(join(tmpdir(), 'topiary-prune-variants-'));
 process.on('exit', () => rmSync(work, { recursive: true, force: true }));
 
-function evalPpl(dir: string, name: string): number {
-  const json = join(work, `${name}.json`);
-  const r = topiary('eval', dir, '--dataset', 'tinystories', '--seqlen', '64', '--nsamples', '4', '--quiet', '--json', json);
-  assert.equal(r.status, 0, r.stderr);
-  return (JSON.parse(readFileSync(json, 'utf8')) as { ppl: number }).ppl;
-}
+const evalPpl = (dir: string, name: string): number => quickTinyStoriesPpl(dir, join(work, `${name}.json`));
 
 const base = { hidden: 64, layers: 2, heads: 4, intermediate: 128, vocab: 512, dtype: 'bf16', seed: 8, tokenizerFrom: TOKENIZER } as const;
 const variants: { name: string; o: Omit<GenerateOptions, 'out' | keyof typeof base> & Partial<GenerateOptions> }[] = [
