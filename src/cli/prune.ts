@@ -31,6 +31,7 @@ import { THREADS_FLAG, THREADS_HELP } from './threads.js';
 import { REFINE_METHODS } from '../prune/refine.js';
 import { checkReportTarget, writeReportHtml } from './report-html.js';
 import { readReport } from '../report/report-page.js';
+import { int, maskRuleFlag, owlFlags, percdampFlag } from './job-flags.js';
 
 interface CommonFlags {
   out?: string;
@@ -79,14 +80,11 @@ interface PruneFlags extends CommonFlags {
   reportHtml?: string;
 }
 
-/** `--profile`, `--owl-m`, `--owl-lambda` (defaults M = 5, λ = 0.08: luuyin/OWL's README settings for LLaMA). */
+/** `--profile`, with `--owl-m`, `--owl-lambda` for owl. */
 function parseProfile(f: PruneFlags): SparsityProfile {
   if (f.profile === 'uniform') return { kind: 'uniform' };
   if (f.profile !== 'owl') throw new PlanError(`--profile ${f.profile}: choose uniform or owl`);
-  const m = Number(f.owlM), lambda = Number(f.owlLambda);
-  if (!(Number.isFinite(m) && m > 0)) throw new PlanError(`--owl-m ${f.owlM}: expected a positive number (OWL's M, e.g. 5)`);
-  if (!(lambda >= 0 && lambda < 0.5)) throw new PlanError(`--owl-lambda ${f.owlLambda}: expected a number in [0, 0.5) (OWL's λ, e.g. 0.08)`);
-  return { kind: 'owl', m, lambda };
+  return { kind: 'owl', ...owlFlags(f.owlM, f.owlLambda) };
 }
 
 /**
@@ -111,11 +109,6 @@ async function globalMagnitudeTasks(folder: ModelFolder, planned: readonly Linea
   });
 }
 
-function int(v: string, flag: string, min: number): number {
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < min) throw new PlanError(`${flag} ${v}: expected an integer ≥ ${min}`);
-  return n;
-}
 
 
 function addCommonOptions(cmd: Command): Command {
@@ -179,8 +172,7 @@ async function buildJob(modelArg: string, f: CommonFlags, tasksFor: (folder: Mod
   const nsamples = int(f.nsamples, '--nsamples', 1);
   const seed = int(f.seed, '--seed', 0);
   const blocksize = int(f.blocksize, '--blocksize', 1);
-  const percdamp = Number(f.percdamp);
-  if (!Number.isFinite(percdamp) || percdamp <= 0) throw new PlanError(`--percdamp ${f.percdamp}: expected a positive number`);
+  const percdamp = percdampFlag(f.percdamp);
   const format = parseFormat(f.format);
   const quant: QuantScheme | null = f.wbits === undefined ? null : parseQuantScheme({
     bits: int(f.wbits, '--wbits', 0),
@@ -303,8 +295,7 @@ export function register(program: Command): void {
     const method = parseMethod(f.method);
     if ((f.sparsity === undefined) === (f.nm === undefined)) throw new PlanError('give exactly one of --sparsity S and --nm N:M');
     const target: PruneSpec = f.nm !== undefined ? parseNM(f.nm) : parseSparsity(f.sparsity!);
-    if (f.maskRule !== 'exact' && f.maskRule !== 'reference') throw new PlanError(`--mask-rule ${f.maskRule}: choose exact or reference`);
-    const maskRule: MaskRule = f.maskRule;
+    const maskRule = maskRuleFlag(f.maskRule);
     const ignore = f.ignore !== undefined ? NamePattern.compile(f.ignore, '--ignore') : undefined;
     const recipe = f.recipe !== undefined ? await readRecipe(f.recipe) : undefined;
     const blocksize = int(f.blocksize, '--blocksize', 1);

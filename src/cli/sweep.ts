@@ -11,13 +11,14 @@ import { parseDevice } from '../engine/engine.js';
 import { removeOnSignal } from '../export/output-folder.js';
 import { ModelFolder } from '../model/model-folder.js';
 import { checkSequenceLength } from '../model/sequence-length.js';
-import type { MaskRule, PruneSpec } from '../obs/types.js';
+import type { PruneSpec } from '../obs/types.js';
 import { parseMethod, parseNM, parseSparsity, planLinears, PlanError, type Method } from '../pipeline/prune-plan.js';
 import { PROFILES, runSweep, sweepSettings, tokenizeCorpora, type ProfileKind, type SweepRow } from '../pipeline/sweep.js';
 import { sweepHtml, sweepJson, sweepMarkdown, sweepSvg, seriesOf } from '../report/sweep-files.js';
 import { checkEvalDatasets } from './eval.js';
 import { modelArgument } from './model-arg.js';
 import { THREADS_FLAG, THREADS_HELP } from './threads.js';
+import { int, maskRuleFlag, owlFlags, percdampFlag } from './job-flags.js';
 
 interface SweepFlags {
   out?: string;
@@ -48,12 +49,6 @@ interface SweepFlags {
 export const SWEEP_FILES = ['sweep.md', 'sweep.json', 'sweep.svg', 'sweep.html', 'calibration.safetensors', 'models'] as const;
 
 const list = (v: string): string[] => [...new Set(v.split(',').map((s) => s.trim()).filter(Boolean))];
-
-function int(v: string, flag: string, min: number): number {
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < min) throw new PlanError(`${flag} ${v}: expected an integer ≥ ${min}`);
-  return n;
-}
 
 function targetsOf(f: SweepFlags): PruneSpec[] {
   const unstructured = list(f.sparsities).map((s) => parseSparsity(s, '--sparsities'));
@@ -121,16 +116,12 @@ export function register(program: Command): void {
       });
       if (methods.length === 0 || profiles.length === 0) throw new PlanError('--method and --profile need at least one value each');
       const targets = targetsOf(f);
-      const owl = { m: Number(f.owlM), lambda: Number(f.owlLambda) };
-      if (!(Number.isFinite(owl.m) && owl.m > 0)) throw new PlanError(`--owl-m ${f.owlM}: expected a positive number (OWL's M, e.g. 5)`);
-      if (!(owl.lambda >= 0 && owl.lambda < 0.5)) throw new PlanError(`--owl-lambda ${f.owlLambda}: expected a number in [0, 0.5) (OWL's λ, e.g. 0.08)`);
-      if (f.maskRule !== 'exact' && f.maskRule !== 'reference') throw new PlanError(`--mask-rule ${f.maskRule}: choose exact or reference`);
-      const maskRule: MaskRule = f.maskRule;
+      const owl = owlFlags(f.owlM, f.owlLambda);
+      const maskRule = maskRuleFlag(f.maskRule);
       const nsamples = int(f.nsamples, '--nsamples', 1);
       const seed = int(f.seed, '--seed', 0);
       const blocksize = int(f.blocksize, '--blocksize', 1);
-      const percdamp = Number(f.percdamp);
-      if (!Number.isFinite(percdamp) || percdamp <= 0) throw new PlanError(`--percdamp ${f.percdamp}: expected a positive number`);
+      const percdamp = percdampFlag(f.percdamp);
       const evalNsamples = f.evalNsamples !== undefined ? int(f.evalNsamples, '--eval-nsamples', 1) : null;
       const batch = f.batch !== undefined ? int(f.batch, '--batch', 1) : undefined;
       const device = parseDevice(f.device);
