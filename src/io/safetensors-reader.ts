@@ -114,11 +114,16 @@ export class SafetensorsFile {
     if (target.byteLength < n) {
       throw new SafetensorsError(this.path, 'target-too-small', `target buffer holds ${target.byteLength} bytes but the tensor has ${n}`, name);
     }
-    const out = target.subarray(0, n);
-    await this.readRange(name, t.fileBegin, out);
+    return this.readChecked(t, 0, target.subarray(0, n));
+  }
+
+  /** `out.byteLength` bytes of t's data from `byteOffset` (whole elements), refused if non-finite unless allowed. */
+  private async readChecked(t: TensorInfo, byteOffset: number, out: Uint8Array): Promise<Uint8Array> {
+    await this.readRange(t.name, t.fileBegin + byteOffset, out);
     if (this.refuseNonFinite) {
+      const size = DTYPE_BYTES[t.dtype];
       const i = firstNonFinite(t.dtype, out);
-      if (i >= 0) this.nonFiniteError(t, i, toFloat32(t.dtype, out.subarray(i * DTYPE_BYTES[t.dtype], (i + 1) * DTYPE_BYTES[t.dtype]))[0]!);
+      if (i >= 0) this.nonFiniteError(t, byteOffset / size + i, toFloat32(t.dtype, out.subarray(i * size, (i + 1) * size))[0]!);
     }
     return out;
   }
@@ -133,13 +138,7 @@ export class SafetensorsFile {
     if (!Number.isSafeInteger(byteOffset) || !Number.isSafeInteger(byteLength) || byteOffset < 0 || byteLength < 0 || byteOffset % size !== 0 || byteLength % size !== 0 || byteOffset + byteLength > t.fileEnd - t.fileBegin) {
       throw new SafetensorsError(this.path, 'part-out-of-range', `bytes [${byteOffset}, ${byteOffset + byteLength}) are not whole elements inside the tensor's ${t.fileEnd - t.fileBegin}`, name);
     }
-    const out = new Uint8Array(new ArrayBuffer(byteLength));
-    await this.readRange(name, t.fileBegin + byteOffset, out);
-    if (this.refuseNonFinite) {
-      const i = firstNonFinite(t.dtype, out);
-      if (i >= 0) this.nonFiniteError(t, byteOffset / size + i, toFloat32(t.dtype, out.subarray(i * size, (i + 1) * size))[0]!);
-    }
-    return out;
+    return this.readChecked(t, byteOffset, new Uint8Array(new ArrayBuffer(byteLength)));
   }
 
   /** Raw little-endian bytes of one tensor (a fresh, 8-byte-aligned buffer). */
