@@ -41,7 +41,7 @@ step() {
   local dt=$(( $(date +%s) - t0 ))
   say ""
   say "### $name (rc $rc, ${dt} s)"
-  if (( rc == 0 )); then grep -E '^(\||bench|model|peak|MatMul|\{)' "$OUT/$name.log" | tee -a "$SUMMARY"
+  if (( rc == 0 )); then grep -E '^(\||bench|model|peak|MatMul|topiary|SparseGPT|\{)' "$OUT/$name.log" | tee -a "$SUMMARY"
   else tail -n 8 "$OUT/$name.log" | tee -a "$SUMMARY"; fi
 }
 
@@ -99,62 +99,20 @@ fi
 if [[ $QUICK == 1 ]]; then
   SOLVER="--shapes 512x512"; FWD="--hidden 256 --intermediate 704 --heads 4 --kv-heads 2 --layers 2 --vocab 512 --seq 128 --nseq 4 --batch 2"
   PRUNE="--hidden 256 --intermediate 704 --heads 4 --kv-heads 2 --layers 2 --vocab 512 --nseq 4 --seq 128"
-  YARD=(--hidden 256 --intermediate 704 --heads 4 --kv-heads 2 --layers 2 --vocab 512); YNSEQ=4; YSEQ=128
+  YARD=(YARD_HIDDEN=256 YARD_INTERMEDIATE=704 YARD_LAYERS=2 YARD_NSEQ=4 YARD_SEQ=128)
 else
   SOLVER="--shapes 4096x4096,11008x4096"; FWD="--layers 4 --nseq 8 --seq 512 --batch 4"
   PRUNE="--layers 2 --nseq 16 --seq 512"
-  YARD=(--hidden 2048 --intermediate 5632 --heads 16 --kv-heads 8 --layers 2 --vocab 4096); YNSEQ=32; YSEQ=512
+  YARD=(YARD_HIDDEN=2048 YARD_INTERMEDIATE=5632 YARD_LAYERS=2 YARD_NSEQ=32 YARD_SEQ=512)
 fi
 
-# The yardstick: one generated model, one token file, both tools; wall and peak RSS of each whole process.
-if [[ -n "${SPARSEGPT_REF:-}" ]] && python3 -c 'import torch, transformers' 2>/dev/null; then
-  Y="$OUT/yard"; rm -rf "$Y"; mkdir -p "$Y"
-  $NODE dist/scripts/gen-model.js --arch llama "${YARD[@]}" --dtype bf16 --seed 0 --out "$Y/model" > "$Y/gen.log" 2>&1
-  python3 - "$Y/tokens.safetensors" "$YNSEQ" "$YSEQ" "${YARD[-1]}" <<'PY'
-import json, struct, sys, numpy as np
-path, n, t, vocab = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-ids = np.random.default_rng(0).integers(0, vocab, size=(n, t), dtype=np.int64).astype('<i4')
-head = json.dumps({'__metadata__': {'corpus': 'random', 'seed': '0'},
-                   'input_ids': {'dtype': 'I32', 'shape': [n, t], 'data_offsets': [0, ids.nbytes]}}).encode()
-head += b' ' * (-len(head) % 8)
-with open(path, 'wb') as f:
-    f.write(struct.pack('<Q', len(head)) + head + ids.tobytes())
-PY
-  # measure NAME CMD...: the command as a child of python, which reports its wall time and peak RSS as JSON.
-  measure() {
-    local name=$1; shift
-    python3 - "$@" > "$Y/$name.json" 2> "$Y/$name.log" <<'PY'
-import json, resource, subprocess, sys, time
-t0 = time.time()
-p = subprocess.run(sys.argv[1:], stdout=sys.stderr, stderr=sys.stderr)
-print(json.dumps({'rc': p.returncode, 'wall': time.time() - t0,
-                  'peakRssMiB': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
-PY
-  }
-  yard() {
-    local name=$1; shift
-    local now=$(( $(date +%s) - START ))
-    if (( now > BUDGET )); then say "- yardstick $name: skipped (budget spent)"; return; fi
-    local limit=$(( DEADLINE - now )); (( limit > 150 )) && limit=150
-    measure "$name" timeout "$limit" "$@"
-  }
-  yard ref-cpu env SPARSEGPT_REF="$SPARSEGPT_REF" python3 scripts/reference-sparsegpt.py "$Y/model" "$Y/tokens.safetensors" --device cpu --threads "$THREADS" --dtype float32
-  yard topiary-cpu $NODE dist/src/cli/main.js prune "$Y/model" --method sparsegpt --sparsity 0.5 --calib-tokens "$Y/tokens.safetensors" --out "$Y/out-cpu" --threads "$THREADS" --device cpu
-  yard ref-cuda env SPARSEGPT_REF="$SPARSEGPT_REF" python3 scripts/reference-sparsegpt.py "$Y/model" "$Y/tokens.safetensors" --device cuda --dtype float16
-  yard topiary-webgpu $NODE dist/src/cli/main.js prune "$Y/model" --method sparsegpt --sparsity 0.5 --calib-tokens "$Y/tokens.safetensors" --out "$Y/out-webgpu" --device webgpu
-  say ""
-  say "### yardstick: SparseGPT 50 %, generated llama ${YARD[*]}, bf16 weights, ${YNSEQ} × ${YSEQ} random token ids"
-  say "| run | rc | wall s | peak RSS MiB |"
-  say "|---|---:|---:|---:|"
-  for r in ref-cpu topiary-cpu ref-cuda topiary-webgpu; do
-    [[ -s "$Y/$r.json" ]] || continue
-    python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(f\"| {sys.argv[2]} | {d['rc']} | {d['wall']:.1f} | {d['peakRssMiB']:.0f} |\")" "$Y/$r.json" "$r" | tee -a "$SUMMARY"
-  done
-  grep -h '^{"tool"' "$Y"/ref-*.log 2>/dev/null | tee -a "$SUMMARY"
-  for r in ref-cpu topiary-cpu ref-cuda topiary-webgpu; do [[ -s "$Y/$r.json" ]] && [[ $(python3 -c "import json;print(json.load(open('$Y/$r.json'))['rc'])") != 0 ]] && { say "$r failed:"; tail -n 5 "$Y/$r.log" | tee -a "$SUMMARY"; }; done
-  rm -rf "$Y/model" "$Y/out-cpu" "$Y/out-webgpu"
+# The yardstick (scripts/bench-yardstick.sh): one generated model, one token file, both tools, CPU at equal threads and
+# GPU (reference cuda fp16 against Topiary webgpu); wall and peak RSS of each whole process.
+if [[ -n "${SPARSEGPT_REF:-}" ]] && python3 -c 'import torch' 2>/dev/null; then
+  step yardstick 330 env YARD_GPU=1 YARD_TIMEOUT_S=150 BENCH_THREADS="$THREADS" TOPIARY_NODE="$NODE" PYTHON=python3 "${YARD[@]}" \
+    bash scripts/bench-yardstick.sh "$OUT/yard"
 else
-  say "yardstick skipped (needs SPARSEGPT_REF and python3 with torch + transformers)"
+  say "yardstick skipped (needs SPARSEGPT_REF and python3 with torch)"
 fi
 for d in $DEVICES; do
   # shellcheck disable=SC2086
