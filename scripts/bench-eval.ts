@@ -4,12 +4,17 @@
 // where the time went. Settings run in rounds (--reps), each row the median round; every row's perplexity is printed
 // in full with its relative difference from the "before" row. Writes eval/eval-speed.md (or --out) and prints it.
 //
-//   node dist/scripts/bench-eval.js [--model DIR] [--seqlen 512] [--nsamples 128] [--reps 3] [--threads N] [--out FILE]
+// With --bound, the table gains the GEMM lower bound of the last row's work: FLOPs (2·params·tokens for every decoder
+// linear and the lm_head, + causal attention 2·T²·hidden per chunk, as bench-prune counts them) ÷ the MatMul 2048³
+// rate measured in the same run (scripts/matmul-rate.ts).
+//
+//   node dist/scripts/bench-eval.js [--model DIR] [--tokenizer DIR] [--seqlen 512] [--nsamples 128] [--reps 3]
+//     [--threads N] [--settings before,arena,chunk,after] [--bound] [--out FILE]
 
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { openCorpus } from '../src/calib/corpora.js';
@@ -18,6 +23,8 @@ import { DEFAULT_THREADING, Engine, parseThreads, setThreading } from '../src/en
 import { DEFAULT_ATTN_CHUNK } from '../src/forward/block-graph.js';
 import { EVAL_ATTN_CHUNK, perplexity } from '../src/eval/perplexity.js';
 import { ModelFolder } from '../src/model/model-folder.js';
+import type { ArchSpec } from '../src/model/arch.js';
+import { matmulRate } from './matmul-rate.js';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '..', '..', '..');
 
@@ -27,12 +34,19 @@ interface Setting {
   readonly attnChunk: number;
 }
 
-const SETTINGS: readonly Setting[] = [
-  { name: 'before (no arena, attention chunk 512)', memArena: false, attnChunk: DEFAULT_ATTN_CHUNK },
-  { name: 'arena only', memArena: true, attnChunk: DEFAULT_ATTN_CHUNK },
-  { name: `attention chunk ${EVAL_ATTN_CHUNK} only`, memArena: false, attnChunk: EVAL_ATTN_CHUNK },
-  { name: `**after** (arena, attention chunk ${EVAL_ATTN_CHUNK})`, memArena: true, attnChunk: EVAL_ATTN_CHUNK },
-];
+const ALL_SETTINGS: Readonly<Record<string, Setting>> = {
+  before: { name: 'before (no arena, attention chunk 512)', memArena: false, attnChunk: DEFAULT_ATTN_CHUNK },
+  arena: { name: 'arena only', memArena: true, attnChunk: DEFAULT_ATTN_CHUNK },
+  chunk: { name: `attention chunk ${EVAL_ATTN_CHUNK} only`, memArena: false, attnChunk: EVAL_ATTN_CHUNK },
+  after: { name: `**after** (arena, attention chunk ${EVAL_ATTN_CHUNK})`, memArena: true, attnChunk: EVAL_ATTN_CHUNK },
+};
+
+/** Eval FLOPs over `chunks` chunks of T tokens: every decoder linear and the lm_head, plus causal attention. */
+function evalFlops(arch: ArchSpec, chunks: number, T: number): number {
+  let params = arch.vocab * arch.hidden;
+  for (const layer of arch.layers) for (const l of layer.linears) params += l.inFeatures * l.outFeatures;
+  return 2 * params * chunks * T + arch.numLayers * 2 * chunks * T * T * arch.hidden;
+}
 
 interface Run {
   readonly seconds: number;
@@ -51,16 +65,25 @@ async function main(): Promise<void> {
     .option('--nsamples <n>', 'chunks evaluated per run', '128')
     .option('--reps <n>', 'rounds over all settings (each row: the median round)', '3')
     .option('--threads <n>', 'ORT intra-op threads (default: ORT\'s choice)')
+    .option('--tokenizer <dir>', 'folder whose tokenizer encodes the corpus (default: the model\'s; a generated model has none)')
+    .option('--settings <list>', 'settings to run: before, arena, chunk, after', 'before,arena,chunk,after')
+    .option('--bound', 'add the GEMM lower bound (MatMul rate measured in the same run)')
     .option('--out <file>', 'markdown file to write', join(ROOT, 'eval', 'eval-speed.md'))
     .parse(process.argv)
-    .opts<{ model: string; dataset: string; dataDir: string; seqlen: string; nsamples: string; reps: string; threads?: string; out: string }>();
+    .opts<{ model: string; tokenizer?: string; dataset: string; dataDir: string; seqlen: string; nsamples: string; reps: string; threads?: string; settings: string; bound?: boolean; out: string }>();
+  const SETTINGS = f.settings.split(',').map((k) => {
+    const s = ALL_SETTINGS[k];
+    if (!s) throw new Error(`--settings: unknown setting ${k} (before, arena, chunk, after)`);
+    return s;
+  });
   if (f.threads !== undefined) setThreading({ ...DEFAULT_THREADING, threads: parseThreads(f.threads) });
   const seqlen = Number(f.seqlen), nsamples = Number(f.nsamples), reps = Number(f.reps);
   const folder = await ModelFolder.open(f.model);
   const loads: number[] = [];
+  let rate = 0;
   const runs: Run[][] = SETTINGS.map(() => []);
   try {
-    const ids = (await TextTokenizer.load(folder.dir)).encode(openCorpus(f.dataset, { dataDir: f.dataDir }).evaluation().text);
+    const ids = (await TextTokenizer.load(f.tokenizer ?? folder.dir)).encode(openCorpus(f.dataset, { dataDir: f.dataDir }).evaluation().text);
     for (let rep = 0; rep < reps; rep++) {
       loads.push(loadavg()[0]!);
       for (const [i, s] of SETTINGS.entries()) {
@@ -77,6 +100,14 @@ async function main(): Promise<void> {
         }
       }
     }
+    if (f.bound) {
+      const engine = new Engine('cpu');
+      try {
+        rate = (await matmulRate(engine, 2048, 5)).gflops;
+      } finally {
+        await engine.release();
+      }
+    }
   } finally {
     await folder.close();
   }
@@ -86,7 +117,7 @@ async function main(): Promise<void> {
   const tokens = nsamples * seqlen;
   const commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).stdout.trim();
   const md = [
-    '# `topiary eval` speed on stories260K, before and after',
+    `# \`topiary eval\` speed on ${basename(f.model)}${SETTINGS.length > 1 ? ', before and after' : ''}`,
     '',
     `Written by \`node dist/scripts/bench-eval.js ${process.argv.slice(2).join(' ')}\` (commit ${commit}, ${new Date().toISOString().slice(0, 10)}, ` +
       `${cpus().length} CPUs, ${cpus()[0]?.model ?? 'unknown CPU'}, ORT threads ${f.threads ?? 'default'}, 1-minute load ${loads.map((l) => l.toFixed(1)).join(' / ')} at the rounds' starts: ` +
@@ -103,6 +134,12 @@ async function main(): Promise<void> {
         `${r.block.toFixed(2)} | ${r.head.toFixed(2)} | ${r.cpuSeconds.toFixed(2)} | ${r.ppl} | ${(Math.abs(r.ppl - before.ppl) / before.ppl).toExponential(1)} |`;
     }),
     '',
+    ...(rate > 0 ? [
+      `GEMM lower bound of the last row: ${(evalFlops(folder.arch, nsamples, seqlen) / 1e9).toFixed(0)} GFLOP ÷ MatMul 2048³ at ${rate.toFixed(0)} GFLOP/s (same run) = ` +
+        `${(evalFlops(folder.arch, nsamples, seqlen) / (rate * 1e9)).toFixed(2)} s; the row took ${rows[rows.length - 1]!.seconds.toFixed(2)} s = ` +
+        `**${(rows[rows.length - 1]!.seconds / (evalFlops(folder.arch, nsamples, seqlen) / (rate * 1e9))).toFixed(2)}×** the bound.`,
+      '',
+    ] : []),
   ];
   writeFileSync(f.out, md.join('\n'));
   process.stdout.write(md.join('\n'));
