@@ -1,13 +1,13 @@
-// HessianAccumulator, which updates its one H buffer in place a slab of rows at a time: bit for bit the numbers of
-// the previous form (one graph writing the whole new H into a second buffer, rebuilt here as the slower reference
-// path), for every slab size from one row to the whole matrix, and within float32 rounding of a float64 running
-// mean computed in plain JS.
+// HessianAccumulator, which updates its one H buffer in place a slab at a time, as whole rows or as the packed block
+// upper triangle: bit for bit the numbers of the previous form (one graph writing the whole new H into a second
+// buffer, rebuilt here as the slower reference path), for every slab size from one row to the whole matrix, and
+// within float32 rounding of a float64 running mean computed in plain JS.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Engine, f32 } from '../../src/engine/engine.js';
 import { GraphBuilder } from '../../src/engine/graph-builder.js';
-import { HessianAccumulator, tileRows, TILE_VALUES } from '../../src/obs/hessian.js';
+import { HessianAccumulator, hessianSlabs, tileRows, TILE_VALUES, UPPER_MIN_COLS } from '../../src/obs/hessian.js';
 
 const engine = new Engine('cpu');
 
@@ -73,15 +73,55 @@ for (const [cols, seqlen, nseqs] of [[96, 16, [3, 1, 4, 2]], [300, 24, [2, 5]]] 
     assert.ok(maxErr <= 2e-6 * maxRef, `the previous path is ${maxErr / maxRef} of max |H| from float64`);
     // One row per slab, an uneven slab that leaves a short last one, and the whole matrix at once.
     for (const rows of [1, 7, Math.ceil(cols / 3) + 1, cols]) {
-      const acc = new HessianAccumulator(engine, cols, rows * cols);
+      const acc = new HessianAccumulator(engine, cols, rows * cols, 'rows');
       assert.equal(acc.rowsPerTile, rows);
       for (let k = 0; k < X.length; k++) await acc.addBatch(X[k]!, nseqs[k]!, seqlen);
       assert.equal(acc.nsamples, nseqs.reduce((a, b) => a + b, 0));
       assert.ok(bits(acc.H).equals(bits(before)), `${rows} rows per slab: H differs from the previous path`);
       assert.equal(acc.bytes, cols * cols * 4, 'one cols² buffer');
     }
+    // The packed upper triangle: one slab (this small), more where the tile is small (down to 2 rows each).
+    for (const tile of [TILE_VALUES, 20 * cols, 3 * cols, 2 * cols]) {
+      const acc = new HessianAccumulator(engine, cols, tile, 'upper');
+      assert.ok(acc.slabs.every((s) => s.r1 - s.r0 >= 2 && s.c0 === s.r0), 'slabs of 2 rows or more, from the diagonal on');
+      for (let k = 0; k < X.length; k++) await acc.addBatch(X[k]!, nseqs[k]!, seqlen);
+      assert.ok(bits(acc.H).equals(bits(before)), `upper layout, ${acc.slabs.length} slabs: H differs from the previous path`);
+      assert.equal(acc.bytes, cols * cols * 4, 'one cols² buffer');
+    }
   });
 }
+
+test(`from ${UPPER_MIN_COLS} columns H is accumulated as its upper triangle, bit-identical, and reading H between batches changes nothing`, async () => {
+  const cols = UPPER_MIN_COLS + 40, seqlen = 40, nseqs = [2, 3, 1];
+  const X = randomBatches(cols, seqlen, nseqs, 7);
+  const before = await previousPath(X, nseqs, seqlen, cols);
+  const acc = new HessianAccumulator(engine, cols);
+  assert.equal(acc.layout, 'upper');
+  assert.equal(acc.slabs.length, 2);
+  // Σ rows·(cols − r0) over the slabs: the Gemm's share of the full XᵀX, (k+1)/2k.
+  const share = acc.slabs.reduce((a, s) => a + (s.r1 - s.r0) * (cols - s.c0), 0) / (cols * cols);
+  assert.equal(share, 0.75);
+  const read: Float32Array[] = [];
+  for (let k = 0; k < X.length; k++) {
+    await acc.addBatch(X[k]!, nseqs[k]!, seqlen);
+    read.push(Float32Array.from(acc.H)); // unpacks, and the next batch packs again
+  }
+  assert.ok(bits(read[read.length - 1]!).equals(bits(before)), 'H differs from the previous path');
+  const first = await previousPath([X[0]!], [nseqs[0]!], seqlen, cols);
+  assert.ok(bits(read[0]!).equals(bits(first)), 'H after the first batch differs from the previous path');
+  assert.equal(new HessianAccumulator(engine, UPPER_MIN_COLS - 1).layout, 'rows');
+});
+
+test('upper slabs: the rows spread evenly, packed one after another, the first bounded by the tile', () => {
+  assert.equal(hessianSlabs(2048, 'upper').length, 4);
+  const slabs = hessianSlabs(5632, 'upper');
+  assert.deepEqual(slabs.map((s) => s.r1 - s.r0), Array(8).fill(704));
+  assert.equal(slabs[1]!.offset, 704 * 5632);
+  assert.equal(slabs[2]!.offset, 704 * 5632 + 704 * (5632 - 704));
+  const big = hessianSlabs(28672, 'upper'); // the 70B down_proj: the tile (16 Mi values) allows 585 full rows
+  assert.ok(big.length === Math.ceil(28672 / 585) && (big[0]!.r1 - big[0]!.r0) * 28672 <= TILE_VALUES);
+  assert.equal(big[big.length - 1]!.r1, 28672);
+});
 
 test('slab rows: as many as fit the tile, at least one, at most the matrix', () => {
   assert.equal(tileRows(2048), 2048); // 16 MiB H: one slab
