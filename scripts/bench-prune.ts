@@ -153,7 +153,7 @@ async function main(): Promise<void> {
     const totalFlops = rows.reduce((a, r) => a + r[2], 0);
     const bound = totalFlops / (rate * 1e9);
     if (f.json) {
-      process.stdout.write(`${JSON.stringify({ wall, seconds: sec, rate, bound, peakRssMiB: maxRss / 2 ** 20, ledgerPeak: peak, weightsSha, logs, genSeconds, estimate })}\n`);
+      process.stdout.write(`${JSON.stringify({ wall, seconds: sec, rate, bound, flops: fl, peakRssMiB: maxRss / 2 ** 20, ledgerPeak: peak, weightsSha, logs, genSeconds, estimate })}\n`);
       return;
     }
     const out: string[] = [];

@@ -8,11 +8,12 @@
 //                then the CLI run killed with SIGKILL at random instants and resumed with --resume, compared byte
 //                for byte with an uninterrupted CLI run;
 //   llama1b      a Llama-3.2-1B-shaped model (hidden 2048, 32/8 heads, intermediate 8192, vocab 128256, bf16) with
-//                the given layers and windows, --max-memory below the in-memory run's peak.
+//                the given layers and windows, --max-memory below the in-memory run's peak (that run may be
+//                shallower: --llama-memory-layers).
 // Prints markdown tables and puts each section into eval/scale.md (between its section markers; the others stay).
 //
 //   node dist/scripts/bench-scale.js [--sections layers,calib,accept,llama1b] [--layers 2,4,8,16] [--backends memory,disk]
-//     [--calib 8,32,128] [--kills 2] [--accept-nseq 8192] [--llama-layers 16 --llama-nseq 4 --llama-seq 512] [--no-write]
+//     [--calib 8,32,128] [--kills 2] [--accept-nseq 8192] [--llama-layers 16 --llama-memory-layers N --llama-nseq 4 --llama-seq 512] [--no-write]
 
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -39,14 +40,18 @@ interface BenchResult {
   readonly weightsSha: string;
   readonly logs: readonly string[];
   readonly estimate: MemoryEstimate;
+  /** MatMul 2048³ GFLOP/s and the job's GEMM lower bound in seconds (0 with --no-rate), and the FLOPs by phase. */
+  readonly rate: number;
+  readonly bound: number;
+  readonly flops: { forward: number; hessian: number; solve: number };
 }
 
 const MiB = 2 ** 20;
 const mib = (b: number) => (b / MiB).toFixed(0);
 const ints = (v: string) => v.split(',').map((x) => Number.parseInt(x, 10));
 
-function bench(model: string, nseq: number, seq: number, extra: readonly string[]): BenchResult {
-  const args = [BENCH, '--json', '--no-rate', '--model', model, '--nseq', String(nseq), '--seq', String(seq), ...extra];
+function bench(model: string, nseq: number, seq: number, extra: readonly string[], withRate = false): BenchResult {
+  const args = [BENCH, '--json', ...(withRate ? [] : ['--no-rate']), '--model', model, '--nseq', String(nseq), '--seq', String(seq), ...extra];
   const r = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 24 });
   if (r.status !== 0) throw new Error(`bench-prune ${args.slice(1).join(' ')} failed:\n${r.stderr}`);
   const line = r.stdout.trim().split('\n').pop() ?? '';
@@ -183,17 +188,32 @@ async function accept(work: string, kills: number, nseq: number): Promise<string
   return lines;
 }
 
-async function llama1b(work: string, layersN: number, nseq: number, seq: number): Promise<string[]> {
+async function llama1b(work: string, layersN: number, memoryLayers: number, nseq: number, seq: number): Promise<string[]> {
+  const shape = { hidden: 2048, heads: 32, kvHeads: 8, intermediate: 8192, vocab: 128256 };
   const model = join(work, 'llama1b');
   const t0 = performance.now();
-  await gen({ hidden: 2048, layers: layersN, heads: 32, kvHeads: 8, intermediate: 8192, vocab: 128256, out: model });
+  await gen({ ...shape, layers: layersN, out: model });
   const genS = (performance.now() - t0) / 1000;
-  const mem = bench(model, nseq, seq, ['--offload', 'memory']);
-  process.stderr.write(`llama1b: memory ${mem.peakRssMiB.toFixed(0)} MiB ${mem.wall.toFixed(1)} s\n`);
+  // The in-memory run may use a shallower model of the same shape: its peak RSS does not grow with depth (the
+  // layers section), and a full-depth in-memory run would double the section's time.
+  let memModel = model;
+  if (memoryLayers !== layersN) {
+    memModel = join(work, 'llama1b-memory');
+    await gen({ ...shape, layers: memoryLayers, out: memModel });
+  }
+  const mem = bench(memModel, nseq, seq, ['--offload', 'memory']);
+  if (memModel !== model) rmSync(memModel, { recursive: true, force: true });
+  process.stderr.write(`llama1b: memory (${memoryLayers} layers) ${mem.peakRssMiB.toFixed(0)} MiB ${mem.wall.toFixed(1)} s\n`);
   const limit = `${Math.floor(mem.peakRssMiB * 0.8)}MiB`;
-  const lim = bench(model, nseq, seq, ['--max-memory', limit, '--offload', 'auto']);
+  const lim = bench(model, nseq, seq, ['--max-memory', limit, '--offload', 'auto'], true);
   process.stderr.write(`llama1b: --max-memory ${limit} ${lim.peakRssMiB.toFixed(0)} MiB ${lim.wall.toFixed(1)} s\n`);
   const phases = (r: BenchResult) => `forward ${r.seconds.forward.toFixed(0)} · statistics ${r.seconds.statistics.toFixed(0)} · solve ${r.seconds.solve.toFixed(0)} · I/O ${r.seconds.io.toFixed(0)}`;
+  const lb = (flop: number) => flop / (lim.rate * 1e9);
+  const vsBound = (label: string, s: number, flop: number) => `${label} ${s.toFixed(0)} s / ${lb(flop).toFixed(0)} s = ${(s / lb(flop)).toFixed(2)}×`;
+  const bound = !(lim.rate > 0) ? [] : ['', `Against the GEMM lower bound (limited run; MatMul 2048³ at ${lim.rate.toFixed(0)} GFLOP/s in the same process): ` + [
+    vsBound('forward', lim.seconds.forward, lim.flops.forward), vsBound('statistics', lim.seconds.statistics, lim.flops.hessian),
+    vsBound('solve', lim.seconds.solve, lim.flops.solve), `whole job ${lim.wall.toFixed(0)} s / ${lim.bound.toFixed(0)} s = ${(lim.wall / lim.bound).toFixed(2)}×`,
+  ].join(', ') + '.'];
   rmSync(model, { recursive: true, force: true });
   return [
     `### Llama-3.2-1B-shaped: hidden 2048, ${layersN} layers, 32/8 heads, intermediate 8192, vocab 128256, bf16; ${nseq} × ${seq} tokens; SparseGPT 50 %`,
@@ -201,10 +221,11 @@ async function llama1b(work: string, layersN: number, nseq: number, seq: number)
     `Model generated in ${genS.toFixed(0)} s.`,
     '',
     ...TABLE_HEAD,
-    row('`--offload memory`', 'memory', mem, null),
-    row(`\`--max-memory ${limit}\``, 'auto', lim, mem),
+    row(`\`--offload memory\`${memoryLayers !== layersN ? ` (${memoryLayers} layers)` : ''}`, 'memory', mem, null),
+    row(`\`--max-memory ${limit}\``, 'auto', lim, memoryLayers === layersN ? mem : null),
     '',
     `Phase seconds (memory run): ${phases(mem)}; (limited run): ${phases(lim)}. Its one line: ${lim.logs.map((l) => `“${l}”`).join(' ') || '(none)'}`,
+    ...bound,
   ];
 }
 
@@ -226,11 +247,12 @@ async function main(): Promise<void> {
     .option('--kills <n>', 'SIGKILLs in the acceptance check', (v) => Number.parseInt(v, 10), 2)
     .option('--accept-nseq <n>', 'windows of 256 tokens in the acceptance check (8192: 1 GiB)', (v) => Number.parseInt(v, 10), 8192)
     .option('--llama-layers <n>', 'Llama-3.2-1B shape: layers', (v) => Number.parseInt(v, 10), 16)
+    .option('--llama-memory-layers <n>', 'Llama-3.2-1B shape: layers of the in-memory run (default: --llama-layers)', (v) => Number.parseInt(v, 10))
     .option('--llama-nseq <n>', 'Llama-3.2-1B shape: windows', (v) => Number.parseInt(v, 10), 4)
     .option('--llama-seq <n>', 'Llama-3.2-1B shape: tokens per window', (v) => Number.parseInt(v, 10), 512)
     .option('--no-write', 'print only, leave eval/scale.md alone')
     .parse(process.argv)
-    .opts<{ sections: string; backends: string; layers: string; calib: string; kills: number; acceptNseq: number; llamaLayers: number; llamaNseq: number; llamaSeq: number; write: boolean }>();
+    .opts<{ sections: string; backends: string; layers: string; calib: string; kills: number; acceptNseq: number; llamaLayers: number; llamaMemoryLayers?: number; llamaNseq: number; llamaSeq: number; write: boolean }>();
   const work = mkdtempSync(join(tmpdir(), 'topiary-bench-scale-'));
   mkdirSync(work, { recursive: true });
   try {
@@ -241,7 +263,7 @@ async function main(): Promise<void> {
       const lines = s === 'layers' ? await layers(work, ints(f.layers), emit, f.backends.split(','))
         : s === 'calib' ? await calib(work, ints(f.calib), emit)
           : s === 'accept' ? await accept(work, f.kills, f.acceptNseq)
-            : s === 'llama1b' ? await llama1b(work, f.llamaLayers, f.llamaNseq, f.llamaSeq)
+            : s === 'llama1b' ? await llama1b(work, f.llamaLayers, f.llamaMemoryLayers ?? f.llamaLayers, f.llamaNseq, f.llamaSeq)
               : null;
       if (lines === null) throw new Error(`--sections: unknown section ${s} (layers, calib, accept, llama1b)`);
       const all = [...lines, '', `(section run on ${new Date().toISOString().slice(0, 16)} UTC in ${((performance.now() - t0) / 60000).toFixed(1)} min)`];
