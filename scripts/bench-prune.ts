@@ -19,7 +19,8 @@
 // config gives the shape) instead of generating one; --no-rate skips the MatMul rate (no lower bound then).
 
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
@@ -135,7 +136,10 @@ async function main(): Promise<void> {
     const maxRss = process.resourceUsage().maxRSS * 1024;
     // The written weights, for comparing runs that must write the same bytes.
     const h = createHash('sha256');
-    for (const name of (await readdir(join(dir, 'out'))).filter((n) => n.endsWith('.safetensors')).sort()) h.update(await readFile(join(dir, 'out', name)));
+    // Streamed: a shard of a 1B model is over readFile's 2 GiB limit.
+    for (const name of (await readdir(join(dir, 'out'))).filter((n) => n.endsWith('.safetensors')).sort()) {
+      for await (const chunk of createReadStream(join(dir, 'out', name))) h.update(chunk as Buffer);
+    }
     const weightsSha = h.digest('hex');
     const peak = ledger.peak;
     // The job's own estimate for the backend it chose (memory-plan.ts), beside the measurement.
