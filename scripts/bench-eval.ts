@@ -48,6 +48,16 @@ function evalFlops(arch: ArchSpec, chunks: number, T: number): number {
   return 2 * params * chunks * T + arch.numLayers * 2 * chunks * T * T * arch.hidden;
 }
 
+/** The bound line: `flops` ÷ the MatMul rate, against the seconds the last row took. */
+function boundLines(flops: number, rate: number, seconds: number): string[] {
+  const bound = flops / (rate * 1e9);
+  return [
+    `GEMM lower bound of the last row: ${(flops / 1e9).toFixed(0)} GFLOP ÷ MatMul 2048³ at ${rate.toFixed(0)} GFLOP/s (same run) = ` +
+      `${bound.toFixed(2)} s; the row took ${seconds.toFixed(2)} s = **${(seconds / bound).toFixed(2)}×** the bound.`,
+    '',
+  ];
+}
+
 interface Run {
   readonly seconds: number;
   readonly cpuSeconds: number;
@@ -134,12 +144,7 @@ async function main(): Promise<void> {
         `${r.block.toFixed(2)} | ${r.head.toFixed(2)} | ${r.cpuSeconds.toFixed(2)} | ${r.ppl} | ${(Math.abs(r.ppl - before.ppl) / before.ppl).toExponential(1)} |`;
     }),
     '',
-    ...(rate > 0 ? [
-      `GEMM lower bound of the last row: ${(evalFlops(folder.arch, nsamples, seqlen) / 1e9).toFixed(0)} GFLOP ÷ MatMul 2048³ at ${rate.toFixed(0)} GFLOP/s (same run) = ` +
-        `${(evalFlops(folder.arch, nsamples, seqlen) / (rate * 1e9)).toFixed(2)} s; the row took ${rows[rows.length - 1]!.seconds.toFixed(2)} s = ` +
-        `**${(rows[rows.length - 1]!.seconds / (evalFlops(folder.arch, nsamples, seqlen) / (rate * 1e9))).toFixed(2)}×** the bound.`,
-      '',
-    ] : []),
+    ...(rate > 0 ? boundLines(evalFlops(folder.arch, nsamples, seqlen), rate, rows[rows.length - 1]!.seconds) : []),
   ];
   writeFileSync(f.out, md.join('\n'));
   process.stdout.write(md.join('\n'));

@@ -197,7 +197,7 @@ function packUpper(h: Float32Array, cols: number, slabs: readonly HessianSlab[])
 }
 
 /**
- * One slab of the running-mean update: H_next = H·decay + (sXs)[:, r0:r1]ᵀ · (sX)[:, c0:], with sX = X·scale. The
+ * One slab of the running-mean update: H_next = H·decay + (sX)[:, r0:r1]ᵀ · (sX)[:, c0:], with sX = X·scale. The
  * reference's xs·xsᵀ restricted to those rows and columns; `H` (the slab) is read by the first Mul only.
  */
 function slabGraph(cols: number): GraphBuilder {
@@ -210,10 +210,10 @@ function slabGraph(cols: number): GraphBuilder {
   const r1 = g.input('r1', 'int64', [1]);
   const c0 = g.input('c0', 'int64', [1]);
   const decayed = g.op('Mul', [h, a]);
-  const xs = g.op('Mul', [x, s]);
+  // Scaled after slicing: only the slab's columns, not all of X once per slab (the same float32 products).
   const axis1 = g.constI64([1]);
-  const rows = g.op('Slice', [xs, r0, r1, axis1]);
-  const right = g.op('Slice', [xs, c0, g.constI64([cols]), axis1]);
+  const rows = g.op('Mul', [g.op('Slice', [x, r0, r1, axis1]), s]);
+  const right = g.op('Mul', [g.op('Slice', [x, c0, g.constI64([cols]), axis1]), s]);
   const xtx = g.op('Gemm', [rows, right], { transA: 1 });
   g.output(g.op('Add', [decayed, xtx]), 'H_next', 'float32', ['rows', 'cols_from_c0']);
   return g;
