@@ -11,7 +11,7 @@
 
 import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../io/dtype.js';
+import { bf16BitsOf, f16BitsToF32, f32ToF16Bits } from '../io/dtype.js';
 
 export type OffloadBackend = 'memory' | 'disk';
 
@@ -36,9 +36,9 @@ function f16ToF32Table(): Float32Array {
 /** float32 values → stored bytes (float32: a view of x, no copy). */
 export function encodeActivations(dtype: ActivationDType, x: Float32Array): Uint8Array {
   if (dtype === 'float32') return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+  if (dtype === 'bfloat16') return new Uint8Array(bf16BitsOf(x).buffer);
   const o = new Uint16Array(x.length);
-  if (dtype === 'bfloat16') for (let i = 0; i < x.length; i++) o[i] = f32ToBf16Bits(x[i]!);
-  else for (let i = 0; i < x.length; i++) o[i] = f32ToF16Bits(x[i]!);
+  for (let i = 0; i < x.length; i++) o[i] = f32ToF16Bits(x[i]!);
   return new Uint8Array(o.buffer);
 }
 

@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits, fromFloat32, toFloat32 } from '../../src/io/dtype.js';
+import { bf16BitsOf, bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits, fromFloat32, toFloat32 } from '../../src/io/dtype.js';
 
 const f32buf = new Float32Array(1);
 const u32buf = new Uint32Array(f32buf.buffer);
@@ -132,6 +132,24 @@ test('random float32 values match a brute-force nearest-even reference', () => {
     assert.equal(hex(f32ToF16Bits(x)), hex(refF16(x)), `f16 of ${x} (0x${(bits >>> 0).toString(16)})`);
     assert.equal(hex(f32ToBf16Bits(x)), hex(refBf16(x)), `bf16 of ${x} (0x${(bits >>> 0).toString(16)})`);
   }
+});
+
+test('bf16BitsOf (the bulk encoder) on bit patterns: the hand-computed cases, NaN payloads, and random values against the brute-force reference', () => {
+  const cases: [number, number][] = [
+    [0x3f800000, 0x3f80], [0x80000000, 0x8000], [0x3f808000, 0x3f80], [0x3f818000, 0x3f82], [0x3f808001, 0x3f81],
+    [0x3f807fff, 0x3f80], [0x7f7f7fff, 0x7f7f], [0x7f7f8000, 0x7f80], [0x7f7fffff, 0x7f80], [0xff7fffff, 0xff80],
+    [0x7f800000, 0x7f80], [0xff800000, 0xff80], [0x7f800001, 0x7fc0], [0xff800001, 0xffc0], [0x7fffffff, 0x7fff],
+    [0xffc00000, 0xffc0], [0x00008000, 0x0000], [0x00018000, 0x0002], [0x00000001, 0x0000], [0x807fffff, 0x8080],
+  ];
+  const got = bf16BitsOf(new Float32Array(Uint32Array.from(cases, (c) => c[0]).buffer));
+  cases.forEach(([bits, want], i) => assert.equal(hex(got[i]!), hex(want), `0x${bits.toString(16)}`));
+  const refBf16 = makeReference(bf16BitsToF32, 2 ** 128);
+  let s = 0x2545f491;
+  const next = () => { s ^= s << 13; s ^= s >>> 17; s ^= s << 5; return s >>> 0; };
+  const bits = Uint32Array.from({ length: 20000 }, () => { let b = next(); while ((b & 0x7f800000) === 0x7f800000) b = next(); return b; });
+  const x = new Float32Array(bits.buffer);
+  const bulk = bf16BitsOf(x);
+  for (let i = 0; i < x.length; i++) assert.equal(hex(bulk[i]!), hex(refBf16(x[i]!)), `bf16 of ${x[i]} (0x${bits[i]!.toString(16)})`);
 });
 
 test('fromFloat32 / toFloat32 encode little-endian arrays', () => {
