@@ -6,8 +6,9 @@
 // UᵀU = R⁻ᵀR⁻¹ = (RRᵀ)⁻¹ = H⁻¹, and the positive-diagonal factor is unique, so it is the reference's U). Both are
 // computed together by recursion on H = [[A, B], [Bᵀ, C]]:
 //   U22 = factor(C);  T = B·U22ᵀ (= R12);  S = A − T·Tᵀ;  G = T·U22 (= B·C⁻¹);  U11 = factor(S);  U12 = −U11·G,
-// so all O(n³) work is four engine GEMMs per level (4n³/3 flops in all), in float64; blocks of ≤ 128 columns are
-// factored in TS (float64). On a non-positive pivot the damping is multiplied by 10 and the factorization retried.
+// so all O(n³) work is four engine GEMMs per level, in float64 (4n³/3 flops as whole GEMMs; split into pieces that
+// skip U's zero triangles and S's unread upper one, with the same bits, about 0.6 of that at 5632 columns); blocks
+// of ≤ 128 columns are factored in TS (float64). On a non-positive pivot the damping is multiplied by 10 and the factorization retried.
 // Both differ from the reference's float32 chain on purpose (docs/reference-deviations.md §3).
 
 import { Engine, ort, type Feeds } from '../engine/engine.js';
@@ -25,6 +26,11 @@ export interface InverseFactorOptions {
   readonly precision?: FactorPrecision;
   /** Largest block factored in TS (default 128). */
   readonly baseSize?: number;
+  /**
+   * Width of the GEMM pieces that skip U's zero triangle and S's unread one (a multiple of 128; default 512), or 0
+   * for whole GEMMs: the same bits either way (`pieces`), fewer flops with pieces.
+   */
+  readonly pieceWidth?: number;
 }
 
 export interface InverseFactor {
@@ -88,10 +94,12 @@ export async function inverseHessianFactor(engine: Engine, H: Float32Array, cols
   const maxRetries = opts.maxRetries ?? 5;
   const precision = opts.precision ?? (engine.device === 'webgpu' ? 'float32' : 'float64');
   const base = opts.baseSize ?? 128;
+  const piece = opts.pieceWidth ?? 512;
+  if (piece !== 0 && !(Number.isInteger(piece) && piece % MLAS_K_STRIDE === 0 && piece > 0)) throw new SolverInputError(`pieceWidth must be 0 or a positive multiple of ${MLAS_K_STRIDE}, got ${piece}`);
   const damp = dampingOf(H, cols, percdamp);
   let dampUsed = damp;
   for (let retries = 0; ; retries++) {
-    const f = new Factorizer(engine, precision, base);
+    const f = new Factorizer(engine, precision, base, piece);
     try {
       const U = new Float32Array(cols * cols);
       await f.factor(H, cols, 0, cols, dampUsed, U);
@@ -196,7 +204,11 @@ export function baseInverseFactor(M: Float64Array, n: number): Float64Array {
 class Factorizer {
   flops = 0;
 
-  constructor(private readonly engine: Engine, private readonly precision: FactorPrecision, private readonly base: number) {}
+  /**
+   * `piece`: width of the GEMM pieces that skip zero triangles (a multiple of 128), 0 for whole GEMMs (the same bits;
+   * kept for the test that says so).
+   */
+  constructor(private readonly engine: Engine, private readonly precision: FactorPrecision, private readonly base: number, private readonly piece: number) {}
 
   /**
    * U for src[off:off+n, off:off+n] + λI: returned as float64 (n×n), or, when `out` is given (the top level),
@@ -242,32 +254,88 @@ class Factorizer {
     return res;
   }
 
-  /** T = Blᵀ·U22ᵀ, S = A − T·Tᵀ, G = T·U22 (Bl = the lower-left block, n2×n1). */
+  /**
+   * T = Blᵀ·U22ᵀ, S = A − T·Tᵀ (its lower triangle: all that the recursion reads), G = T·U22 (Bl = the lower-left
+   * block, n2×n1), each GEMM split into pieces that skip U22's zero triangle and S's upper one (see `pieces`).
+   */
   private async schur(Bl: Float64Array, U22: Float64Array, A: Float64Array, n1: number, n2: number): Promise<{ S: Float64Array; G: Float64Array }> {
-    this.flops += 2 * n1 * n2 * n2 * 2 + 2 * n1 * n1 * n2;
-    const out = await this.run('ufactor-schur', () => {
+    const p1 = this.split(n1), p2 = this.split(n2);
+    this.flops += 2 * n1 * sumOf(p2, (i0, i1) => (i1 - i0) * (n2 - i0)) + 2 * n2 * sumOf(p1, (r0, r1) => (r1 - r0) * r1) + 2 * n1 * sumOf(p2, (q0, q1) => (q1 - q0) * q1);
+    const out = await this.run(`ufactor-schur:${n1}x${n2}:${this.piece}`, () => {
       const g = new GraphBuilder('ufactor_schur');
-      const b = g.input('Bl', this.elem, ['q', 'p']);
-      const u = g.input('U22', this.elem, ['q', 'q']);
-      const a = g.input('A', this.elem, ['p', 'p']);
-      const t = g.op('Gemm', [b, u], { transA: 1, transB: 1 });
-      g.output(g.op('Gemm', [t, t, a], { alpha: { float: -1 }, beta: { float: 1 }, transB: 1 }), 'S', this.elem, ['p', 'p']);
-      g.output(g.op('MatMul', [t, u]), 'G', this.elem, ['p', 'q']);
+      const b = g.input('Bl', this.elem, [n2, n1]);
+      const u = g.input('U22', this.elem, [n2, n2]);
+      const a = g.input('A', this.elem, [n1, n1]);
+      // T[:, i0:i1] = Bl[i0:, :]ᵀ · U22[i0:i1, i0:]ᵀ: U22[i, j] = 0 for j < i.
+      const t = concat(g, p2.map(([i0, i1]) => g.op('Gemm', [slice(g, b, [i0, 0], [n2, n1]), slice(g, u, [i0, i0], [i1, n2])], { transA: 1, transB: 1 })), 1);
+      // S[r0:r1, :r1] = A[r0:r1, :r1] − T[r0:r1] · T[:r1]ᵀ; S's upper triangle is left 0 (never read).
+      const s = concat(g, p1.map(([r0, r1]) => {
+        const piece = g.op('Gemm', [slice(g, t, [r0, 0], [r1, n2]), slice(g, t, [0, 0], [r1, n2]), slice(g, a, [r0, 0], [r1, r1])], { alpha: { float: -1 }, beta: { float: 1 }, transB: 1 });
+        return r1 < n1 ? g.op('Pad', [piece, g.constI64([0, 0, 0, n1 - r1])]) : piece;
+      }), 0);
+      g.output(s, 'S', this.elem, [n1, n1]);
+      // G[:, q0:q1] = T[:, :q1] · U22[:q1, q0:q1]: U22[j, q] = 0 for j > q.
+      g.output(concat(g, p2.map(([q0, q1]) => g.op('MatMul', [slice(g, t, [0, 0], [n1, q1]), slice(g, u, [0, q0], [q1, q1])])), 1), 'G', this.elem, [n1, n2]);
       return g;
     }, { Bl: this.tensor(Bl, [n2, n1]), U22: this.tensor(U22, [n2, n2]), A: this.tensor(A, [n1, n1]) });
     return { S: out['S']!, G: out['G']! };
   }
 
-  /** U12 = −U11·G. */
+  /** U12 = −U11·G, row pieces [i0, i1) from column i0 on (U11[i, j] = 0 for j < i). */
   private async offDiagonal(U11: Float64Array, G: Float64Array, n1: number, n2: number): Promise<Float64Array> {
-    this.flops += 2 * n1 * n1 * n2;
-    const out = await this.run('ufactor-offdiag', () => {
+    const p1 = this.split(n1);
+    this.flops += 2 * n2 * sumOf(p1, (i0, i1) => (i1 - i0) * (n1 - i0));
+    const out = await this.run(`ufactor-offdiag:${n1}x${n2}:${this.piece}`, () => {
       const g = new GraphBuilder('ufactor_offdiag');
-      const u = g.input('U11', this.elem, ['p', 'p']);
-      const gg = g.input('G', this.elem, ['p', 'q']);
-      g.output(g.op('Gemm', [u, gg], { alpha: { float: -1 } }), 'U12', this.elem, ['p', 'q']);
+      const u = g.input('U11', this.elem, [n1, n1]);
+      const gg = g.input('G', this.elem, [n1, n2]);
+      const parts = p1.map(([i0, i1]) => g.op('Gemm', [slice(g, u, [i0, i0], [i1, n1]), slice(g, gg, [i0, 0], [n1, n2])], { alpha: { float: -1 } }));
+      g.output(concat(g, parts, 0), 'U12', this.elem, [n1, n2]);
       return g;
     }, { U11: this.tensor(U11, [n1, n1]), G: this.tensor(G, [n1, n2]) });
     return out['U12']!;
   }
+
+  /** [start, end) pieces of 0…n (see `pieces`), or one piece when splitting is off. */
+  private split(n: number): Array<readonly [number, number]> {
+    return this.piece > 0 ? pieces(n, this.piece) : [[0, n]];
+  }
+}
+
+/**
+ * 0…n in pieces of `width` columns (a multiple of MLAS_K_STRIDE), the last one taking a tail shorter than
+ * MLAS_K_STRIDE. Why the pieces give the same bits as the whole GEMMs: MLAS's double GEMM
+ * (onnxruntime/core/mlas/lib/dgemm.cpp, MlasDgemmOperation) sums each output element over K in strides of
+ * MLAS_DGEMM_STRIDEK = 128 from K's start, in order within a stride (one FMA chain from 0), adding each stride's sum
+ * to the output; how M and N are tiled or split across threads does not change that order. So a piece whose K range
+ * starts at a multiple of 128 and leaves out only zero products (of U's zero triangle) sums the same strides to the
+ * same values — a skipped stride added exactly 0 — and a piece that leaves out output elements changes none of the
+ * others. The stride grows only for K ≤ 64 (one stride anyway) or per-thread N ≤ 32 (every piece here is ≥ 128 wide).
+ * test/obs/cholesky.test.ts checks the pieces against the unsplit graphs bit for bit.
+ */
+export function pieces(n: number, width: number): Array<readonly [number, number]> {
+  const out: Array<readonly [number, number]> = [];
+  for (let a = 0; a < n; a += width) {
+    const b = Math.min(a + width, n);
+    if (n - b < MLAS_K_STRIDE && b < n) {
+      out.push([a, n]);
+      break;
+    }
+    out.push([a, b]);
+  }
+  return out;
+}
+
+const MLAS_K_STRIDE = 128;
+
+function sumOf(ps: ReadonlyArray<readonly [number, number]>, f: (a: number, b: number) => number): number {
+  return ps.reduce((acc, [a, b]) => acc + f(a, b), 0);
+}
+
+function slice(g: GraphBuilder, x: string, starts: readonly number[], ends: readonly number[]): string {
+  return g.op('Slice', [x, g.constI64(starts), g.constI64(ends), g.constI64(starts.map((_, i) => i))]);
+}
+
+function concat(g: GraphBuilder, parts: readonly string[], axis: number): string {
+  return parts.length === 1 ? parts[0]! : g.op('Concat', [...parts], { axis });
 }

@@ -33,6 +33,24 @@ test('recursive engine factor matches the plain float64 reference chain on a ran
   assert.ok(rel32 < 1e-3, `float32 variant: ${rel32}`);
 });
 
+test('the GEMM pieces that skip zero triangles give the bits of the whole GEMMs (1 and 2 threads, with tails)', async () => {
+  // 1500 → 750 + 750: pieces of 512 with a 238-wide tail; at 1100 pieces of 128 down to the 275-wide levels; the
+  // 2-thread engine splits MLAS's work by rows or columns, which must not change a sum either.
+  const one = new Engine('cpu', 1);
+  try {
+    for (const [n, width, eng] of [[1500, 512, engine], [1500, 512, one], [1100, 128, engine]] as const) {
+      const H = randomHessian(n, n + 100, 11 + n);
+      const whole = await inverseHessianFactor(eng, H, n, { pieceWidth: 0 });
+      const split = await inverseHessianFactor(eng, H, n, { pieceWidth: width });
+      assert.ok(split.gemmFlops < whole.gemmFlops, `pieces skip work: ${split.gemmFlops} vs ${whole.gemmFlops} flops`);
+      assert.equal(countDifferent(new Uint32Array(split.U.buffer), new Uint32Array(whole.U.buffer)), 0, `n ${n}, pieces of ${width}, ${eng.threading.threads || 'default'} threads`);
+    }
+  } finally {
+    await one.release();
+  }
+  await assert.rejects(inverseHessianFactor(engine, randomHessian(8, 16, 1), 8, { pieceWidth: 100 }), /pieceWidth must be 0 or a positive multiple of 128/);
+});
+
 test('the TS base factor alone equals the reference chain (small block)', () => {
   const n = 40;
   const H = randomHessian(n, 80, 3);
