@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { ModelFolder } from '../../src/model/model-folder.js';
-import { inspectModel, type InspectReport, type LinearSummary } from '../../src/model/inspect.js';
+import { float32ZeroMask, inspectModel, type InspectReport, type LinearSummary } from '../../src/model/inspect.js';
 import { formatInspect } from '../../src/cli/inspect-format.js';
 import { REPO_ROOT } from '../shared-data.js';
 import { Rng, tempDir } from '../io/st-bytes.js';
@@ -135,4 +135,10 @@ test('CLI: `topiary inspect --json` equals the library report; the table shows i
   const bad = spawnSync(process.execPath, [cli, 'inspect', join(dir, 'missing')], { encoding: 'utf8' });
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /^topiary: .*missing: no such folder\n$/);
+});
+
+test('float32ZeroMask: 1 exactly at +0 and −0 (not at subnormals, NaN or ±Inf), also on a view at an offset', () => {
+  const v = new Float32Array([0, -0, 1.4e-45, -1.4e-45, NaN, Infinity, -Infinity, 1, -2.5, 0]);
+  assert.deepEqual([...float32ZeroMask(v)], [1, 1, 0, 0, 0, 0, 0, 0, 0, 1]);
+  assert.deepEqual([...float32ZeroMask(v.subarray(1, 4))], [1, 0, 0]);
 });
