@@ -267,15 +267,15 @@ class Factorizer {
       const u = g.input('U22', this.elem, [n2, n2]);
       const a = g.input('A', this.elem, [n1, n1]);
       // T[:, i0:i1] = Bl[i0:, :]ᵀ · U22[i0:i1, i0:]ᵀ: U22[i, j] = 0 for j < i.
-      const t = concat(g, p2.map(([i0, i1]) => g.op('Gemm', [slice(g, b, [i0, 0], [n2, n1]), slice(g, u, [i0, i0], [i1, n2])], { transA: 1, transB: 1 })), 1);
+      const t = concat(g, p2.map(([i0, i1]) => g.op('Gemm', [slice(g, b, [n2, n1], [i0, 0], [n2, n1]), slice(g, u, [n2, n2], [i0, i0], [i1, n2])], { transA: 1, transB: 1 })), 1);
       // S[r0:r1, :r1] = A[r0:r1, :r1] − T[r0:r1] · T[:r1]ᵀ; S's upper triangle is left 0 (never read).
       const s = concat(g, p1.map(([r0, r1]) => {
-        const piece = g.op('Gemm', [slice(g, t, [r0, 0], [r1, n2]), slice(g, t, [0, 0], [r1, n2]), slice(g, a, [r0, 0], [r1, r1])], { alpha: { float: -1 }, beta: { float: 1 }, transB: 1 });
+        const piece = g.op('Gemm', [slice(g, t, [n1, n2], [r0, 0], [r1, n2]), slice(g, t, [n1, n2], [0, 0], [r1, n2]), slice(g, a, [n1, n1], [r0, 0], [r1, r1])], { alpha: { float: -1 }, beta: { float: 1 }, transB: 1 });
         return r1 < n1 ? g.op('Pad', [piece, g.constI64([0, 0, 0, n1 - r1])]) : piece;
       }), 0);
       g.output(s, 'S', this.elem, [n1, n1]);
       // G[:, q0:q1] = T[:, :q1] · U22[:q1, q0:q1]: U22[j, q] = 0 for j > q.
-      g.output(concat(g, p2.map(([q0, q1]) => g.op('MatMul', [slice(g, t, [0, 0], [n1, q1]), slice(g, u, [0, q0], [q1, q1])])), 1), 'G', this.elem, [n1, n2]);
+      g.output(concat(g, p2.map(([q0, q1]) => g.op('MatMul', [slice(g, t, [n1, n2], [0, 0], [n1, q1]), slice(g, u, [n2, n2], [0, q0], [q1, q1])])), 1), 'G', this.elem, [n1, n2]);
       return g;
     }, { Bl: this.tensor(Bl, [n2, n1]), U22: this.tensor(U22, [n2, n2]), A: this.tensor(A, [n1, n1]) });
     return { S: out['S']!, G: out['G']! };
@@ -289,7 +289,7 @@ class Factorizer {
       const g = new GraphBuilder('ufactor_offdiag');
       const u = g.input('U11', this.elem, [n1, n1]);
       const gg = g.input('G', this.elem, [n1, n2]);
-      const parts = p1.map(([i0, i1]) => g.op('Gemm', [slice(g, u, [i0, i0], [i1, n1]), slice(g, gg, [i0, 0], [n1, n2])], { alpha: { float: -1 } }));
+      const parts = p1.map(([i0, i1]) => g.op('Gemm', [slice(g, u, [n1, n1], [i0, i0], [i1, n1]), slice(g, gg, [n1, n2], [i0, 0], [n1, n2])], { alpha: { float: -1 } }));
       g.output(concat(g, parts, 0), 'U12', this.elem, [n1, n2]);
       return g;
     }, { U11: this.tensor(U11, [n1, n1]), G: this.tensor(G, [n1, n2]) });
@@ -332,7 +332,9 @@ function sumOf(ps: ReadonlyArray<readonly [number, number]>, f: (a: number, b: n
   return ps.reduce((acc, [a, b]) => acc + f(a, b), 0);
 }
 
-function slice(g: GraphBuilder, x: string, starts: readonly number[], ends: readonly number[]): string {
+/** x[starts:ends] of an x with `dims`; x itself when that is all of it (a Slice would copy it for nothing). */
+function slice(g: GraphBuilder, x: string, dims: readonly number[], starts: readonly number[], ends: readonly number[]): string {
+  if (starts.every((s, i) => s === 0 && ends[i] === dims[i])) return x;
   return g.op('Slice', [x, g.constI64(starts), g.constI64(ends), g.constI64(starts.map((_, i) => i))]);
 }
 
